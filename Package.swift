@@ -1,0 +1,125 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// Settings shared by every target: Swift 6 language mode (the tools-version default)
+/// with strict concurrency, and explicit `any` for existentials.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "cohort",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "CohortCore", targets: ["CohortCore"]),
+        .library(name: "CohortMembership", targets: ["CohortMembership"]),
+        .library(name: "CohortReplication", targets: ["CohortReplication"]),
+        .library(name: "CohortWire", targets: ["CohortWire"]),
+        .library(name: "CohortNode", targets: ["CohortNode"]),
+        .library(name: "CohortHummingbird", targets: ["CohortHummingbird"]),
+        .executable(name: "cohort", targets: ["CohortCommand"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+    ],
+    targets: [
+        // Pure layers: value types and state machines; no IO, no clock, no global randomness.
+        .target(name: "CohortCore", swiftSettings: swiftSettings),
+        .target(
+            name: "CohortMembership",
+            dependencies: ["CohortCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CohortReplication",
+            dependencies: ["CohortCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // Bytes: frames <-> the pure layers' messages, sealed with the cluster key. No sockets.
+        .target(
+            name: "CohortWire",
+            dependencies: [
+                "CohortCore", "CohortMembership", "CohortReplication",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The shell: sockets, timers, reconnects; runs the state machines.
+        .target(
+            name: "CohortNode",
+            dependencies: [
+                "CohortCore", "CohortMembership", "CohortReplication", "CohortWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CohortHummingbird",
+            dependencies: [
+                "CohortCore", "CohortNode",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "CohortCommand",
+            dependencies: [
+                "CohortCore", "CohortNode", "CohortHummingbird",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Test-only: manual clock, seeded RNG, simulated network.
+        .target(
+            name: "CohortTestKit",
+            dependencies: ["CohortCore", "CohortMembership", "CohortReplication"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "CohortCoreTests", dependencies: ["CohortCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CohortMembershipTests",
+            dependencies: ["CohortMembership", "CohortTestKit"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CohortReplicationTests",
+            dependencies: ["CohortReplication", "CohortTestKit"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CohortWireTests",
+            dependencies: ["CohortWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CohortNodeTests",
+            dependencies: [
+                "CohortNode", "CohortHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CohortEndToEndTests",
+            dependencies: ["CohortCore"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

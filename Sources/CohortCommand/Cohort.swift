@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// `cohort`: run a node of a Cohort cluster, make keys, and more.
+@main
+struct Cohort: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cohort",
+        abstract: "Replicated HTTP sessions for Swift servers.",
+        subcommands: [NodeCommand.self, KeygenCommand.self]
+    )
+}

@@ -1,0 +1,112 @@
+import CohortCore
+import CohortHummingbird
+import CohortMembership
+import CohortNode
+import Hummingbird
+import Logging
+
+/// The tutorial's sample application: a per-session counter, and views of the cluster.
+enum DemoApp {
+    struct Context: ClusterSessionRequestContext {
+        var coreContext: CoreRequestContextStorage
+        var session: ClusterSession
+
+        init(source: ApplicationRequestContextSource) {
+            self.coreContext = .init(source: source)
+            self.session = ClusterSession()
+        }
+    }
+
+    /// `GET /api/session` and `POST /api/counter`.
+    struct SessionInfo: ResponseEncodable {
+        var id: String
+        var node: String
+        var count: Int
+    }
+
+    /// `GET /cluster`.
+    struct ClusterInfo: ResponseEncodable {
+        struct MemberInfo: Encodable {
+            var name: String
+            var status: String
+            var address: String
+            var http: String?
+            var incarnation: UInt64
+            var role: String
+            var uid: String
+        }
+        struct Counters: Encodable {
+            var framesRejected: Int
+            var sendQueueDrops: Int
+            var degradedCommits: Int
+            var deltasApplied: Int
+            var gapsDetected: Int
+            var conflicts: Int
+        }
+        var node: String
+        var members: [MemberInfo]
+        var sessions: Int
+        var counters: Counters
+    }
+
+    static let countKey = "count"
+
+    static func make(node: ClusterNode, sessions: ClusterSessionConfiguration, address: Address, logger: Logger) -> some ApplicationProtocol {
+        let router = Router(context: Context.self)
+        router.get("/health") { _, _ in HTTPResponse.Status.ok }
+        router.get("/cluster") { _, _ in clusterInfo(node) }
+        router.group()
+            .add(middleware: ClusterSessionMiddleware<Context>(node: node, configuration: sessions))
+            .get("/api/session") { _, context in
+                let count = try context.session.get(Int.self, forKey: countKey)
+                if count == nil { try context.session.set(0, forKey: countKey) }
+                return try sessionInfo(context, node: node)
+            }
+            .post("/api/counter") { _, context in
+                let count = try context.session.get(Int.self, forKey: countKey) ?? 0
+                try context.session.set(count + 1, forKey: countKey)
+                return try sessionInfo(context, node: node)
+            }
+            .get("/") { _, context in
+                let count = try context.session.get(Int.self, forKey: countKey)
+                if count == nil { try context.session.set(0, forKey: countKey) }
+                return DemoPage.render(
+                    sessionID: context.session.id?.description ?? "(new)",
+                    node: node.configuration.name,
+                    count: count ?? 0,
+                    members: node.members
+                )
+            }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(address.host, port: address.port), serverName: "cohort"),
+            logger: logger
+        )
+    }
+
+    static func sessionInfo(_ context: Context, node: ClusterNode) throws -> SessionInfo {
+        let count = try context.session.get(Int.self, forKey: countKey) ?? 0
+        return SessionInfo(id: context.session.id?.description ?? "", node: node.configuration.name, count: count)
+    }
+
+    static func clusterInfo(_ node: ClusterNode) -> ClusterInfo {
+        let counters = node.counters
+        let statistics = node.replicationStatistics
+        return ClusterInfo(
+            node: node.configuration.name,
+            members: node.members.map { member in
+                .init(
+                    name: member.id.name, status: member.status.description, address: member.id.address.description,
+                    http: member.httpAddress?.description, incarnation: member.incarnation,
+                    role: member.role == .node ? "node" : "observer", uid: String(member.id.uid, radix: 16)
+                )
+            },
+            sessions: node.sessionCount,
+            counters: .init(
+                framesRejected: counters.framesRejected, sendQueueDrops: counters.sendQueueDrops,
+                degradedCommits: counters.degradedCommits, deltasApplied: statistics.deltasApplied,
+                gapsDetected: statistics.gapsDetected, conflicts: statistics.conflicts
+            )
+        )
+    }
+}

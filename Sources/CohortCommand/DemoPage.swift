@@ -1,0 +1,66 @@
+import CohortMembership
+import Hummingbird
+
+/// The demo's HTML page: which node served the request, the session and the cluster.
+enum DemoPage {
+    static func render(sessionID: String, node: String, count: Int, members: [Membership.Member]) -> HTML {
+        let rows = members.map { member in
+            let me = member.id.name == node ? " (this node)" : ""
+            return "<tr class=\"\(member.status)\"><td>\(escape(member.id.name))\(me)</td><td>\(member.status)</td><td>\(escape(member.id.address.description))</td></tr>"
+        }.joined(separator: "\n")
+        return HTML("""
+        <!doctype html>
+        <html><head><meta charset="utf-8"><title>Cohort demo: \(escape(node))</title>
+        <style>
+        body { font-family: system-ui, sans-serif; margin: 2em; max-width: 44em; }
+        .node { font-size: 2em; font-weight: bold; }
+        td, th { padding: .2em 1em; text-align: left; }
+        tr.alive td:nth-child(2) { color: green; } tr.suspect td:nth-child(2) { color: orange; }
+        tr.dead td:nth-child(2), tr.left td:nth-child(2) { color: #999; }
+        code { background: #eee; padding: .1em .3em; }
+        </style></head>
+        <body>
+        <p>Served by node <span class="node" id="node">\(escape(node))</span></p>
+        <p>Session id: <code id="session">\(escape(sessionID))</code></p>
+        <p>Counter: <span class="node" id="count">\(count)</span></p>
+        <form method="post" action="/api/counter" onsubmit="fetch('/api/counter',{method:'POST'}).then(()=>location.reload());return false;">
+        <button type="submit" id="increment">Increment</button></form>
+        <h3>Cluster members</h3>
+        <table id="members"><tr><th>name</th><th>status</th><th>cluster address</th></tr>
+        \(rows)
+        </table>
+        </body></html>
+        """)
+    }
+
+    static func escape(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for character in text {
+            switch character {
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "&": out += "&amp;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+}
+
+/// An HTML response body.
+struct HTML: ResponseGenerator {
+    let text: String
+
+    init(_ text: String) { self.text = text }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        Response(
+            status: .ok,
+            headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(string: text))
+        )
+    }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import CohortWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `cohort keygen --out PATH`: writes a new random cluster key, readable by its owner only.
+struct KeygenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keygen",
+        abstract: "Write a new random cluster key (256 bits) to a file."
+    )
+
+    @Option(name: .long, help: "Where to write the key. An existing file is not overwritten.")
+    var out: String
+
+    func run() throws {
+        let key = ClusterKey.generate()
+        try KeyFile.write(key.fileContents, to: out)
+        print("wrote a new cluster key to \(out) (key id \(key.keyID)); give the same file to every node")
+    }
+}
+
+enum KeyFile {
+    /// Creates `path` with mode 0600 and writes `contents`; fails if it exists.
+    static func write(_ contents: String, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else {
+            throw ValidationError("cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        let bytes = Array(contents.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count else {
+            throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Reads a key file (at most 4 KiB).
+    static func read(_ path: String) throws -> ClusterKey {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else {
+            throw ValidationError("cannot read key file \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { throw ValidationError("key file \(path) is empty or unreadable") }
+        do {
+            return try ClusterKey(fileContents: String(decoding: buffer[0..<count], as: UTF8.self))
+        } catch {
+            throw ValidationError("key file \(path) is not a Cohort cluster key: \(error)")
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import ArgumentParser
+import CohortCore
+import CohortHummingbird
+import CohortNode
+import CohortReplication
+import CohortWire
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// `cohort node`: one cluster node serving the demo app.
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "Run a cluster node with the demo application."
+    )
+
+    @Option(name: .long, help: "This node's name, also its route in session ids (A-Z a-z 0-9 - _).")
+    var name: String
+
+    @Option(name: .long, help: "HOST:PORT to serve HTTP on.")
+    var http: String
+
+    @Option(name: .long, help: "HOST:PORT for cluster traffic (UDP membership and TCP replication).")
+    var cluster: String
+
+    @Option(name: .long, help: "HOST:PORT of a node to contact first (repeatable).")
+    var seed: [String] = []
+
+    @Option(name: .customLong("key-file"), help: "The cluster key file (from `cohort keygen`).")
+    var keyFile: String?
+
+    @Flag(name: .long, help: "Run without a cluster key: cluster traffic is neither authenticated nor encrypted.")
+    var insecure = false
+
+    @Option(name: .long, help: "acknowledged (respond after every peer applied the write) or async.")
+    var durability: String = "acknowledged"
+
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a session may stay unused.")
+    var idleTimeout: Int = 1800
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard NodeID.isValidName(name) else { throw ValidationError("--name must be 1-64 characters from A-Z a-z 0-9 - _") }
+        guard Address(parsing: http) != nil else { throw ValidationError("--http must be HOST:PORT") }
+        guard Address(parsing: cluster) != nil else { throw ValidationError("--cluster must be HOST:PORT") }
+        for value in seed where Address(parsing: value) == nil { throw ValidationError("--seed must be HOST:PORT: \(value)") }
+        guard ReplicationEngine.Durability(rawValue: durability) != nil else {
+            throw ValidationError("--durability must be acknowledged or async")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
+        if keyFile == nil && !insecure {
+            throw ValidationError("no cluster key: give --key-file PATH (make one with `cohort keygen --out PATH`), or --insecure to run without authentication and encryption")
+        }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "cohort")
+        let protection: FrameProtection
+        if let keyFile {
+            protection = .sealed(try KeyFile.read(keyFile))
+        } else {
+            logger.warning("running with --insecure: cluster traffic is not authenticated or encrypted")
+            protection = .insecure
+        }
+        // Validated in validate().
+        guard let httpAddress = Address(parsing: http), let clusterAddress = Address(parsing: cluster),
+              let durability = ReplicationEngine.Durability(rawValue: durability)
+        else { throw ValidationError("invalid arguments") }
+
+        var configuration = ClusterNode.Configuration(
+            name: name,
+            clusterAddress: clusterAddress,
+            seeds: seed.compactMap { Address(parsing: $0) },
+            protection: protection,
+            durability: durability
+        )
+        configuration.httpAddress = httpAddress
+        let node = try await ClusterNode.bind(configuration: configuration, logger: logger)
+
+        var sessions = ClusterSessionConfiguration()
+        sessions.idleTimeout = .seconds(idleTimeout)
+        let app = DemoApp.make(node: node, sessions: sessions, address: httpAddress, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: node), .init(service: app)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+}

@@ -1,0 +1,68 @@
+import CohortCore
+import CohortMembership
+import CohortReplication
+import CohortWire
+
+extension ClusterNode {
+    /// Everything a node needs to join a cluster.
+    public struct Configuration: Sendable {
+        /// This node's name: its route in session ids. See ``NodeID/isValidName(_:)``.
+        public var name: String
+        /// Where to listen for cluster traffic: UDP (membership) and TCP (replication) on
+        /// the same port. Port 0 picks a free port (tests).
+        public var clusterAddress: Address
+        /// The address other nodes use to reach this one; defaults to ``clusterAddress``
+        /// with the port actually bound.
+        public var advertisedAddress: Address?
+        /// Where this node serves HTTP, announced to members (the balancer routes there).
+        public var httpAddress: Address?
+        /// Addresses of members to contact first (static discovery).
+        public var seeds: [Address]
+        /// How frames are protected: sealed with the cluster key, or (only with an explicit
+        /// `--insecure`) sent in the clear.
+        public var protection: FrameProtection
+        /// Whether a commit waits for every peer's ack.
+        public var durability: ReplicationEngine.Durability
+        public var role: Membership.Role
+        public var membership: Membership.Configuration
+        public var replication: ReplicationEngine.Configuration
+        public var limits: WireLimits
+        /// Bytes that may wait to be written to one peer; beyond that, messages to it are
+        /// dropped and counted (the peer repairs the gap by fetching whole sessions).
+        public var maxPendingBytesPerPeer: Int
+        /// Longest wait between reconnect attempts to a peer.
+        public var maxReconnectBackoff: Duration
+
+        public init(
+            name: String,
+            clusterAddress: Address,
+            seeds: [Address] = [],
+            protection: FrameProtection,
+            durability: ReplicationEngine.Durability = .acknowledged
+        ) {
+            self.name = name
+            self.clusterAddress = clusterAddress
+            self.advertisedAddress = nil
+            self.httpAddress = nil
+            self.seeds = seeds
+            self.protection = protection
+            self.durability = durability
+            self.role = .node
+            self.membership = .init()
+            self.replication = .init()
+            self.limits = .init()
+            self.maxPendingBytesPerPeer = 32 << 20
+            self.maxReconnectBackoff = .seconds(1)
+        }
+    }
+}
+
+extension FrameProtection {
+    /// Whether frames are sealed with a cluster key.
+    var isSealed: Bool {
+        switch self {
+        case .sealed: true
+        case .insecure: false
+        }
+    }
+}

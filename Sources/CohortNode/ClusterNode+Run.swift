@@ -1,0 +1,197 @@
+import CohortCore
+import CohortMembership
+import CohortReplication
+import CohortWire
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+extension ClusterNode {
+    /// Contacts the seeds, then ticks membership and replication every
+    /// `membership.tickInterval` until graceful shutdown or cancellation. On graceful
+    /// shutdown the node tells every member it leaves (so they remove it at once instead
+    /// of waiting for the failure detector), then closes its sockets.
+    public func run() async throws {
+        logger.info("node starting", metadata: [
+            "cluster.address": "\(id.address)", "cluster.uid": "\(id.uid)",
+            "cluster.seeds": "\(configuration.seeds.map(\.description).joined(separator: ","))",
+            "cluster.protection": "\(configuration.protection.isSealed ? "sealed" : "INSECURE")",
+        ])
+        input { state, now, effects in
+            state.absorb(state.membership.start(now: now), now: now, makeLink: makeLink, into: &effects)
+        }
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await self.tickLoop()
+            }
+        } catch is CancellationError {
+            // Graceful shutdown or task cancellation: leave below.
+        }
+        leave()
+        await closeSockets()
+        logger.info("node stopped")
+    }
+
+    private func tickLoop() async throws {
+        let interval = configuration.membership.tickInterval
+        var next = ContinuousClock.now
+        while !Task.isCancelled {
+            next = next.advanced(by: interval)
+            try await ContinuousClock().sleep(until: next, tolerance: interval / 4)
+            tick()
+        }
+    }
+
+    func tick() {
+        input { state, now, effects in
+            state.absorb(state.membership.onTick(now: now), now: now, makeLink: makeLink, into: &effects)
+            state.absorb(state.engine.onTick(now: now), into: &effects)
+        }
+    }
+
+    private func leave() {
+        input { state, now, effects in
+            guard !state.stopping else { return }
+            state.stopping = true
+            for directive in state.membership.leave(now: now) {
+                if case .send(let packet, let address) = directive {
+                    effects.append(.datagram(packet, to: address))
+                }
+            }
+        }
+    }
+
+    private func closeSockets() async {
+        let links = state.withLockedValue { state in
+            defer { state.links = [:] }
+            return Array(state.links.values)
+        }
+        for link in links { link.close() }
+        handle.set(nil)
+        // Let the leave datagrams go out before the socket closes.
+        try? await udpChannel.eventLoop.submit {}.get()
+        await close(udpChannel)
+        await close(tcpChannel)
+    }
+
+    private func close(_ channel: any Channel) async {
+        do {
+            try await channel.close()
+        } catch ChannelError.alreadyClosed {
+        } catch {
+            logger.warning("closing a socket failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: - Inputs from the network
+
+    func onMembershipPacket(_ packet: Membership.Packet) {
+        input { state, now, effects in
+            guard !state.stopping else { return }
+            state.absorb(state.membership.onPacket(packet, now: now), now: now, makeLink: makeLink, into: &effects)
+        }
+    }
+
+    func onReplicationMessage(_ message: ReplicationMessage, from peer: NodeID) {
+        input { state, now, effects in
+            state.absorb(state.engine.onPeerMessage(message, from: peer.name, now: now), into: &effects)
+        }
+    }
+
+    func rejectedFrame(_ error: any Error, from address: SocketAddress?) {
+        state.withLockedValue { $0.counters.framesRejected += 1 }
+        metrics.framesRejected.increment()
+        logger.warning("rejected cluster frame", metadata: ["cluster.remote": "\(address.map { "\($0)" } ?? "?")", "error": "\(error)"])
+    }
+
+    private func peerReachability(_ peer: NodeID, reachable: Bool) {
+        input { state, now, effects in
+            guard let link = state.links[peer.name], link.peer.uid == peer.uid else { return }
+            if reachable {
+                state.counters.peerConnects += 1
+                state.engine.onPeerReachable(peer.name)
+            } else {
+                state.absorb(state.engine.onPeerUnreachable(peer.name, now: now), into: &effects)
+            }
+        }
+    }
+
+    // MARK: - Carrying out effects
+
+    /// Runs `body` on the state under the lock, then performs the effects it produced.
+    private func input(_ body: (inout NodeState, Instant, inout [NodeEffect]) -> Void) {
+        let now = self.now
+        var effects: [NodeEffect] = []
+        state.withLockedValue { body(&$0, now, &effects) }
+        perform(effects)
+    }
+
+    func makeLink(_ peer: NodeID) -> PeerLink {
+        var logger = self.logger
+        logger[metadataKey: "cluster.peer"] = "\(peer)"
+        return PeerLink(
+            peer: peer,
+            eventLoop: eventLoopGroup.next(),
+            hello: helloFrame,
+            maxPendingBytes: configuration.maxPendingBytesPerPeer,
+            maxBackoff: configuration.maxReconnectBackoff,
+            logger: logger,
+            onReachability: { [weak self] reachable in self?.peerReachability(peer, reachable: reachable) }
+        )
+    }
+
+    func perform(_ effects: [NodeEffect]) {
+        for effect in effects {
+            switch effect {
+            case .datagram(let packet, let address):
+                sendDatagram(packet, to: address)
+            case .frame(let message, let link):
+                let codec = self.codec
+                if !link.send({ codec.encode(.replication(message), into: &$0) }) {
+                    state.withLockedValue { $0.counters.sendQueueDrops += 1 }
+                    metrics.sendQueueDrops.increment()
+                }
+            case .startLink(let link):
+                link.start()
+            case .closeLink(let link):
+                link.close()
+            case .resumeCommit(let continuation, let outcome):
+                continuation.resume(returning: outcome)
+            case .resumeFetch(let continuations, let session):
+                for continuation in continuations { continuation.resume(returning: session) }
+            case .memberChanged(let member, let previous):
+                logMemberChange(member, previous: previous)
+            case .commitDegraded(let missing):
+                metrics.degradedCommits.increment()
+                logger.warning("write completed without every ack (timeout)", metadata: ["cluster.peers.missing": "\(missing.joined(separator: ","))"])
+            }
+        }
+    }
+
+    private func logMemberChange(_ member: Membership.Member, previous: Membership.Status?) {
+        let metadata: Logger.Metadata = [
+            "cluster.member": "\(member.id)", "cluster.member.uid": "\(member.id.uid)",
+            "cluster.member.status": "\(member.status)", "cluster.member.previous": "\(previous.map(\.description) ?? "new")",
+        ]
+        switch member.status {
+        case .alive, .left: logger.info("member changed", metadata: metadata)
+        case .suspect, .dead: logger.warning("member changed", metadata: metadata)
+        }
+    }
+
+    private func sendDatagram(_ packet: Membership.Packet, to address: Address) {
+        let target: SocketAddress? = resolvedAddresses.withLockedValue { cache in
+            if let cached = cache[address] { return cached }
+            guard let resolved = try? SocketAddress.makeAddressResolvingHost(address.host, port: address.port) else { return nil }
+            if cache.count > 4096 { cache.removeAll() }
+            cache[address] = resolved
+            return resolved
+        }
+        guard let target else {
+            logger.debug("cannot resolve member address", metadata: ["cluster.remote": "\(address)"])
+            return
+        }
+        let buffer = codec.encode(.membership(packet))
+        udpChannel.writeAndFlush(AddressedEnvelope(remoteAddress: target, data: buffer), promise: nil)
+    }
+}

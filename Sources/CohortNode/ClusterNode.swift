@@ -1,0 +1,207 @@
+import CohortCore
+import CohortMembership
+import CohortReplication
+import CohortWire
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// One Cohort node: membership over UDP, replication over TCP, and the session API the
+/// HTTP integration uses. Tomcat calls this a `SimpleTcpCluster`.
+///
+/// Create it with ``bind(configuration:eventLoopGroup:logger:)`` (which opens the cluster
+/// port), then run it as a `Service` (it ticks the state machines until graceful
+/// shutdown, then leaves the cluster and closes its sockets).
+///
+/// Thread safety: all mutable state sits behind one lock; inputs from channels and
+/// requests mutate the state machines under it and carry out the resulting IO after
+/// releasing it.
+public final class ClusterNode: Service, Sendable {
+    public let configuration: Configuration
+    /// This process's identity (name, advertised cluster address, uid).
+    public let id: NodeID
+    let codec: FrameCodec
+    let logger: Logger
+    let metrics: NodeMetrics
+    let eventLoopGroup: any EventLoopGroup
+    private let clock = ContinuousClock()
+    private let origin: ContinuousClock.Instant
+    let state: NIOLockedValueBox<NodeState>
+    let tcpChannel: any Channel
+    let udpChannel: any Channel
+    let handle: NodeHandle
+    let helloFrame: ByteBuffer
+    let resolvedAddresses = NIOLockedValueBox<[Address: SocketAddress]>([:])
+
+    /// Opens the cluster port and creates the node. It does not contact anyone until
+    /// ``run()``.
+    public static func bind(
+        configuration: Configuration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "cohort.node")
+    ) async throws -> ClusterNode {
+        guard NodeID.isValidName(configuration.name) else {
+            throw ConfigurationError("node name must be 1-64 characters from A-Z a-z 0-9 - _: \(configuration.name)")
+        }
+        let handle = NodeHandle()
+        let (tcp, udp) = try await ClusterTransport.bind(
+            host: configuration.clusterAddress.host,
+            port: configuration.clusterAddress.port,
+            group: eventLoopGroup,
+            handle: handle,
+            limits: configuration.limits
+        )
+        let boundPort = tcp.localAddress?.port ?? configuration.clusterAddress.port
+        var advertised = configuration.advertisedAddress ?? configuration.clusterAddress
+        if advertised.port == 0 { advertised.port = boundPort }
+        var system = SystemRandomNumberGenerator()
+        let id = NodeID(name: configuration.name, address: advertised, uid: system.next())
+        let node = ClusterNode(configuration: configuration, id: id, tcp: tcp, udp: udp, handle: handle, group: eventLoopGroup, logger: logger, seed: system.next())
+        handle.set(node)
+        return node
+    }
+
+    private init(configuration: Configuration, id: NodeID, tcp: any Channel, udp: any Channel, handle: NodeHandle, group: any EventLoopGroup, logger: Logger, seed: UInt64) {
+        self.configuration = configuration
+        self.id = id
+        self.codec = FrameCodec(protection: configuration.protection, limits: configuration.limits)
+        var logger = logger
+        logger[metadataKey: "cluster.node"] = "\(configuration.name)"
+        self.logger = logger
+        self.metrics = NodeMetrics(node: configuration.name)
+        self.eventLoopGroup = group
+        self.origin = clock.now
+        self.tcpChannel = tcp
+        self.udpChannel = udp
+        self.handle = handle
+        self.helloFrame = codec.encode(.hello(id))
+        let membership = Membership.Instance(
+            myself: id,
+            role: configuration.role,
+            httpAddress: configuration.httpAddress,
+            seeds: configuration.seeds.filter { $0 != id.address },
+            configuration: configuration.membership,
+            random: SplitMix64(seed: seed)
+        )
+        let engine = ReplicationEngine(nodeName: configuration.name, configuration: configuration.replication)
+        self.state = NIOLockedValueBox(NodeState(membership: membership, engine: engine))
+    }
+
+    /// This node's clock, as the state machines see it.
+    var now: Instant {
+        Instant(nanoseconds: (clock.now - origin).nanosecondsClamped)
+    }
+
+    // MARK: - Session API (used by the HTTP integration)
+
+    /// A new session id issued by this node: 160 random bits from the system CSPRNG.
+    public func makeSessionID() -> SessionID {
+        var generator = SystemRandomNumberGenerator()
+        return SessionID.generate(route: configuration.name, using: &generator)
+    }
+
+    /// The session with random part `key`: this node's copy, or, if it holds none, the
+    /// copy a peer sends when asked (fetch on miss). `nil` if no live node holds it.
+    public func load(key: String) async -> Session? {
+        let now = self.now
+        if let session = state.withLockedValue({ $0.engine.session(forKey: key) }) {
+            return session
+        }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Session?, Never>) in
+            var effects: [NodeEffect] = []
+            let immediate: Session?? = state.withLockedValue { state in
+                if let session = state.engine.session(forKey: key) { return .some(session) }
+                let (start, directives) = state.engine.onLocalMiss(key: key, now: now)
+                switch start {
+                case .notFound:
+                    return .some(nil)
+                case .pending:
+                    state.fetchWaiters[key, default: []].append(continuation)
+                    state.absorb(directives, into: &effects)
+                    return .none
+                }
+            }
+            if let immediate { continuation.resume(returning: immediate) }
+            perform(effects)
+        }
+    }
+
+    /// What a commit did.
+    public struct CommitReport: Sendable {
+        /// The session after the commit; `nil` if it was invalidated.
+        public var session: Session?
+        /// `nil` for async durability or when there was no peer to wait for.
+        public var outcome: ReplicationEngine.CommitOutcome?
+    }
+
+    /// Commits one request's changes and replicates them. With acknowledged durability it
+    /// returns once every reachable live peer applied the change, or after the ack timeout
+    /// (logged and counted as degraded; it never hangs).
+    public func commit(_ change: LocalChange) async -> CommitReport {
+        let now = self.now
+        let durability = configuration.durability
+        metrics.commits.increment()
+        if durability == .async {
+            var effects: [NodeEffect] = []
+            let commit = state.withLockedValue { state in
+                let (commit, directives) = state.engine.onLocalCommit(change, durability: durability, now: now)
+                state.absorb(directives, into: &effects)
+                return commit
+            }
+            perform(effects)
+            return CommitReport(session: commit.session, outcome: nil)
+        }
+        // The waiter is registered under the same lock as the commit, so no completion
+        // (an ack, a peer going down, a timeout) can slip in between.
+        var session: Session?
+        let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<ReplicationEngine.CommitOutcome?, Never>) in
+            var effects: [NodeEffect] = []
+            let commit = state.withLockedValue { state in
+                let (commit, directives) = state.engine.onLocalCommit(change, durability: durability, now: now)
+                if let id = commit.awaiting { state.commitWaiters[id] = continuation }
+                state.absorb(directives, into: &effects)
+                return commit
+            }
+            session = commit.session
+            if commit.awaiting == nil { continuation.resume(returning: nil) }
+            perform(effects)
+        }
+        return CommitReport(session: session, outcome: outcome)
+    }
+
+    /// A request used session `key` without changing it.
+    public func recordAccess(key: String) {
+        let now = self.now
+        state.withLockedValue { $0.engine.onLocalAccess(key: key, now: now) }
+    }
+
+    // MARK: - Cluster view
+
+    /// Every member this node knows, itself included, sorted by name.
+    public var members: [Membership.Member] {
+        state.withLockedValue { $0.membership.members }
+    }
+
+    /// Sessions this node holds (all copies).
+    public var sessionCount: Int {
+        state.withLockedValue { $0.engine.store.count }
+    }
+
+    /// Traffic counters.
+    public var counters: NodeCounters {
+        state.withLockedValue { $0.counters }
+    }
+
+    /// The replication engine's counters.
+    public var replicationStatistics: Statistics {
+        state.withLockedValue { $0.engine.statistics }
+    }
+}
+
+/// A configuration that cannot work; the message says why.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,149 @@
+import CohortCore
+import CohortWire
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// Lets channel handlers created before the node exists reach it once it does.
+final class NodeHandle: Sendable {
+    private let box = NIOLockedValueBox<ClusterNode?>(nil)
+
+    var node: ClusterNode? { box.withLockedValue { $0 } }
+
+    func set(_ node: ClusterNode?) { box.withLockedValue { $0 = node } }
+}
+
+/// Binds the cluster port: TCP for replication and UDP for membership on the same port
+/// number (with port 0, TCP picks a free port and UDP takes the same number).
+enum ClusterTransport {
+    static func bind(
+        host: String,
+        port: Int,
+        group: any EventLoopGroup,
+        handle: NodeHandle,
+        limits: WireLimits
+    ) async throws -> (tcp: any Channel, udp: any Channel) {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let tcp = try await bindTCP(host: host, port: port, group: group, handle: handle, limits: limits)
+            let boundPort = tcp.localAddress?.port ?? port
+            do {
+                let udp = try await bindUDP(host: host, port: boundPort, group: group, handle: handle, limits: limits)
+                return (tcp, udp)
+            } catch {
+                try? await tcp.close()
+                // With an explicit port, or after a few tries, the error is the answer.
+                if port != 0 || attempt >= 5 { throw error }
+            }
+        }
+    }
+
+    private static func bindTCP(host: String, port: Int, group: any EventLoopGroup, handle: NodeHandle, limits: WireLimits) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(ClusterFrameDecoder(maxFrameLength: limits.maxFrameLength))
+                    )
+                    try channel.pipeline.syncOperations.addHandler(ReplicationInboundHandler(handle: handle))
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+    }
+
+    private static func bindUDP(host: String, port: Int, group: any EventLoopGroup, handle: NodeHandle, limits: WireLimits) async throws -> any Channel {
+        try await DatagramBootstrap(group: group)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: limits.maxDatagramLength))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(MembershipDatagramHandler(handle: handle))
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+    }
+}
+
+/// Reads an inbound replication connection: the first frame must be `hello`, then every
+/// frame is a replication message from that peer. Any bad frame closes this connection
+/// (and only this one) and is counted.
+final class ReplicationInboundHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private let handle: NodeHandle
+    private var peer: NodeID?
+
+    init(handle: NodeHandle) { self.handle = handle }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        guard let node = handle.node else {
+            context.close(promise: nil)
+            return
+        }
+        let message: WireMessage
+        do {
+            message = try node.codec.decode(frame: frame)
+        } catch {
+            node.rejectedFrame(error, from: context.remoteAddress)
+            context.close(promise: nil)
+            return
+        }
+        switch (peer, message) {
+        case (nil, .hello(let id)):
+            peer = id
+        case (let peer?, .replication(let replication)):
+            node.onReplicationMessage(replication, from: peer)
+        case (_?, .unknown):
+            break  // A newer peer's message type: skip it.
+        default:
+            node.rejectedFrame(ProtocolViolation(), from: context.remoteAddress)
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        handle.node?.rejectedFrame(error, from: context.remoteAddress)
+        context.close(promise: nil)
+    }
+}
+
+/// A frame that decoded fine but is not allowed where it arrived (no hello first, a
+/// membership packet on TCP, a second hello).
+struct ProtocolViolation: Error, CustomStringConvertible {
+    var description: String { "unexpected message for this connection state" }
+}
+
+/// Reads membership datagrams. A datagram that fails to decode is dropped and counted.
+final class MembershipDatagramHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    private let handle: NodeHandle
+
+    init(handle: NodeHandle) { self.handle = handle }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        guard let node = handle.node else { return }
+        do {
+            switch try node.codec.decode(frame: envelope.data) {
+            case .membership(let packet):
+                node.onMembershipPacket(packet)
+            case .unknown:
+                break
+            default:
+                node.rejectedFrame(ProtocolViolation(), from: envelope.remoteAddress)
+            }
+        } catch {
+            node.rejectedFrame(error, from: envelope.remoteAddress)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A UDP read error (e.g. ICMP port unreachable) affects no one else: keep reading.
+    }
+}

@@ -1,0 +1,31 @@
+import Metrics
+
+/// Counters a node keeps about its cluster traffic: shown on `/cluster` and exported
+/// through swift-metrics.
+public struct NodeCounters: Hashable, Sendable {
+    /// Frames that failed authentication or decoding (the connection was closed, or the
+    /// datagram dropped).
+    public var framesRejected = 0
+    /// Messages dropped because a peer's send queue was full.
+    public var sendQueueDrops = 0
+    /// Acknowledged writes that completed without every ack (timeout).
+    public var degradedCommits = 0
+    /// Connections to peers (re)established.
+    public var peerConnects = 0
+}
+
+/// The metrics handles, created once per node.
+struct NodeMetrics: Sendable {
+    let framesRejected: Counter
+    let sendQueueDrops: Counter
+    let degradedCommits: Counter
+    let commits: Counter
+
+    init(node: String) {
+        let dimensions = [("node", node)]
+        framesRejected = Counter(label: "cohort_frames_rejected_total", dimensions: dimensions)
+        sendQueueDrops = Counter(label: "cohort_send_queue_drops_total", dimensions: dimensions)
+        degradedCommits = Counter(label: "cohort_degraded_commits_total", dimensions: dimensions)
+        commits = Counter(label: "cohort_commits_total", dimensions: dimensions)
+    }
+}

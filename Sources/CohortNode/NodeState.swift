@@ -1,0 +1,96 @@
+import CohortCore
+import CohortMembership
+import CohortReplication
+import Logging
+
+/// Everything mutable in a node, guarded by one lock in ``ClusterNode``.
+///
+/// Inputs mutate the two state machines under the lock and turn their directives into
+/// ``NodeEffect``s, which the node carries out after releasing the lock (IO never happens
+/// while it is held).
+struct NodeState: Sendable {
+    var membership: Membership.Instance
+    var engine: ReplicationEngine
+    /// Outbound links to the live peers, by name.
+    var links: [String: PeerLink] = [:]
+    var commitWaiters: [ReplicationEngine.CommitID: CheckedContinuation<ReplicationEngine.CommitOutcome?, Never>] = [:]
+    var fetchWaiters: [String: [CheckedContinuation<Session?, Never>]] = [:]
+    var counters = NodeCounters()
+    var stopping = false
+}
+
+/// IO and wake-ups decided under the lock, carried out after it is released.
+enum NodeEffect: Sendable {
+    case datagram(Membership.Packet, to: Address)
+    case frame(ReplicationMessage, PeerLink)
+    case startLink(PeerLink)
+    case closeLink(PeerLink)
+    case resumeCommit(CheckedContinuation<ReplicationEngine.CommitOutcome?, Never>, ReplicationEngine.CommitOutcome)
+    case resumeFetch([CheckedContinuation<Session?, Never>], Session?)
+    case memberChanged(Membership.Member, previous: Membership.Status?)
+    case commitDegraded(missing: [String])
+}
+
+extension NodeState {
+    /// Applies membership directives: sends become datagrams, member changes update the
+    /// replication group and the peer links.
+    mutating func absorb(
+        _ directives: [Membership.Directive],
+        now: Instant,
+        makeLink: (NodeID) -> PeerLink,
+        into effects: inout [NodeEffect]
+    ) {
+        for directive in directives {
+            switch directive {
+            case .send(let packet, let address):
+                effects.append(.datagram(packet, to: address))
+            case .memberChanged(let member, let previous):
+                effects.append(.memberChanged(member, previous: previous))
+                guard member.role == .node, member.id.name != engine.nodeName else { continue }
+                let name = member.id.name
+                if member.status.isLive {
+                    if let link = links[name] {
+                        guard link.peer.uid != member.id.uid else { continue }
+                        // The same name with a new uid: a restarted process.
+                        links[name] = nil
+                        effects.append(.closeLink(link))
+                        absorb(engine.onPeerDown(name, now: now), into: &effects)
+                    }
+                    let link = makeLink(member.id)
+                    links[name] = link
+                    effects.append(.startLink(link))
+                    absorb(engine.onPeerUp(name, now: now), into: &effects)
+                } else if let link = links[name], link.peer.uid == member.id.uid {
+                    links[name] = nil
+                    effects.append(.closeLink(link))
+                    absorb(engine.onPeerDown(name, now: now), into: &effects)
+                }
+            }
+        }
+    }
+
+    /// Applies replication directives: sends go to the peer's link, completions wake the
+    /// requests waiting for them.
+    mutating func absorb(_ directives: [ReplicationDirective], into effects: inout [NodeEffect]) {
+        for directive in directives {
+            switch directive {
+            case .send(let message, let peer):
+                if let link = links[peer] {
+                    effects.append(.frame(message, link))
+                }
+            case .commitCompleted(let id, let outcome):
+                if case .timedOut(let missing) = outcome {
+                    counters.degradedCommits += 1
+                    effects.append(.commitDegraded(missing: missing))
+                }
+                if let waiter = commitWaiters.removeValue(forKey: id) {
+                    effects.append(.resumeCommit(waiter, outcome))
+                }
+            case .fetchCompleted(let key, let session):
+                if let waiters = fetchWaiters.removeValue(forKey: key) {
+                    effects.append(.resumeFetch(waiters, session))
+                }
+            }
+        }
+    }
+}

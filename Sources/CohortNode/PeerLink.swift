@@ -1,0 +1,192 @@
+import CohortCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// The outbound TCP connection from this node to one peer, carrying replication frames.
+///
+/// - Frames are appended to one pending buffer and written with one write + flush per
+///   event-loop turn, so a burst of small messages becomes one syscall (write coalescing).
+/// - While the socket is not writable (the kernel buffer is full), frames wait in the
+///   pending buffer; beyond `maxPendingBytes` new frames are refused (back-pressure by
+///   dropping: the peer sees a version gap and fetches the whole session).
+/// - A failed connect or a lost connection is retried with exponential backoff until the
+///   link is closed (the peer left or died).
+///
+/// Every connection starts with a `hello` frame naming this node.
+final class PeerLink: Sendable {
+    let peer: NodeID
+    private let eventLoop: any EventLoop
+    private let hello: ByteBuffer
+    private let maxPendingBytes: Int
+    private let maxBackoff: Duration
+    private let logger: Logger
+    private let onReachability: @Sendable (Bool) -> Void
+    private let state: NIOLockedValueBox<State>
+
+    private struct State {
+        var channel: (any Channel)?
+        var pending: ByteBuffer
+        var flushScheduled = false
+        var closed = false
+        var failedAttempts = 0
+    }
+
+    init(
+        peer: NodeID,
+        eventLoop: any EventLoop,
+        hello: ByteBuffer,
+        maxPendingBytes: Int,
+        maxBackoff: Duration,
+        logger: Logger,
+        onReachability: @escaping @Sendable (Bool) -> Void
+    ) {
+        self.peer = peer
+        self.eventLoop = eventLoop
+        self.hello = hello
+        self.maxPendingBytes = maxPendingBytes
+        self.maxBackoff = maxBackoff
+        self.logger = logger
+        self.onReachability = onReachability
+        self.state = NIOLockedValueBox(State(pending: ByteBufferAllocator().buffer(capacity: 0)))
+    }
+
+    /// Starts connecting. Call once.
+    func start() {
+        connect()
+    }
+
+    /// Appends frames written by `encode` to the pending buffer. Returns `false` (and
+    /// writes nothing) if the link is closed or `maxPendingBytes` would be exceeded.
+    func send(_ encode: (inout ByteBuffer) -> Void) -> Bool {
+        let (accepted, scheduleFlush): (Bool, Bool) = state.withLockedValue { state in
+            guard !state.closed, state.pending.readableBytes < maxPendingBytes else { return (false, false) }
+            encode(&state.pending)
+            guard state.channel != nil, !state.flushScheduled else { return (true, false) }
+            state.flushScheduled = true
+            return (true, true)
+        }
+        if scheduleFlush {
+            eventLoop.execute { self.flush() }
+        }
+        return accepted
+    }
+
+    /// Closes the link for good; pending frames are discarded.
+    func close() {
+        let channel: (any Channel)? = state.withLockedValue { state in
+            state.closed = true
+            state.pending.clear()
+            defer { state.channel = nil }
+            return state.channel
+        }
+        channel?.close(promise: nil)
+    }
+
+    /// Writes what is pending, if the socket can take it. Runs on the link's event loop.
+    fileprivate func flush() {
+        let work: ((any Channel), ByteBuffer)? = state.withLockedValue { state in
+            state.flushScheduled = false
+            guard let channel = state.channel, channel.isWritable, state.pending.readableBytes > 0 else { return nil }
+            let buffer = state.pending
+            state.pending = channel.allocator.buffer(capacity: 0)
+            return (channel, buffer)
+        }
+        if let (channel, buffer) = work {
+            channel.writeAndFlush(buffer, promise: nil)
+        }
+    }
+
+    private func connect() {
+        let address = peer.address
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(.seconds(1))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(PeerLinkHandler(link: self))
+                }
+            }
+            .connect(host: address.host, port: address.port)
+            .whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    self.connected(channel)
+                case .failure(let error):
+                    self.logger.debug("cannot connect to peer", metadata: ["error": "\(error)"])
+                    self.onReachability(false)
+                    self.scheduleReconnect()
+                }
+            }
+    }
+
+    private func connected(_ channel: any Channel) {
+        let accepted: Bool = state.withLockedValue { state in
+            guard !state.closed else { return false }
+            state.channel = channel
+            state.failedAttempts = 0
+            return true
+        }
+        guard accepted else {
+            channel.close(promise: nil)
+            return
+        }
+        logger.debug("connected to peer")
+        onReachability(true)
+        channel.write(hello, promise: nil)
+        flush()
+        channel.flush()
+    }
+
+    fileprivate func disconnected(_ channel: any Channel) {
+        let reconnect: Bool = state.withLockedValue { state in
+            guard let current = state.channel, current === channel else { return false }
+            state.channel = nil
+            return !state.closed
+        }
+        if reconnect {
+            logger.debug("lost connection to peer")
+            onReachability(false)
+            scheduleReconnect()
+        }
+    }
+
+    private func scheduleReconnect() {
+        let delay: Duration? = state.withLockedValue { state in
+            guard !state.closed else { return nil }
+            state.failedAttempts += 1
+            let exponent = min(state.failedAttempts, 10)
+            let backoff = min(maxBackoff, .milliseconds(25) * (1 << exponent))
+            // Jitter in [50%, 100%] so peers do not reconnect in lockstep.
+            return backoff * Double.random(in: 0.5...1.0)
+        }
+        guard let delay else { return }
+        eventLoop.scheduleTask(in: .nanoseconds(delay.nanosecondsClamped)) { self.connect() }
+    }
+}
+
+/// Watches the outbound connection: anything the peer sends on it is ignored (answers
+/// come on the peer's own outbound connection); close and writability are reported.
+private final class PeerLinkHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let link: PeerLink
+
+    init(link: PeerLink) { self.link = link }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { link.flush() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        link.disconnected(context.channel)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,199 @@
+internal import CohortCore
+internal import NIOCore
+
+// Primitive field codecs and the CohortCore value types (see the layout in Frame.swift).
+//
+// Readers throw ``WireError/malformed`` when a body ends early or breaks a rule; they never
+// trap and never allocate more than the bytes left in the buffer justify. Writers have
+// preconditions only on values no valid local state produces (a string over 65,535 bytes,
+// a port outside 0...65535): those are programming errors, not peer input.
+
+extension ByteBuffer {
+    // MARK: Integers
+
+    /// Reads a big-endian integer, or throws if the body ends first.
+    @inline(__always)
+    mutating func readCohortInteger<T: FixedWidthInteger>(as: T.Type = T.self) throws(WireError) -> T {
+        guard let value = readInteger(endianness: .big, as: T.self) else {
+            throw .malformed("body ends inside a \(T.self) field")
+        }
+        return value
+    }
+
+    /// Reads a u8 that must be 0 or 1.
+    mutating func readCohortFlag(_ field: StaticString) throws(WireError) -> Bool {
+        switch try readCohortInteger(as: UInt8.self) {
+        case 0: return false
+        case 1: return true
+        case let other: throw .malformed("\(field) flag is \(other), not 0 or 1")
+        }
+    }
+
+    mutating func writeCohortFlag(_ flag: Bool) {
+        writeInteger(flag ? 1 : 0, as: UInt8.self)
+    }
+
+    /// Reads a u32 element count and checks it against `limit` and against the bytes left
+    /// (each element takes at least `minimumElementSize` bytes), so the caller may
+    /// `reserveCapacity(count)` safely.
+    mutating func readCohortCount(limit: Int, minimumElementSize: Int, _ field: StaticString) throws(WireError) -> Int {
+        let count = try readCohortInteger(as: UInt32.self)
+        guard UInt64(count) <= UInt64(max(0, limit)) else {
+            throw .malformed("\(field) count \(count) over the limit \(limit)")
+        }
+        guard UInt64(count) * UInt64(minimumElementSize) <= UInt64(readableBytes) else {
+            throw .malformed("\(field) count \(count) exceeds the bytes left")
+        }
+        return Int(count)
+    }
+
+    /// Writes a u32 element count.
+    mutating func writeCohortCount(_ count: Int) {
+        precondition(count <= Int(UInt32.max), "count \(count) cannot be encoded")
+        writeInteger(UInt32(truncatingIfNeeded: count), endianness: .big)
+    }
+
+    // MARK: Strings and bytes
+
+    /// Reads a u16-length-prefixed UTF-8 string of at most `maxLength` bytes.
+    mutating func readCohortString(maxLength: Int, _ field: StaticString) throws(WireError) -> String {
+        let length = Int(try readCohortInteger(as: UInt16.self))
+        guard length <= maxLength else { throw .malformed("\(field) of \(length) bytes, limit \(maxLength)") }
+        guard length <= readableBytes else { throw .malformed("body ends inside \(field)") }
+        let string = withUnsafeReadableBytes { String(validating: $0.prefix(length), as: UTF8.self) }
+        guard let string else { throw .malformed("\(field) is not valid UTF-8") }
+        moveReaderIndex(forwardBy: length)
+        return string
+    }
+
+    /// Writes `string` with a u16 length prefix.
+    ///
+    /// - Precondition: at most 65,535 UTF-8 bytes (every string field's limit is far below).
+    mutating func writeCohortString(_ string: String) {
+        let length = string.utf8.count
+        precondition(length <= Int(UInt16.max), "string field of \(length) bytes cannot be encoded")
+        writeInteger(UInt16(truncatingIfNeeded: length), endianness: .big)
+        writeString(string)
+    }
+
+    /// Reads u32-length-prefixed opaque bytes (an attribute value) of at most `maxLength` bytes.
+    mutating func readCohortBytes(maxLength: Int, _ field: StaticString) throws(WireError) -> [UInt8] {
+        let length = try readCohortInteger(as: UInt32.self)
+        guard UInt64(length) <= UInt64(max(0, maxLength)) else {
+            throw .malformed("\(field) of \(length) bytes, limit \(maxLength)")
+        }
+        guard let bytes = readBytes(length: Int(length)) else { throw .malformed("body ends inside \(field)") }
+        return bytes
+    }
+
+    /// Writes `bytes` with a u32 length prefix.
+    mutating func writeCohortBytes(_ bytes: [UInt8]) {
+        precondition(bytes.count <= Int(UInt32.max), "byte field of \(bytes.count) bytes cannot be encoded")
+        writeInteger(UInt32(truncatingIfNeeded: bytes.count), endianness: .big)
+        writeBytes(bytes)
+    }
+
+    // MARK: Names and keys
+
+    /// Reads a node name (also used for routes and version origins).
+    mutating func readCohortNodeName(_ field: StaticString, allowEmpty: Bool = false) throws(WireError) -> String {
+        let name = try readCohortString(maxLength: NodeID.maxNameLength, field)
+        guard NodeID.isValidName(name) || (allowEmpty && name.isEmpty) else {
+            throw .malformed("\(field) is not a valid node name")
+        }
+        return name
+    }
+
+    /// Reads the key (random part) of a session id.
+    mutating func readCohortSessionKey() throws(WireError) -> String {
+        let key = try readCohortString(maxLength: SessionID.maxKeyLength, "session key")
+        guard SessionID.isValidWireKey(key) else { throw .malformed("session key is not 22...64 base64url characters") }
+        return key
+    }
+
+    // MARK: Duration
+
+    /// Reads a duration sent as u64 whole milliseconds (at most `Int64.max`).
+    mutating func readCohortDuration(_ field: StaticString) throws(WireError) -> Duration {
+        let milliseconds = try readCohortInteger(as: UInt64.self)
+        guard let value = Int64(exactly: milliseconds) else { throw .malformed("\(field) out of range") }
+        return .milliseconds(value)
+    }
+
+    /// Writes `duration` as u64 whole milliseconds, truncating sub-millisecond parts;
+    /// negative durations are written as 0.
+    mutating func writeCohortDuration(_ duration: Duration) {
+        writeInteger(UInt64(max(0, duration.millisecondsClamped)), endianness: .big)
+    }
+
+    // MARK: Address, NodeID, SessionID
+
+    mutating func readCohortAddress() throws(WireError) -> Address {
+        let host = try readCohortString(maxLength: Address.maxHostLength, "host")
+        guard !host.isEmpty else { throw .malformed("empty host") }
+        let port = try readCohortInteger(as: UInt16.self)
+        return Address(host: host, port: Int(port))
+    }
+
+    /// - Precondition: `address.port` is in 0...65535 (as `Address(parsing:)` guarantees).
+    mutating func writeCohortAddress(_ address: Address) {
+        precondition((0...Int(UInt16.max)).contains(address.port), "port \(address.port) cannot be encoded")
+        writeCohortString(address.host)
+        writeInteger(UInt16(truncatingIfNeeded: address.port), endianness: .big)
+    }
+
+    mutating func readCohortNodeID() throws(WireError) -> NodeID {
+        let name = try readCohortNodeName("node name")
+        let address = try readCohortAddress()
+        let uid = try readCohortInteger(as: UInt64.self)
+        return NodeID(name: name, address: address, uid: uid)
+    }
+
+    mutating func writeCohortNodeID(_ node: NodeID) {
+        writeCohortString(node.name)
+        writeCohortAddress(node.address)
+        writeInteger(node.uid, endianness: .big)
+    }
+
+    mutating func readCohortSessionID() throws(WireError) -> SessionID {
+        let key = try readCohortSessionKey()
+        let route = try readCohortNodeName("session route")
+        return SessionID(key: key, route: route)
+    }
+
+    mutating func writeCohortSessionID(_ id: SessionID) {
+        writeCohortString(id.key)
+        writeCohortString(id.route)
+    }
+}
+
+/// Smallest encodings, for bounding element counts by the bytes left.
+enum MinimumSize {
+    /// name (2 + 1) + host (2 + 1) + port 2 + uid 8.
+    static let nodeID = 16
+    /// NodeID + incarnation 8 + status 1 + role 1 + flag 1.
+    static let member = nodeID + 11
+    /// u16 length + 22 key characters.
+    static let sessionKey = 2 + SessionID.minKeyLength
+    /// kind 1 + empty name 2.
+    static let change = 3
+    /// empty name 2 + value length 4.
+    static let attribute = 6
+}
+
+extension SessionID {
+    /// The wire's check of a session key: the same rule as `SessionID(parsing:)`
+    /// (22...64 characters from `A-Z a-z 0-9 - _`).
+    static func isValidWireKey(_ key: String) -> Bool {
+        let bytes = key.utf8
+        return (minKeyLength...maxKeyLength).contains(bytes.count) && bytes.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
+                true
+            default:
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+internal import CohortCore
+internal import CohortReplication
+internal import NIOCore
+
+// Replication message bodies (frame types 10...16); layout in Frame.swift.
+//
+//   delta    = SessionID | version base | version | duration maxIdle | u8 invalidated
+//              | u32 count | count × change
+//   change   = u8 kind (0 set, 1 remove) | string name [| u32 length | value bytes]
+//   session  = SessionID | version | duration maxIdle | duration idleFor | attributes
+//   attributes = u32 count | count × (string name | u32 length | value bytes)
+
+extension ByteBuffer {
+    private enum ChangeKind: UInt8 {
+        case set = 0
+        case remove = 1
+    }
+
+    // MARK: SessionVersion
+
+    mutating func readCohortSessionVersion() throws(WireError) -> SessionVersion {
+        let counter = try readCohortInteger(as: UInt64.self)
+        let origin = try readCohortNodeName("version origin", allowEmpty: true)
+        return SessionVersion(counter: counter, origin: origin)
+    }
+
+    mutating func writeCohortSessionVersion(_ version: SessionVersion) {
+        writeInteger(version.counter, endianness: .big)
+        writeCohortString(version.origin)
+    }
+
+    // MARK: Attributes
+
+    mutating func readCohortAttributeName(limits: WireLimits) throws(WireError) -> String {
+        try readCohortString(maxLength: limits.maxAttributeNameLength, "attribute name")
+    }
+
+    mutating func readCohortAttributeValue(limits: WireLimits) throws(WireError) -> [UInt8] {
+        try readCohortBytes(maxLength: limits.maxAttributeValueLength, "attribute value")
+    }
+
+    /// Reads a session's attributes; a name given twice is malformed.
+    mutating func readCohortAttributes(limits: WireLimits) throws(WireError) -> [String: [UInt8]] {
+        let count = try readCohortCount(limit: limits.maxAttributes, minimumElementSize: MinimumSize.attribute, "attribute")
+        var attributes: [String: [UInt8]] = [:]
+        attributes.reserveCapacity(count)
+        for _ in 0..<count {
+            let name = try readCohortAttributeName(limits: limits)
+            let value = try readCohortAttributeValue(limits: limits)
+            guard attributes.updateValue(value, forKey: name) == nil else {
+                throw .malformed("attribute name repeated")
+            }
+        }
+        return attributes
+    }
+
+    /// Writes `attributes` in the dictionary's iteration order (the order carries no meaning).
+    mutating func writeCohortAttributes(_ attributes: [String: [UInt8]]) {
+        writeCohortCount(attributes.count)
+        for (name, value) in attributes {
+            writeCohortString(name)
+            writeCohortBytes(value)
+        }
+    }
+
+    // MARK: AttributeChange
+
+    mutating func readCohortAttributeChange(limits: WireLimits) throws(WireError) -> AttributeChange {
+        let rawKind = try readCohortInteger(as: UInt8.self)
+        guard let kind = ChangeKind(rawValue: rawKind) else {
+            throw .malformed("unknown attribute change kind \(rawKind)")
+        }
+        let name = try readCohortAttributeName(limits: limits)
+        switch kind {
+        case .set:
+            return .set(name: name, value: try readCohortAttributeValue(limits: limits))
+        case .remove:
+            return .remove(name: name)
+        }
+    }
+
+    mutating func writeCohortAttributeChange(_ change: AttributeChange) {
+        switch change {
+        case .set(let name, let value):
+            writeInteger(ChangeKind.set.rawValue)
+            writeCohortString(name)
+            writeCohortBytes(value)
+        case .remove(let name):
+            writeInteger(ChangeKind.remove.rawValue)
+            writeCohortString(name)
+        }
+    }
+
+    // MARK: SessionDelta, SessionSnapshot
+
+    mutating func readCohortSessionDelta(limits: WireLimits) throws(WireError) -> SessionDelta {
+        let id = try readCohortSessionID()
+        let base = try readCohortSessionVersion()
+        let version = try readCohortSessionVersion()
+        let maxIdle = try readCohortDuration("maxIdle")
+        let invalidated = try readCohortFlag("invalidated")
+        let count = try readCohortCount(limit: limits.maxChanges, minimumElementSize: MinimumSize.change, "change")
+        var changes: [AttributeChange] = []
+        changes.reserveCapacity(count)
+        for _ in 0..<count {
+            changes.append(try readCohortAttributeChange(limits: limits))
+        }
+        return SessionDelta(id: id, base: base, version: version, changes: changes, maxIdle: maxIdle, invalidated: invalidated)
+    }
+
+    mutating func writeCohortSessionDelta(_ delta: SessionDelta) {
+        writeCohortSessionID(delta.id)
+        writeCohortSessionVersion(delta.base)
+        writeCohortSessionVersion(delta.version)
+        writeCohortDuration(delta.maxIdle)
+        writeCohortFlag(delta.invalidated)
+        writeCohortCount(delta.changes.count)
+        for change in delta.changes {
+            writeCohortAttributeChange(change)
+        }
+    }
+
+    mutating func readCohortSessionSnapshot(limits: WireLimits) throws(WireError) -> SessionSnapshot {
+        let id = try readCohortSessionID()
+        let version = try readCohortSessionVersion()
+        let maxIdle = try readCohortDuration("maxIdle")
+        let idleFor = try readCohortDuration("idleFor")
+        let attributes = try readCohortAttributes(limits: limits)
+        return SessionSnapshot(id: id, version: version, attributes: attributes, maxIdle: maxIdle, idleFor: idleFor)
+    }
+
+    mutating func writeCohortSessionSnapshot(_ snapshot: SessionSnapshot) {
+        writeCohortSessionID(snapshot.id)
+        writeCohortSessionVersion(snapshot.version)
+        writeCohortDuration(snapshot.maxIdle)
+        writeCohortDuration(snapshot.idleFor)
+        writeCohortAttributes(snapshot.attributes)
+    }
+
+    // MARK: Touched keys
+
+    mutating func readCohortTouchedKeys(limits: WireLimits) throws(WireError) -> [String] {
+        let count = try readCohortCount(limit: limits.maxTouchedKeys, minimumElementSize: MinimumSize.sessionKey, "touched key")
+        var keys: [String] = []
+        keys.reserveCapacity(count)
+        for _ in 0..<count {
+            keys.append(try readCohortSessionKey())
+        }
+        return keys
+    }
+
+    mutating func writeCohortTouchedKeys(_ keys: [String]) {
+        writeCohortCount(keys.count)
+        for key in keys {
+            writeCohortString(key)
+        }
+    }
+}

@@ -1,0 +1,153 @@
+public import NIOCore
+internal import Crypto
+
+#if canImport(FoundationEssentials)
+internal import FoundationEssentials
+#else
+internal import Foundation
+#endif
+
+/// How frames are protected on the wire.
+public enum FrameProtection: Sendable {
+    /// Sealed with ChaCha20-Poly1305 under the cluster key (the default).
+    case sealed(ClusterKey)
+    /// `--insecure`: plaintext frames with key ID 0, for a trusted network or debugging.
+    /// Anyone who can reach the ports can then read sessions and forge messages.
+    case insecure
+}
+
+/// Turns ``WireMessage``s into whole frames and back (layout: Frame.swift).
+///
+/// A codec is a value with no mutable state, safe to share between connections. Sealed
+/// frames use a fresh random nonce from the system CSPRNG for every frame; 96-bit random
+/// nonces are safe for far more frames than a cluster key will ever seal.
+///
+/// Decoding checks, in order: header (magic, version, length limit), that the frame has
+/// exactly the announced length, the key ID (``WireError/wrongKey``), authentication
+/// (``WireError/authenticationFailed``), and only then the message: nothing of an
+/// unauthenticated sealed frame is parsed.
+public struct FrameCodec: Sendable {
+    public let protection: FrameProtection
+    public let limits: WireLimits
+
+    /// Sealed-payload overhead: nonce and tag.
+    static let nonceByteCount = 12
+    static let tagByteCount = 16
+
+    public init(protection: FrameProtection, limits: WireLimits = .init()) {
+        self.protection = protection
+        self.limits = limits
+    }
+
+    /// The key ID this codec writes and expects: the cluster key's, or 0 when insecure.
+    public var keyID: UInt8 {
+        switch protection {
+        case .sealed(let key): key.keyID
+        case .insecure: FrameHeader.insecureKeyID
+        }
+    }
+
+    /// Encodes `message` as one whole frame, header included.
+    public func encode(_ message: WireMessage) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: 256)
+        encode(message, into: &buffer)
+        return buffer
+    }
+
+    /// Appends one whole frame for `message` to `buffer` (for coalescing several frames in
+    /// one write). The bytes already in `buffer` are left as they are.
+    ///
+    /// The encoder does not check ``WireLimits``: callers keep messages within them
+    /// (a frame over the receiver's ``WireLimits/maxFrameLength`` is rejected there).
+    public func encode(_ message: WireMessage, into buffer: inout ByteBuffer) {
+        let frameStart = buffer.writerIndex
+        let lengthIndex = buffer.writeCohortFrameHeader(keyID: keyID, payloadLength: 0)
+        let plaintextStart = buffer.writerIndex
+        buffer.writeCohortWireMessage(message)
+        let plaintextLength = buffer.writerIndex - plaintextStart
+
+        switch protection {
+        case .insecure:
+            buffer.setInteger(Self.payloadLengthField(plaintextLength), at: lengthIndex, endianness: .big)
+
+        case .sealed(let key):
+            // The header (with the final length) is the authenticated data, so fix the
+            // length first; then seal the plaintext in place and replace it by
+            // nonce | ciphertext | tag.
+            let payloadLength = Self.nonceByteCount + plaintextLength + Self.tagByteCount
+            buffer.setInteger(Self.payloadLengthField(payloadLength), at: lengthIndex, endianness: .big)
+            let headerOffset = frameStart - buffer.readerIndex
+            let sealed: Result<Data, any Error> = buffer.withUnsafeReadableBytes { bytes in
+                let header = UnsafeRawBufferPointer(rebasing: bytes[headerOffset..<headerOffset + FrameHeader.byteCount])
+                let plaintextOffset = headerOffset + FrameHeader.byteCount
+                let plaintext = UnsafeRawBufferPointer(rebasing: bytes[plaintextOffset..<plaintextOffset + plaintextLength])
+                return Result {
+                    try ChaChaPoly.seal(plaintext, using: key.symmetricKey, nonce: ChaChaPoly.Nonce(), authenticating: header).combined
+                }
+            }
+            switch sealed {
+            case .success(let combined):
+                buffer.moveWriterIndex(to: plaintextStart)
+                buffer.writeBytes(combined)
+            case .failure(let error):
+                // Only a key or nonce of the wrong size makes sealing fail; ClusterKey and
+                // Nonce() guarantee both, so this is a programming error.
+                preconditionFailure("ChaChaPoly.seal failed with a valid key and nonce: \(error)")
+            }
+        }
+    }
+
+    /// Decodes one whole frame, header included: a frame cut by ``ClusterFrameDecoder``,
+    /// or one UDP datagram. The frame must hold exactly one frame (no bytes after it).
+    ///
+    /// - Throws: ``WireError``; the caller closes the connection (or drops the datagram).
+    ///   A message type this node does not know decodes as ``WireMessage/unknown(type:)``.
+    public func decode(frame: ByteBuffer) throws(WireError) -> WireMessage {
+        guard let header = try FrameHeader.peek(in: frame, maxFrameLength: limits.maxFrameLength) else {
+            throw .truncated
+        }
+        guard frame.readableBytes >= header.frameLength else { throw .truncated }
+        guard frame.readableBytes == header.frameLength else {
+            throw .malformed("\(frame.readableBytes - header.frameLength) bytes after the frame")
+        }
+        guard header.keyID == keyID else { throw .wrongKey(got: header.keyID, expected: keyID) }
+
+        var plaintext: ByteBuffer
+        switch protection {
+        case .insecure:
+            plaintext = frame
+            plaintext.moveReaderIndex(forwardBy: FrameHeader.byteCount)
+        case .sealed(let key):
+            plaintext = try Self.open(frame: frame, key: key)
+        }
+        return try plaintext.readCohortWireMessage(limits: limits)
+    }
+
+    /// Authenticates and decrypts a sealed frame whose header was validated.
+    private static func open(frame: ByteBuffer, key: ClusterKey) throws(WireError) -> ByteBuffer {
+        guard frame.readableBytes >= FrameHeader.byteCount + nonceByteCount + tagByteCount else {
+            throw .authenticationFailed
+        }
+        let opened: Data? = frame.withUnsafeReadableBytes { bytes in
+            let header = UnsafeRawBufferPointer(rebasing: bytes[..<FrameHeader.byteCount])
+            let payload = UnsafeRawBufferPointer(rebasing: bytes[FrameHeader.byteCount...])
+            // Every failure here (bad tag, wrong key) means the same thing to the caller;
+            // the cause is deliberately not distinguished.
+            do {
+                let box = try ChaChaPoly.SealedBox(combined: payload)
+                return try ChaChaPoly.open(box, using: key.symmetricKey, authenticating: header)
+            } catch {
+                return nil
+            }
+        }
+        guard let opened else { throw .authenticationFailed }
+        var plaintext = ByteBufferAllocator().buffer(capacity: opened.count)
+        plaintext.writeBytes(opened)
+        return plaintext
+    }
+
+    private static func payloadLengthField(_ length: Int) -> UInt32 {
+        precondition(length <= Int(UInt32.max), "frame payload of \(length) bytes cannot be encoded")
+        return UInt32(truncatingIfNeeded: length)
+    }
+}
