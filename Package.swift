@@ -82,6 +82,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["BalancerCommand.swift"],
             swiftSettings: swiftSettings
         ),
         // Test-only: manual clock, seeded RNG, simulated network.
@@ -103,7 +104,12 @@ let package = Package(
         ),
         .testTarget(
             name: "CohortWireTests",
-            dependencies: ["CohortWire", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "CohortWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -116,10 +122,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(
-            name: "CohortEndToEndTests",
-            dependencies: ["CohortCore"],
-            swiftSettings: swiftSettings
-        ),
+        // Spawns real `cohort` processes; talks to them over sockets only (Foundation + Glibc).
+        .testTarget(name: "CohortEndToEndTests", swiftSettings: swiftSettings),
     ]
 )

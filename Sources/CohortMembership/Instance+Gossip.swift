@@ -129,12 +129,16 @@ extension Membership.Instance {
         now: Instant,
         into directives: inout [Membership.Directive]
     ) {
+        var wasDeclaredDead = false
         for update in updates.prefix(Self.maxGossipRead) {
             if update.id == me.id {
-                refute(update)
+                wasDeclaredDead = refute(update) || wasDeclaredDead
             } else if !onlyAboutMyself && !conflictsWithMyself(update.id) {
                 apply(update, now: now, into: &directives)
             }
+        }
+        if wasDeclaredDead {
+            rejoin(now: now, into: &directives)
         }
     }
 
@@ -146,21 +150,40 @@ extension Membership.Instance {
     }
 
     /// Answers gossip about this node: a suspect or dead claim at this node's incarnation or
-    /// later is refuted by taking the next incarnation and gossiping alive.
-    ///
-    /// Being declared dead proves this node was cut off from (part of) the cluster, so its
-    /// own pending suspect and dead verdicts about others are stale: they are dropped from the
-    /// queue (the records stay, and reconnect pings readmit those members) instead of being
-    /// spread into the healed cluster, where they would make live members flap.
-    mutating func refute(_ claim: Membership.Member) {
+    /// later is refuted by taking the next incarnation and gossiping alive (the update goes
+    /// first in the next packets: it is the newest of the least sent). Returns whether the
+    /// claim was a death, which ``rejoin(now:into:)`` must follow.
+    mutating func refute(_ claim: Membership.Member) -> Bool {
         guard me.status == .alive, claim.status == .suspect || claim.status == .dead,
               claim.incarnation >= me.incarnation
-        else { return }
+        else { return false }
         me.incarnation = min(claim.incarnation, UInt64.max - 1) + 1
-        if claim.status == .dead {
-            gossip.removeAll { $0.status == .suspect || $0.status == .dead }
-        }
         gossip.enqueue(me)
+        return claim.status == .dead
+    }
+
+    /// Recovers after learning that the cluster declared this node dead, which proves this
+    /// node was cut off from (part of) it, so its own verdicts since are not evidence:
+    ///
+    /// - pending suspect and dead updates about others are dropped from the gossip queue
+    ///   rather than spread into the healed cluster, where they would make live members flap
+    ///   (the records stay);
+    /// - the probe in progress is abandoned (its ping was probably lost on the cut);
+    /// - every suspicion restarts its clock, and every suspect is pinged with its record at
+    ///   once, so that it refutes before its new timeout;
+    /// - seeds and dead members are pinged at once (as on a reconnect), so that dead members
+    ///   that are in fact running refute and are readmitted.
+    mutating func rejoin(now: Instant, into directives: inout [Membership.Directive]) {
+        gossip.removeAll { $0.id != me.id && ($0.status == .suspect || $0.status == .dead) }
+        probe.current = nil
+        for id in suspects.sorted(by: Self.precedes) {
+            guard var record = records[id] else { continue }
+            record.changedAt = now
+            record.lastRefutationRequest = nil
+            records[id] = record
+            askToRefute(id, now: now, into: &directives)
+        }
+        reconnect(into: &directives)
     }
 
     /// Applies one statement about another member (never this node), by the rules of
@@ -198,6 +221,7 @@ extension Membership.Instance {
         if update.status == .suspect { suspects.insert(update.id) } else { suspects.remove(update.id) }
         if old.status.isLive && !update.status.isLive {
             liveCount -= 1
+            if probe.current?.target == update.id { probe.current = nil }
         } else if !old.status.isLive && update.status.isLive {
             liveCount += 1
             probe.insert(update.id, using: &random)

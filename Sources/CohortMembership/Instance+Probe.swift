@@ -23,6 +23,9 @@ extension Membership {
     struct Probe: Sendable {
         var sequence: UInt64
         var target: NodeID
+        /// The target's incarnation when the probe started: if it has refuted since, a
+        /// missing ack proves nothing.
+        var incarnation: UInt64
         var startedAt: Instant
         var askedOthers = false
     }
@@ -82,7 +85,7 @@ extension Membership.Instance {
         guard var current = probe.current else { return }
         if now - current.startedAt >= configuration.probeTimeout {
             probe.current = nil
-            suspect(current.target, now: now, into: &directives)
+            probeFailed(current, now: now, into: &directives)
             return
         }
         if !current.askedOthers && now - current.startedAt >= configuration.pingTimeout {
@@ -106,12 +109,17 @@ extension Membership.Instance {
         return Array(candidates.prefix(count))
     }
 
-    /// Marks a live member suspect at its current incarnation (a probe got no ack).
-    mutating func suspect(_ id: NodeID, now: Instant, into directives: inout [Membership.Directive]) {
-        guard let record = records[id], record.member.status == .alive else { return }
+    /// Concludes a probe that got no ack: its target, if still alive at the incarnation it
+    /// was probed at, becomes suspect, and is told so at once (one more ping carrying the
+    /// suspect record) in case only the probe's packets were lost, so it can refute early.
+    mutating func probeFailed(_ failed: Membership.Probe, now: Instant, into directives: inout [Membership.Directive]) {
+        guard let record = records[failed.target], record.member.status == .alive,
+              record.member.incarnation == failed.incarnation
+        else { return }
         var suspect = record.member
         suspect.status = .suspect
         apply(suspect, now: now, into: &directives)
+        askToRefute(failed.target, now: now, into: &directives)
     }
 
     /// Declares dead every suspect whose suspicion timeout (for the current cluster size) ran out.
@@ -133,11 +141,11 @@ extension Membership.Instance {
     mutating func startProbe(now: Instant, into directives: inout [Membership.Directive]) {
         if let unfinished = probe.current {
             probe.current = nil
-            suspect(unfinished.target, now: now, into: &directives)
+            probeFailed(unfinished, now: now, into: &directives)
         }
-        guard let target = nextProbeTarget() else { return }
+        guard let target = nextProbeTarget(), let incarnation = records[target]?.member.incarnation else { return }
         let sequence = makeSequence()
-        probe.current = Membership.Probe(sequence: sequence, target: target, startedAt: now)
+        probe.current = Membership.Probe(sequence: sequence, target: target, incarnation: incarnation, startedAt: now)
         send(.ping(sequence: sequence), to: target, into: &directives)
     }
 

@@ -41,7 +41,27 @@ public struct MembershipSimulation {
         var to: Int
     }
 
+    /// One packet put on the network (see ``recordsPackets``).
+    public struct SentPacket: Hashable, Sendable, CustomStringConvertible {
+        public var time: Instant
+        public var sender: Int
+        /// The node at the destination address when it was sent (`nil`: nobody).
+        public var receiver: Int?
+        public var packet: Membership.Packet
+        public var dropped: Bool
+
+        public var description: String {
+            let gossip = packet.gossip.map { "\($0.id.name)/\($0.incarnation) \($0.status)" }
+            return "\(time) node\(sender)/\(packet.from.incarnation) -> \(receiver.map { "node\($0)" } ?? "?"): "
+                + "\(packet.message)\(dropped ? " (lost)" : "") gossip \(gossip)"
+        }
+    }
+
     public let configuration: Membership.Configuration
+    /// Whether to keep every packet sent in ``packets`` (for debugging; off by default).
+    public var recordsPackets = false
+    /// The packets sent while ``recordsPackets`` was on.
+    public private(set) var packets: [SentPacket] = []
     /// The current simulated time.
     public private(set) var now: Instant = .zero
     /// Latency of every link without its own (see ``setLatency(from:to:_:)``).
@@ -217,7 +237,11 @@ public struct MembershipSimulation {
                 let target = nodeByAddress[address]
                 let link = target.map { Link(from: node, to: $0) }
                 let probability = link.flatMap { loss[$0] } ?? 0
-                if target == nil || (probability > 0 && Double.random(in: 0..<1, using: &network) < probability) {
+                let lost = target == nil || (probability > 0 && Double.random(in: 0..<1, using: &network) < probability)
+                if recordsPackets {
+                    packets.append(SentPacket(time: now, sender: node, receiver: target, packet: packet, dropped: lost))
+                }
+                if lost {
                     packetsDropped += 1
                     continue
                 }

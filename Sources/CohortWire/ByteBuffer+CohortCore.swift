@@ -113,11 +113,17 @@ extension ByteBuffer {
 
     // MARK: Duration
 
-    /// Reads a duration sent as u64 whole milliseconds (at most `Int64.max`).
+    /// Longest duration on the wire: what fits in `Int64` nanoseconds (~292 years), the
+    /// range of `Instant` arithmetic and of `Duration.millisecondsClamped`, which the
+    /// writer uses. Rejecting more keeps decode → encode exact.
+    static let maxCohortDurationMilliseconds = UInt64(Int64.max / 1_000_000)
+
+    /// Reads a duration sent as u64 whole milliseconds (at most
+    /// ``maxCohortDurationMilliseconds``).
     mutating func readCohortDuration(_ field: StaticString) throws(WireError) -> Duration {
         let milliseconds = try readCohortInteger(as: UInt64.self)
-        guard let value = Int64(exactly: milliseconds) else { throw .malformed("\(field) out of range") }
-        return .milliseconds(value)
+        guard milliseconds <= Self.maxCohortDurationMilliseconds else { throw .malformed("\(field) out of range") }
+        return .milliseconds(Int64(milliseconds))
     }
 
     /// Writes `duration` as u64 whole milliseconds, truncating sub-millisecond parts;

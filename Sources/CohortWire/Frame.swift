@@ -1,66 +1,67 @@
 internal import NIOCore
 
-// # The Cohort frame, version 1
-//
-// Every message between nodes travels as one frame: one UDP datagram carries exactly one
-// frame (membership), and a TCP connection carries a stream of frames that
-// ``ClusterFrameDecoder`` cuts apart (replication). All integers are big-endian.
-//
-// ```
-//  0       1       2       3       4       5       6       7       8
-//  +-------+-------+-------+-------+-------+-------+-------+-------+
-//  | 0x43  | 0x48  |version| keyID |      payload length (u32)     |   header, 8 bytes
-//  |  'C'  |  'H'  |  = 1  |       |   bytes that follow the header |
-//  +-------+-------+-------+-------+-------+-------+-------+-------+
-//  |                         payload ...                           |
-//  +---------------------------------------------------------------+
-//
-//  sealed (keyID = ClusterKey.keyID, never 0):
-//  payload = nonce (12) | ciphertext (= plaintext length) | tag (16)
-//            ChaCha20-Poly1305 with the cluster key; the 8 header bytes are the
-//            authenticated data, so no header field can be changed undetected.
-//
-//  insecure (keyID = 0, `--insecure`):
-//  payload = plaintext
-//
-//  plaintext = type (u8) | body
-// ```
-//
-// | type | message                        | body |
-// |-----:|--------------------------------|------|
-// |    1 | ``WireMessage/hello(_:)``      | NodeID |
-// |    2 | ``WireMessage/membership(_:)`` | Member from, u8 kind + fields, u32 count + Member gossip |
-// |   10 | ReplicationMessage.delta       | SessionID, SessionVersion base, SessionVersion version, duration maxIdle, u8 invalidated, u32 count + changes |
-// |   11 | ReplicationMessage.ack         | string key, SessionVersion |
-// |   12 | ReplicationMessage.fetch       | string key |
-// |   13 | ReplicationMessage.session     | SessionID, SessionVersion, duration maxIdle, duration idleFor, attributes |
-// |   14 | ReplicationMessage.missing     | string key |
-// |   15 | ReplicationMessage.removed     | string key, SessionVersion |
-// |   16 | ReplicationMessage.touched     | u32 count + string keys |
-//
-// Field encodings (see the `ByteBuffer` extensions in this module):
-// - string: u16 byte length + UTF-8 (validated on read; each field has its own bound).
-// - duration: u64 whole milliseconds (negative durations are sent as 0).
-// - Address: string host (1...253 bytes) + u16 port.
-// - NodeID: string name (`NodeID.isValidName`) + Address + u64 uid.
-// - SessionID: string key (22...64 base64url characters) + string route (a node name).
-// - SessionVersion: u64 counter + string origin (a node name, or empty for version zero).
-// - Member: NodeID + u64 incarnation + u8 status + u8 role + u8 hasHTTPAddress (0/1)
-//   [+ Address httpAddress].
-// - attributes: u32 count + count × (string name, u32 length + bytes).
-// - change: u8 kind (0 set, 1 remove) + string name [+ u32 length + bytes for set].
-//
-// Evolution rules:
-// - An incompatible change bumps `version`; a receiver rejects versions it does not speak
-//   (``WireError/unsupportedVersion``) and the connection is closed.
-// - A new message gets a new type number; an older receiver decodes it as
-//   ``WireMessage/unknown(type:)`` (only after authentication succeeded) and skips it.
-// - A newer sender may append fields to the end of a body; a receiver ignores bytes after
-//   the fields it knows. Nothing may be inserted before existing fields.
-// - Unknown enum values *inside* a known body (status, role, change kind) are rejected as
-//   ``WireError/malformed``: they cannot be skipped safely.
-
-/// The fixed 8-byte header that starts every frame (see the layout at the top of this file).
+/// The fixed 8-byte header that starts every frame, and the frame format it announces.
+///
+/// # The Cohort frame, version 1
+///
+/// Every message between nodes travels as one frame: one UDP datagram carries exactly one
+/// frame (membership), and a TCP connection carries a stream of frames that
+/// ``ClusterFrameDecoder`` cuts apart (replication). All integers are big-endian.
+///
+/// ```
+///  0       1       2       3       4       5       6       7       8
+///  +-------+-------+-------+-------+-------+-------+-------+-------+
+///  | 0x43  | 0x48  |version| keyID |      payload length (u32)     |   header, 8 bytes
+///  |  'C'  |  'H'  |  = 1  |       | bytes after the header (n)    |
+///  +-------+-------+-------+-------+-------+-------+-------+-------+
+///  |                      payload (n bytes) ...                    |
+///  +---------------------------------------------------------------+
+///
+///  sealed (keyID = ClusterKey.keyID, never 0):
+///  payload = nonce (12) | ciphertext (= plaintext length) | tag (16)
+///            ChaCha20-Poly1305 with the cluster key; the 8 header bytes are the
+///            authenticated data, so no header field can be changed undetected.
+///
+///  insecure (keyID = 0, `--insecure`):
+///  payload = plaintext
+///
+///  plaintext = type (u8) | body
+/// ```
+///
+/// | type | message                        | body |
+/// |-----:|--------------------------------|------|
+/// |    1 | ``WireMessage/hello(_:)``      | NodeID |
+/// |    2 | ``WireMessage/membership(_:)`` | Member from, u8 kind + fields, u32 count + Member gossip |
+/// |   10 | ReplicationMessage.delta       | SessionID, SessionVersion base, SessionVersion version, duration maxIdle, u8 invalidated, u32 count + changes |
+/// |   11 | ReplicationMessage.ack         | string key, SessionVersion |
+/// |   12 | ReplicationMessage.fetch       | string key |
+/// |   13 | ReplicationMessage.session     | SessionID, SessionVersion, duration maxIdle, duration idleFor, attributes |
+/// |   14 | ReplicationMessage.missing     | string key |
+/// |   15 | ReplicationMessage.removed     | string key, SessionVersion |
+/// |   16 | ReplicationMessage.touched     | u32 count + string keys |
+///
+/// Field encodings (see the `ByteBuffer` extensions in this module):
+/// - string: u16 byte length + UTF-8 (validated on read; each field has its own bound).
+/// - duration: u64 whole milliseconds, at most `Int64.max / 1_000_000` (what fits in
+///   `Int64` nanoseconds, ~292 years); negative durations are sent as 0.
+/// - Address: string host (1...253 bytes) + u16 port.
+/// - NodeID: string name (`NodeID.isValidName`) + Address + u64 uid.
+/// - SessionID: string key (22...64 base64url characters) + string route (a node name).
+/// - SessionVersion: u64 counter + string origin (a node name, or empty for version zero).
+/// - Member: NodeID + u64 incarnation + u8 status + u8 role + u8 hasHTTPAddress (0/1)
+///   [+ Address httpAddress].
+/// - attributes: u32 count + count × (string name, u32 length + bytes).
+/// - change: u8 kind (0 set, 1 remove) + string name [+ u32 length + bytes for set].
+///
+/// Evolution rules:
+/// - An incompatible change bumps `version`; a receiver rejects versions it does not speak
+///   (``WireError/unsupportedVersion``) and the connection is closed.
+/// - A new message gets a new type number; an older receiver decodes it as
+///   ``WireMessage/unknown(type:)`` (only after authentication succeeded) and skips it.
+/// - A newer sender may append fields to the end of a body; a receiver ignores bytes after
+///   the fields it knows. Nothing may be inserted before existing fields.
+/// - Unknown enum values *inside* a known body (status, role, change kind) are rejected as
+///   ``WireError/malformed``: they cannot be skipped safely.
 struct FrameHeader: Hashable, Sendable {
     static let byteCount = 8
     static let magic: (UInt8, UInt8) = (0x43, 0x48)  // "CH"

@@ -16,7 +16,8 @@ public enum FrameProtection: Sendable {
     case insecure
 }
 
-/// Turns ``WireMessage``s into whole frames and back (layout: Frame.swift).
+/// Turns ``WireMessage``s into whole frames and back (the layout is documented on
+/// `FrameHeader`, at the top of Frame.swift).
 ///
 /// A codec is a value with no mutable state, safe to share between connections. Sealed
 /// frames use a fresh random nonce from the system CSPRNG for every frame; 96-bit random

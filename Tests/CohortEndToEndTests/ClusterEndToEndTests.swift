@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 // Real `cohort` processes on loopback ports, killed with SIGKILL.
-///
+//
 // Needs the `cohort` executable: next to the test executable (what `swift test` builds)
 // or at `$COHORT_BINARY`; without it every test here fails, saying so. On failure the
 // output of every process the test started is printed (`COHORT_E2E_KEEP_LOGS=1` keeps
@@ -84,7 +84,7 @@ struct ClusterEndToEndTests {
                 var pending: [String] = []
                 for observer in ["n2", "n3"] where detectedAfter[observer] == nil {
                     let view = try cluster.clusterView(of: observer)
-                    if view.status(of: "n1") == "dead" {
+                    if view.lists("n1", as: "dead") {
                         detectedAfter[observer] = .now - killedAt
                     } else {
                         pending.append("\(observer) sees [\(view.summary)]")
@@ -158,11 +158,10 @@ struct ClusterEndToEndTests {
                 try cluster.ensureRunning(observers)
                 for observer in observers {
                     let view = try cluster.clusterView(of: observer)
-                    switch view.status(of: "n3") {
-                    case "left": continue
-                    case "dead": throw Unexpected("\(observer) declared the gracefully stopped n3 dead: [\(view.summary)]")
-                    default: throw NotYet("\(observer) sees [\(view.summary)]")
+                    if view.lists("n3", as: "dead") {
+                        throw Unexpected("\(observer) declared the gracefully stopped n3 dead: [\(view.summary)]")
                     }
+                    if !view.lists("n3", as: "left") { throw NotYet("\(observer) sees [\(view.summary)]") }
                 }
                 return true
             }
@@ -170,7 +169,7 @@ struct ClusterEndToEndTests {
             let violation = try await firstViolation(during: .seconds(4)) {
                 for observer in observers {
                     let view = try cluster.clusterView(of: observer)
-                    if let state = view.status(of: "n3"), state != "left" { return "\(observer) sees [\(view.summary)]" }
+                    if view.statuses(of: "n3").contains(where: { $0 != "left" }) { return "\(observer) sees [\(view.summary)]" }
                 }
                 return nil
             }

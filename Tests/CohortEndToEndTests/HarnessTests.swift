@@ -93,10 +93,21 @@ struct HarnessTests {
     @Test func decodesClusterViews() throws {
         let body = #"{"node":"n1","sessions":2,"members":[{"name":"n1","status":"alive","incarnation":3},{"name":"n2","status":"dead"}]}"#
         let view = try JSONDecoder().decode(ClusterView.self, from: Data(body.utf8))
-        #expect(view.status(of: "n2") == "dead")
-        #expect(view.status(of: "n3") == nil)
+        #expect(view.lists("n2", as: "dead"))
+        #expect(view.statuses(of: "n3").isEmpty)
         #expect(view.summary == "n1=alive n2=dead")
         #expect(view.sessions == 2)
+    }
+
+    /// A restarted node is listed again under its name, next to its dead predecessor.
+    @Test func clusterViewsWithARestartedNode() throws {
+        let body = #"{"node":"n2","sessions":0,"members":[{"name":"n1","status":"dead","uid":"6042aa"},"#
+            + #"{"name":"n1","status":"alive","uid":"1115bb"},{"name":"n2","status":"alive","uid":"8762cc"}]}"#
+        let view = try JSONDecoder().decode(ClusterView.self, from: Data(body.utf8))
+        #expect(view.lists("n1", as: "alive"))
+        #expect(view.lists("n1", as: "dead"))
+        #expect(view.statuses(of: "n1") == ["dead", "alive"])
+        #expect(view.summary == "n1[6042]=dead n1[1115]=alive n2=alive")
     }
 
     /// The client over a real socket, against a one-shot server thread.

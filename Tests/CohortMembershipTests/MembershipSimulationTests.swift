@@ -9,10 +9,14 @@ import Testing
 struct MembershipSimulationTests {
     static let configuration = Membership.Configuration()
 
-    /// How long a cluster of `count` nodes may take to see itself whole, from seeds only:
-    /// gossip from the seed introduces everyone within a few probe intervals.
+    /// How long a cluster of `count` nodes started all at once may take to see itself whole,
+    /// from seeds only: the seed learns everyone at once and gossip carries the `N` joins to
+    /// everyone, `maxGossipPerPacket` updates a packet, in about `log2(N)` rounds each.
+    /// (Measured over 40 seeds: 0.22 s for 3 nodes, 0.42 s for 10, 4.4 to 7.4 s for 50.)
     static func convergenceBound(_ count: Int) -> Duration {
-        configuration.probeInterval * (4 * (Int.bitWidth - (count - 1).leadingZeroBitCount) + 10)
+        let log2 = Int.bitWidth - (count - 1).leadingZeroBitCount
+        let rounds = (count * log2 + configuration.maxGossipPerPacket - 1) / configuration.maxGossipPerPacket
+        return configuration.probeInterval * (rounds + 10)
     }
 
     /// How long after a partition heals the isolated node may take to be alive everywhere
@@ -29,7 +33,7 @@ struct MembershipSimulationTests {
         return sim
     }
 
-    @Test("all nodes see each other alive from seeds only", arguments: [3, 10, 50], 0..<5)
+    @Test("all nodes see each other alive from seeds only", arguments: [3, 10, 50], 0..<40)
     func convergesFromSeeds(count: Int, seed: Int) {
         var sim = MembershipSimulation(nodes: count, seed: UInt64(seed), configuration: Self.configuration)
         sim.startAll()
@@ -39,7 +43,7 @@ struct MembershipSimulationTests {
         #expect(sim.changes.allSatisfy { $0.member.status == .alive }, "seed \(seed): \(sim.changes.filter { $0.member.status != .alive })")
     }
 
-    @Test("a crashed node is declared dead by every survivor within the detection bound", arguments: [3, 10, 50], 0..<5)
+    @Test("a crashed node is declared dead by every survivor within the detection bound", arguments: [3, 10, 50], 0..<40)
     func crashIsDetected(count: Int, seed: Int) {
         var sim = Self.converged(count, seed: seed)
         let victim = (seed * 7 + 1) % count
@@ -55,7 +59,7 @@ struct MembershipSimulationTests {
         #expect(sim.deaths.allSatisfy { $0.member.id == victimID }, "seed \(seed): \(sim.deaths)")
     }
 
-    @Test("20% loss on one link for two minutes kills nobody", arguments: 0..<5)
+    @Test("20% loss on one link for two minutes kills nobody", arguments: 0..<40)
     func lossyLinkKillsNobody(seed: Int) {
         var sim = Self.converged(5, seed: seed)
         sim.setLoss(between: 1, and: 2, probability: 0.2)
@@ -66,7 +70,7 @@ struct MembershipSimulationTests {
         print("lossy seed \(seed): \(suspicions) suspicions, \(sim.packetsSent) packets")
     }
 
-    @Test("an isolated node is declared dead, then readmitted after the partition heals", arguments: [3, 10], 0..<5)
+    @Test("an isolated node is declared dead, then readmitted after the partition heals", arguments: [3, 10, 50], 0..<40)
     func partitionHeals(count: Int, seed: Int) {
         var sim = Self.converged(count, seed: seed)
         let isolated = (seed + 1) % count
@@ -83,19 +87,20 @@ struct MembershipSimulationTests {
         #expect(sim.deaths.allSatisfy { $0.member.id == isolatedID || $0.observer == isolated }, "seed \(seed): \(sim.deaths)")
 
         sim.heal()
-        let healedAt = sim.now
+        let changesBeforeHeal = sim.changes.count
         let readmitted = sim.advance(until: { $0.allRunningSeeEachOtherAlive() }, timeout: Self.readmissionBound)
         #expect(readmitted != nil, "seed \(seed): not readmitted within \(Self.readmissionBound)")
         print("partition \(count) seed \(seed): detected \(String(describing: detected)) readmitted \(String(describing: readmitted))")
         #expect(sim.instance(isolated).myself.incarnation > 0, "seed \(seed): the isolated node never refuted")
-        // After the heal nobody is declared dead again (no flapping) ...
+        // After the heal the others declare nobody dead (no flapping) ...
         sim.advance(by: .seconds(10))
-        let lateDeaths = sim.deaths.filter { $0.time >= healedAt }
+        // ... except by the isolated node itself, before it hears of the heal.
+        let lateDeaths = sim.changes[changesBeforeHeal...].filter { $0.member.status == .dead && $0.observer != isolated }
         #expect(lateDeaths.isEmpty, "seed \(seed): \(lateDeaths)")
         #expect(sim.allRunningSeeEachOtherAlive())
     }
 
-    @Test("a node that leaves is left everywhere within a few probe intervals, never dead", arguments: [3, 10], 0..<5)
+    @Test("a node that leaves is left everywhere within a few probe intervals, never dead", arguments: [3, 10], 0..<40)
     func gracefulLeave(count: Int, seed: Int) {
         var sim = Self.converged(count, seed: seed)
         let leaver = (seed * 3 + 1) % count
@@ -111,7 +116,7 @@ struct MembershipSimulationTests {
         #expect(sim.allRunningSeeEachOtherAlive())
     }
 
-    @Test("a restarted node is seen alive with its new uid; the old uid is not live", arguments: [3, 10], 0..<5)
+    @Test("a restarted node is seen alive with its new uid; the old uid is not live", arguments: [3, 10], 0..<40)
     func restartReplacesUID(count: Int, seed: Int) {
         var sim = Self.converged(count, seed: seed)
         let restarted = seed % 2 == 0 ? 0 : (seed + 1) % count  // the seed node too
@@ -134,7 +139,7 @@ struct MembershipSimulationTests {
         #expect(sim.deaths.allSatisfy { $0.member.id == oldID }, "seed \(seed): \(sim.deaths)")
     }
 
-    @Test("a false suspicion is refuted with a higher incarnation", arguments: 0..<5)
+    @Test("a false suspicion is refuted with a higher incarnation", arguments: 0..<40)
     func falseSuspicionIsRefuted(seed: Int) {
         var sim = Self.converged(5, seed: seed)
         let victim = seed % 5

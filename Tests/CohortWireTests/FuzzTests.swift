@@ -73,7 +73,7 @@ struct FuzzTests {
             }
             do {
                 let message = try Fixtures.insecure.decode(frame: rawFrame(payload: plaintext))
-                #expect(try Fixtures.insecure.decode(frame: Fixtures.insecure.encode(message)) == message, "iteration \(iteration)")
+                #expect(try Fixtures.insecure.decode(frame: Fixtures.insecure.encode(message)) == message, "iteration \(iteration): \(message)")
             } catch {
                 rejected += 1
             }

@@ -107,7 +107,7 @@ struct RejectionTests {
     ]
 
     @Test("hostile counts are malformed, even with unlimited limits (no allocation by count)",
-          arguments: trailingCounts.map(\.0), [UInt32.max, 0x8000_0000, 0x0010_0000])
+          arguments: trailingCounts.map(\.0), [UInt32.max, 0x8000_0000, 0x7FFF_FFFF, 0x0010_0000])
     func hostileCounts(field: String, count: UInt32) throws {
         let message = try #require(Self.trailingCounts.first { $0.0 == field }?.1)
         let plaintext = insecurePlaintext(message)
@@ -173,7 +173,7 @@ struct RejectionTests {
     // MARK: Field rules
 
     @Test("names, keys, routes, origins and hosts are validated like CohortCore does")
-    func fieldRules() {
+    func fieldRules() throws {
         let address = Address(host: "h", port: 1)
         func hello(_ name: String, host: String = "h") -> WireMessage { .hello(NodeID(name: name, address: Address(host: host, port: 1), uid: 1)) }
         let invalid: [WireMessage] = [
@@ -263,14 +263,21 @@ struct RejectionTests {
         repeated[bIndex] = UInt8(ascii: "a")
         #expect(throws: WireError.malformed) { try codec.decode(frame: rawFrame(payload: repeated)) }
 
-        // ... | u64 maxIdle | u64 idleFor | u32 count
+        // ... | u64 maxIdle | u64 idleFor | u32 count. Durations are bounded by Int64 nanoseconds.
         let empty = snapshot([:])
+        let longest = UInt64(Int64.max / 1_000_000)
         for offset in [empty.count - 12, empty.count - 20] {
-            var huge = empty
-            huge[offset] = 0x80
-            #expect(throws: WireError.malformed) { try codec.decode(frame: rawFrame(payload: huge)) }
-            huge[offset] = 0x7F
-            #expect(throws: Never.self) { try codec.decode(frame: rawFrame(payload: huge)) }
+            for (milliseconds, valid) in [(longest, true), (longest + 1, false), (UInt64.max, false)] {
+                var patched = empty
+                patched[offset..<offset + 8] = patchingUInt32(patchingUInt32(
+                    Array(patched[offset..<offset + 8]), at: 0, to: UInt32(milliseconds >> 32)
+                ), at: 4, to: UInt32(truncatingIfNeeded: milliseconds))[...]
+                if valid {
+                    #expect(throws: Never.self) { try codec.decode(frame: rawFrame(payload: patched)) }
+                } else {
+                    #expect(throws: WireError.malformed) { try codec.decode(frame: rawFrame(payload: patched)) }
+                }
+            }
         }
     }
 }

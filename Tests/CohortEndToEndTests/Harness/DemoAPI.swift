@@ -19,26 +19,43 @@ struct SessionInfo: Decodable, Equatable, Sendable {
     }
 }
 
-/// `GET /cluster`: `{"node": ..., "members": [{"name": ..., "status": ...}], "sessions": N}`.
+/// `GET /cluster`: `{"node": ..., "members": [{"name": ..., "status": ..., "uid": ...}], "sessions": N}`.
+///
+/// A restarted node is a new member (new `uid`) with the old name; the previous
+/// incarnation may stay listed as "dead" next to it. So a name can appear more than once,
+/// and the checks below ask whether *some* entry for the name has a status.
 struct ClusterView: Decodable, Sendable {
     struct Member: Decodable, Sendable {
         var name: String
         var status: String
+        var uid: String?
     }
 
     var node: String
     var members: [Member]
     var sessions: Int
 
-    func status(of name: String) -> String? {
-        members.first { $0.name == name }?.status
+    /// The statuses of every entry named `name` (usually one).
+    func statuses(of name: String) -> [String] {
+        members.filter { $0.name == name }.map(\.status)
+    }
+
+    /// Whether some entry named `name` has `status`.
+    func lists(_ name: String, as status: String) -> Bool {
+        statuses(of: name).contains(status)
     }
 
     var memberNames: Set<String> { Set(members.map(\.name)) }
 
-    /// "n1=alive n2=suspect".
+    /// "n1=alive n2=suspect"; names listed twice get a uid prefix: "n1[6042]=dead n1[1115]=alive".
     var summary: String {
-        members.sorted { $0.name < $1.name }.map { "\($0.name)=\($0.status)" }.joined(separator: " ")
+        let names = members.map(\.name)
+        let ordered = members.indices.sorted { (members[$0].name, $0) < (members[$1].name, $1) }.map { members[$0] }
+        return ordered.map { member in
+            let repeated = names.filter { $0 == member.name }.count > 1
+            let tag = repeated ? "[\(member.uid.map { String($0.prefix(4)) } ?? "?")]" : ""
+            return "\(member.name)\(tag)=\(member.status)"
+        }.joined(separator: " ")
     }
 }
 

@@ -1,0 +1,54 @@
+import CohortBalancerCore
+import CohortCore
+
+extension BalancerServer {
+    /// Everything the balancer needs to start. Defaults match the `cohort balancer` command.
+    public struct Configuration: Sendable {
+        /// Where clients connect (`--listen`); port 0 picks a free port (see `listenAddress`).
+        public var listen: Address
+        /// Optional admin endpoint (`--admin`): drain/undrain and the backend table as JSON.
+        public var admin: Address?
+        /// The static backends (`--backend NAME=HOST:PORT`); names are routes.
+        public var backends: [Backend]
+        /// Name of the session cookie whose `<key>.<route>` value selects the backend.
+        public var cookieName: String = "COHORTSESSION"
+        /// Longest wait for the first response byte, and between response reads. An
+        /// idempotent request that times out is retried once on another backend; otherwise 504.
+        public var responseTimeout: Duration = .seconds(10)
+        /// TCP connect timeout for upstream connections.
+        public var connectTimeout: Duration = .seconds(1)
+        /// Period of the active health checks (`GET healthCheckPath` on every backend).
+        public var healthCheckInterval: Duration = .seconds(1)
+        /// Connect and response timeout of one health check.
+        public var healthCheckTimeout: Duration = .seconds(1)
+        /// Path probed by the active health checks.
+        public var healthCheckPath: String = "/health"
+        /// Consecutive failures that mark a backend down (see `BackendTable`).
+        public var failureThreshold: Int = 3
+        /// Request head limit: total bytes of header names and values (plus separators). Over it → 431.
+        public var maxHeaderBytes: Int = 32 * 1024
+        /// Request head limit: number of header fields. Over it → 431.
+        public var maxHeaderCount: Int = 100
+        /// Request bodies are buffered up to this size so that a failed attempt can be resent
+        /// to another backend; larger bodies are refused with 413.
+        public var maxRequestBodyBytes: Int = 1 << 20
+        /// Idle keep-alive connections kept per backend; extra ones are closed on release.
+        public var maxIdleConnectionsPerBackend: Int = 16
+
+        public init(listen: Address, admin: Address? = nil, backends: [Backend]) {
+            self.listen = listen
+            self.admin = admin
+            self.backends = backends
+        }
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, saturating, for NIO's `TimeAmount`.
+    var nanosecondsClamped: Int64 {
+        let (seconds, attoseconds) = components
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        return product &+ attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,252 @@
+import CohortBalancerCore
+import CohortCore
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// A client write failed: the client is gone; abandon the exchange and its connection.
+struct ClientGone: Error {
+    var underlying: any Error
+}
+
+/// How one attempt on one backend ended.
+enum AttemptOutcome {
+    /// The response was relayed completely; `keepAlive` tells whether the client connection may be reused.
+    case completed(keepAlive: Bool)
+    /// Nothing of the request reached the backend (connect failure, closed pooled connection).
+    case failedBeforeSending
+    /// The request was (possibly) sent, and the backend closed or reset before any response byte.
+    case failedBeforeResponse
+    /// No response byte within the response timeout.
+    case timedOut
+}
+
+/// Request methods that are retried after the request was sent (RFC 9110 §9.2.2).
+private func isIdempotent(_ method: HTTPMethod) -> Bool {
+    switch method {
+    case .GET, .HEAD, .PUT, .DELETE, .OPTIONS: return true
+    default: return false
+    }
+}
+
+extension BalancerServer {
+    /// Serves one client connection: requests one at a time (pipelined requests wait in
+    /// NIO's pipelining handler). Body-size and header limits answer 413/431 and close;
+    /// malformed requests get 400 from NIO's error handler and close only this connection.
+    func serveClient(_ connection: HTTPServerConnection) async {
+        let channel = connection.channel
+        let clientIP = channel.remoteAddress?.ipAddress
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var parts = inbound.makeAsyncIterator()
+                while connections.markIdle(channel) {
+                    guard let first = try await parts.next() else { break }
+                    connections.markBusy(channel)
+                    guard case .head(let head) = first else { break }
+                    if ProxyHeaders.exceedsLimits(head.headers, maxBytes: configuration.maxHeaderBytes, maxCount: configuration.maxHeaderCount) {
+                        try await respond(outbound, status: .requestHeaderFieldsTooLarge, version: head.version, keepAlive: false)
+                        break
+                    }
+                    let declared = head.headers.first(name: "content-length").flatMap { Int($0) } ?? 0
+                    if declared > configuration.maxRequestBodyBytes {
+                        try await respond(outbound, status: .payloadTooLarge, version: head.version, keepAlive: false)
+                        break
+                    }
+                    if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+                        try await outbound.write(.head(HTTPResponseHead(version: head.version, status: .continue)))
+                    }
+                    var body = channel.allocator.buffer(capacity: declared)
+                    var complete = false
+                    var tooLarge = false
+                    bodyLoop: while let part = try await parts.next() {
+                        switch part {
+                        case .body(var chunk):
+                            guard body.readableBytes + chunk.readableBytes <= configuration.maxRequestBodyBytes else {
+                                tooLarge = true
+                                break bodyLoop
+                            }
+                            body.writeBuffer(&chunk)
+                        case .end:
+                            complete = true
+                            break bodyLoop
+                        case .head:
+                            break bodyLoop
+                        }
+                    }
+                    guard complete else {
+                        if tooLarge {
+                            try await respond(outbound, status: .payloadTooLarge, version: head.version, keepAlive: false)
+                        }
+                        break
+                    }
+                    let wantsKeepAlive = head.isKeepAlive && !connections.isShuttingDown
+                    let keepAlive = try await forward(head: head, body: body, clientIP: clientIP,
+                                                      keepAlive: wantsKeepAlive, outbound: outbound)
+                    if !keepAlive { break }
+                }
+            }
+        } catch {
+            logger.debug("client connection ended", metadata: ["balancer.error": "\(error)"])
+        }
+        connections.markBusy(channel)
+    }
+
+    /// Routes and forwards one buffered request, failing over between backends. Returns
+    /// whether the client connection may be reused. Throws when the client connection must
+    /// be closed (client gone, or a backend failed after the response had started).
+    ///
+    /// Retry rules: a failure before the request was sent is retried on another backend for
+    /// every method; a close/reset before any response byte is retried for idempotent
+    /// methods only (a POST may have been processed); a timeout is retried once for
+    /// idempotent methods. Each backend is tried at most once per request.
+    func forward(head: HTTPRequestHead, body: ByteBuffer, clientIP: String?, keepAlive: Bool,
+                 outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws -> Bool {
+        let route = head.headers["cookie"].lazy.compactMap {
+            StickyRoute.route(fromCookieHeader: $0, cookieName: self.configuration.cookieName)
+        }.first
+        let upstreamHead = ProxyHeaders.upstreamHead(from: head, bodyLength: body.readableBytes, clientIP: clientIP)
+        let idempotent = isIdempotent(head.method)
+        var tried: Set<String> = []
+        var retriedTimeout = false
+        while true {
+            guard let choice = table.withLockedValue({ $0.choose(route: route, excluding: tried) }) else {
+                let status: HTTPResponseStatus = tried.isEmpty ? .serviceUnavailable : .badGateway
+                logger.warning("no live backend", metadata: ["balancer.tried": "\(tried.sorted())", "http.status": "\(status.code)"])
+                try await respond(outbound, status: status, version: head.version, keepAlive: keepAlive)
+                return keepAlive
+            }
+            tried.insert(choice.name)
+            table.withLockedValue { $0.onRequestStarted(choice.name) }
+            let outcome: AttemptOutcome
+            do {
+                outcome = try await attempt(choice, head: upstreamHead, body: body, requestVersion: head.version,
+                                            keepAlive: keepAlive, outbound: outbound)
+            } catch {
+                table.withLockedValue { $0.onRequestFinished(choice.name) }
+                throw error
+            }
+            let health = table.withLockedValue { table -> BackendTable.HealthOutcome in
+                table.onRequestFinished(choice.name)
+                if case .completed = outcome { return table.onSuccess(choice.name) }
+                return table.onFailure(choice.name)
+            }
+            logHealth(health, name: choice.name, cause: "request")
+            let retry: Bool
+            switch outcome {
+            case .completed(let reusable):
+                return reusable
+            case .failedBeforeSending:
+                retry = true
+            case .failedBeforeResponse:
+                retry = idempotent
+            case .timedOut:
+                retry = idempotent && !retriedTimeout
+                retriedTimeout = true
+            }
+            logger.info("attempt failed", metadata: [
+                "balancer.backend": "\(choice.name)", "balancer.outcome": "\(outcome)", "balancer.retry": "\(retry)",
+            ])
+            if !retry {
+                let status: HTTPResponseStatus = { if case .timedOut = outcome { return .gatewayTimeout } else { return .badGateway } }()
+                try await respond(outbound, status: status, version: head.version, keepAlive: keepAlive)
+                return keepAlive
+            }
+        }
+    }
+
+    /// One attempt on one backend. Returns a failure outcome while nothing was written to
+    /// the client; once the response head was relayed, upstream failures throw (the client
+    /// connection is closed, as the response cannot be completed).
+    private func attempt(_ choice: BackendTable.Choice, head: HTTPRequestHead, body: ByteBuffer,
+                         requestVersion: HTTPVersion, keepAlive: Bool,
+                         outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws -> AttemptOutcome {
+        let upstream: UpstreamConnection
+        do {
+            upstream = try await pool.acquire(backend: choice.name, address: choice.address).connection
+        } catch {
+            logger.debug("connect failed", metadata: ["balancer.backend": "\(choice.name)", "balancer.error": "\(error)"])
+            return .failedBeforeSending
+        }
+        do {
+            try await upstream.send(head: head, body: body)
+        } catch {
+            upstream.close()
+            if let error = error as? ChannelError, error == .ioOnClosedChannel || error == .alreadyClosed {
+                return .failedBeforeSending
+            }
+            return .failedBeforeResponse
+        }
+        // Wait for the final response head, skipping 1xx interim responses.
+        var responseHead: HTTPResponseHead
+        while true {
+            let part: HTTPClientResponsePart?
+            do {
+                part = try await upstream.nextPart(timeout: configuration.responseTimeout)
+            } catch UpstreamError.timeout {
+                upstream.close()
+                return .timedOut
+            } catch {
+                upstream.close()
+                return .failedBeforeResponse
+            }
+            guard case .head(let candidate) = part else {
+                upstream.close()
+                return .failedBeforeResponse
+            }
+            if candidate.status.code >= 200 || candidate.status == .switchingProtocols {
+                responseHead = candidate
+                break
+            }
+        }
+        let upstreamKeepAlive = responseHead.isKeepAlive
+        let framed = responseHead.headers.contains(name: "content-length") || requestVersion != .http1_0
+        let clientKeepAlive = keepAlive && framed
+        responseHead = ProxyHeaders.clientHead(from: responseHead, requestVersion: requestVersion, keepAlive: clientKeepAlive)
+        do {
+            try await writeToClient(outbound, .head(responseHead))
+            while true {
+                switch try await upstream.nextPart(timeout: configuration.responseTimeout) {
+                case .body(let chunk):
+                    try await writeToClient(outbound, .body(.byteBuffer(chunk)))
+                case .end(let trailers):
+                    try await writeToClient(outbound, .end(trailers))
+                    if upstreamKeepAlive {
+                        pool.release(upstream, backend: choice.name)
+                    } else {
+                        upstream.close()
+                    }
+                    return .completed(keepAlive: clientKeepAlive)
+                case .head, .none:
+                    throw UpstreamError.unexpectedData
+                }
+            }
+        } catch {
+            upstream.close()
+            logger.info("response aborted", metadata: ["balancer.backend": "\(choice.name)", "balancer.error": "\(error)"])
+            throw error
+        }
+    }
+
+    private func writeToClient(_ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
+                               _ part: HTTPServerResponsePart) async throws {
+        do {
+            try await outbound.write(part)
+        } catch {
+            throw ClientGone(underlying: error)
+        }
+    }
+
+    /// A short plain-text response generated by the balancer itself.
+    func respond(_ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, status: HTTPResponseStatus,
+                 version: HTTPVersion, keepAlive: Bool, contentType: String = "text/plain; charset=utf-8",
+                 body: String? = nil) async throws {
+        let text = body ?? "\(status.code) \(status.reasonPhrase)\n"
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: contentType)
+        headers.add(name: "content-length", value: String(text.utf8.count))
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        try await outbound.write(.head(HTTPResponseHead(version: version == .http1_0 ? .http1_0 : .http1_1, status: status, headers: headers)))
+        try await outbound.write(.body(.byteBuffer(ByteBuffer(string: text))))
+        try await outbound.write(.end(nil))
+    }
+}

@@ -1,0 +1,228 @@
+import CohortBalancerCore
+import CohortCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+typealias HTTPServerConnection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
+typealias HTTPListener = NIOAsyncChannel<HTTPServerConnection, Never>
+
+/// The sticky reverse proxy: accepts HTTP/1.1 clients on `listenAddress`, routes each
+/// request with the shared `BackendTable`, forwards it over pooled keep-alive connections
+/// and streams the response back. Also runs the active health checks and, if configured,
+/// the admin endpoint. A `Service`: `run()` returns after a graceful shutdown, once the
+/// requests in flight are answered.
+///
+/// Sockets are bound by `bind(...)` (so tests can read the real port of `:0`); nothing
+/// runs until `run()`. Everything runs inside `run()`'s task group: no unstructured tasks.
+/// `C` is the clock that paces health checks (`ContinuousClock` in production).
+public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration == Duration {
+    public let configuration: Configuration
+    /// The bound client address (the real port when `listen` had port 0).
+    public let listenAddress: Address
+    /// The bound admin address, if any.
+    public let adminAddress: Address?
+
+    let logger: Logger
+    let clock: C
+    let group: any EventLoopGroup
+    let table: NIOLockedValueBox<BackendTable>
+    let pool: UpstreamPool
+    let connections = ClientConnections()
+    private let listener: HTTPListener
+    private let adminListener: HTTPListener?
+
+    private init(configuration: Configuration, clock: C, group: any EventLoopGroup, logger: Logger,
+                 listener: HTTPListener, adminListener: HTTPListener?) {
+        self.configuration = configuration
+        self.clock = clock
+        self.group = group
+        self.logger = logger
+        self.listener = listener
+        self.adminListener = adminListener
+        self.table = NIOLockedValueBox(BackendTable(
+            backends: configuration.backends,
+            configuration: .init(failureThreshold: configuration.failureThreshold)
+        ))
+        self.pool = UpstreamPool(
+            group: group,
+            connectTimeout: configuration.connectTimeout,
+            maxIdlePerBackend: configuration.maxIdleConnectionsPerBackend
+        )
+        self.listenAddress = Self.address(of: listener.channel, fallback: configuration.listen)
+        self.adminAddress = adminListener.map { Self.address(of: $0.channel, fallback: configuration.admin ?? configuration.listen) }
+    }
+
+    /// Binds the client (and admin) sockets. Throws if either cannot be bound.
+    public static func bind(
+        configuration: Configuration,
+        clock: C,
+        eventLoopGroup: any EventLoopGroup,
+        logger: Logger
+    ) async throws -> BalancerServer {
+        let listener = try await bindHTTP(configuration.listen, group: eventLoopGroup)
+        var adminListener: HTTPListener?
+        if let admin = configuration.admin {
+            do {
+                adminListener = try await bindHTTP(admin, group: eventLoopGroup)
+            } catch {
+                listener.channel.close(promise: nil)
+                throw error
+            }
+        }
+        return BalancerServer(configuration: configuration, clock: clock, group: eventLoopGroup, logger: logger,
+                              listener: listener, adminListener: adminListener)
+    }
+
+    private static func bindHTTP(_ address: Address, group: any EventLoopGroup) async throws -> HTTPListener {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: address.host, port: address.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true,
+                        withErrorHandling: true
+                    )
+                    return try HTTPServerConnection(wrappingChannelSynchronously: channel)
+                }
+            }
+    }
+
+    private static func address(of channel: any Channel, fallback: Address) -> Address {
+        guard let port = channel.localAddress?.port else { return fallback }
+        return Address(host: fallback.host, port: port)
+    }
+
+    /// Serves until graceful shutdown (or cancellation): stops accepting, closes idle client
+    /// connections, lets requests in flight finish, then stops health checks and the admin
+    /// endpoint and closes pooled upstream connections.
+    public func run() async throws {
+        logger.info("balancer listening", metadata: [
+            "balancer.listen": "\(listenAddress)",
+            "balancer.backends": "\(configuration.backends.map { "\($0.name)=\($0.address)" }.joined(separator: ","))",
+        ])
+        defer { pool.shutdown() }
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { await self.runHealthChecks() }
+                if let adminListener = self.adminListener {
+                    group.addTask {
+                        do {
+                            try await self.accept(on: adminListener) { await self.serveAdmin($0) }
+                        } catch is CancellationError {
+                            // Cancelled below once the client listener has drained: a normal stop.
+                        }
+                    }
+                }
+                try await self.accept(on: self.listener) { await self.serveClient($0) }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            self.beginShutdown()
+        }
+    }
+
+    private func beginShutdown() {
+        logger.info("balancer shutting down")
+        connections.beginShutdown()
+        listener.channel.close(promise: nil)
+        adminListener?.channel.close(promise: nil)
+    }
+
+    private func accept(on listener: HTTPListener, _ serve: @escaping @Sendable (HTTPServerConnection) async -> Void) async throws {
+        try await listener.executeThenClose { inbound in
+            try await withThrowingDiscardingTaskGroup { group in
+                for try await connection in inbound {
+                    group.addTask { await serve(connection) }
+                }
+            }
+        }
+    }
+
+    // MARK: Table access (also the seam for membership)
+
+    /// A copy of the backend table's rows.
+    public func backends() -> [Backend] {
+        table.withLockedValue { $0.backends }
+    }
+
+    /// Stops new sessions going to `name`. Returns `false` for an unknown name.
+    @discardableResult
+    public func drain(_ name: String) -> Bool {
+        let found = table.withLockedValue { $0.drain(name) }
+        if found { logger.notice("backend draining", metadata: ["balancer.backend": "\(name)"]) }
+        return found
+    }
+
+    /// Lets `name` take new sessions again. Returns `false` for an unknown name.
+    @discardableResult
+    public func undrain(_ name: String) -> Bool {
+        let found = table.withLockedValue { $0.undrain(name) }
+        if found { logger.notice("backend undrained", metadata: ["balancer.backend": "\(name)"]) }
+        return found
+    }
+
+    /// Feeds a membership view: `up: false` marks `name` down at once, `up: true` marks it up.
+    public func setMembershipState(name: String, up: Bool) {
+        let outcome = table.withLockedValue { $0.setMembershipState(name: name, up: up) }
+        logHealth(outcome, name: name, cause: "membership")
+    }
+
+    /// Replaces the backend set (e.g. from membership); see `BackendTable.updateBackends`.
+    public func updateBackends(_ backends: [(name: String, address: Address)]) {
+        table.withLockedValue { $0.updateBackends(backends) }
+    }
+
+    func logHealth(_ outcome: BackendTable.HealthOutcome, name: String, cause: String) {
+        switch outcome {
+        case .markedDown:
+            logger.warning("backend down", metadata: ["balancer.backend": "\(name)", "balancer.cause": "\(cause)"])
+        case .markedUp:
+            logger.notice("backend up", metadata: ["balancer.backend": "\(name)", "balancer.cause": "\(cause)"])
+        case .unchanged, .unknownBackend:
+            break
+        }
+    }
+}
+
+/// Open client connections, so that a graceful shutdown can close the idle ones at once
+/// while busy ones finish their current exchange.
+final class ClientConnections: Sendable {
+    private struct State {
+        var isShuttingDown = false
+        var idle: [ObjectIdentifier: any Channel] = [:]
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    var isShuttingDown: Bool { state.withLockedValue { $0.isShuttingDown } }
+
+    /// The connection waits for its next request head. Returns `false` (and closes it) when
+    /// shutting down.
+    func markIdle(_ channel: any Channel) -> Bool {
+        let shuttingDown = state.withLockedValue { state -> Bool in
+            if !state.isShuttingDown { state.idle[ObjectIdentifier(channel)] = channel }
+            return state.isShuttingDown
+        }
+        if shuttingDown { channel.close(promise: nil) }
+        return !shuttingDown
+    }
+
+    func markBusy(_ channel: any Channel) {
+        _ = state.withLockedValue { $0.idle.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    func beginShutdown() {
+        let idle = state.withLockedValue { state -> [any Channel] in
+            state.isShuttingDown = true
+            defer { state.idle = [:] }
+            return Array(state.idle.values)
+        }
+        for channel in idle { channel.close(promise: nil) }
+    }
+}

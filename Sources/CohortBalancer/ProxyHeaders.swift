@@ -1,0 +1,76 @@
+import NIOHTTP1
+
+/// Header rewriting between client and backend (RFC 9110 §7.6.1, RFC 7239).
+enum ProxyHeaders {
+    /// Hop-by-hop headers: meaningful for one connection only, never forwarded.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+        "upgrade", "proxy-authenticate", "proxy-authorization",
+    ]
+
+    /// Removes hop-by-hop headers and every header named in `Connection`.
+    static func stripHopByHop(_ headers: inout HTTPHeaders) {
+        var names = hopByHop
+        for value in headers["connection"] {
+            for token in value.split(separator: ",") {
+                names.insert(token.trimmingSpaces.lowercased())
+            }
+        }
+        for name in names { headers.remove(name: name) }
+    }
+
+    /// `true` when a request head is over the configured limits (431).
+    static func exceedsLimits(_ headers: HTTPHeaders, maxBytes: Int, maxCount: Int) -> Bool {
+        var count = 0
+        var bytes = 0
+        for (name, value) in headers {
+            count += 1
+            bytes += name.utf8.count + value.utf8.count + 4
+            if count > maxCount || bytes > maxBytes { return true }
+        }
+        return false
+    }
+
+    /// The request as sent upstream: HTTP/1.1, keep-alive, hop-by-hop headers removed,
+    /// `Content-Length` set to the buffered body, and the forwarding headers appended
+    /// (`X-Forwarded-For`, `X-Forwarded-Proto: http`, `Forwarded: for=...;proto=http`).
+    static func upstreamHead(from head: HTTPRequestHead, bodyLength: Int, clientIP: String?) -> HTTPRequestHead {
+        var headers = head.headers
+        let hadBody = headers.contains(name: "content-length") || headers.contains(name: "transfer-encoding")
+        stripHopByHop(&headers)
+        headers.remove(name: "expect")
+        headers.remove(name: "content-length")
+        if hadBody || bodyLength > 0 {
+            headers.add(name: "content-length", value: String(bodyLength))
+        }
+        let client = clientIP ?? "unknown"
+        let previous = headers["x-forwarded-for"].joined(separator: ", ")
+        headers.replaceOrAdd(name: "x-forwarded-for", value: previous.isEmpty ? client : "\(previous), \(client)")
+        headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
+        let node = client.contains(":") ? "\"[\(client)]\"" : client
+        headers.add(name: "forwarded", value: "for=\(node);proto=http")
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+    }
+
+    /// The backend's response head as sent to the client: hop-by-hop headers removed, and
+    /// `Connection: close` when the client connection will not be reused.
+    static func clientHead(from response: HTTPResponseHead, requestVersion: HTTPVersion, keepAlive: Bool) -> HTTPResponseHead {
+        var headers = response.headers
+        stripHopByHop(&headers)
+        if !keepAlive {
+            headers.add(name: "connection", value: "close")
+        } else if requestVersion == .http1_0 {
+            headers.add(name: "connection", value: "keep-alive")
+        }
+        return HTTPResponseHead(version: requestVersion == .http1_0 ? .http1_0 : .http1_1, status: response.status, headers: headers)
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: Substring {
+        var text = self
+        while let first = text.first, first == " " || first == "\t" { text = text.dropFirst() }
+        while let last = text.last, last == " " || last == "\t" { text = text.dropLast() }
+        return text
+    }
+}

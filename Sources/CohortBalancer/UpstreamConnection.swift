@@ -1,0 +1,202 @@
+import CohortCore
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Why an upstream exchange failed.
+enum UpstreamError: Error, Hashable {
+    /// No response part arrived within the timeout; the connection was closed.
+    case timeout
+    /// A response part arrived while no request was in flight; the connection was closed.
+    case unexpectedData
+}
+
+/// One HTTP/1.1 client connection to a backend, read in pull mode.
+///
+/// Contract: one request at a time. `send` a request, then call `nextPart` until it returns
+/// `.end`; `nil` means the backend closed the connection. Reads are demand-driven
+/// (`autoRead` off): the handler reads only while fewer than `lowWatermark` parts are
+/// buffered, so a slow client slows the backend instead of growing a buffer. While idle the
+/// connection keeps one read outstanding so a backend's close is noticed promptly.
+final class UpstreamConnection: Sendable {
+    let channel: any Channel
+    private let handler: NIOLoopBound<UpstreamHandler>
+
+    private init(channel: any Channel, handler: NIOLoopBound<UpstreamHandler>) {
+        self.channel = channel
+        self.handler = handler
+    }
+
+    /// Opens a connection; throws on connect failure or timeout.
+    static func connect(to address: Address, group: any EventLoopGroup, timeout: Duration) async throws -> UpstreamConnection {
+        try await ClientBootstrap(group: group)
+            .connectTimeout(.nanoseconds(timeout.nanosecondsClamped))
+            .channelOption(.autoRead, value: false)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: address.host, port: address.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    let handler = UpstreamHandler(eventLoop: channel.eventLoop)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    return UpstreamConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                }
+            }
+    }
+
+    var isActive: Bool { channel.isActive }
+
+    /// Writes and flushes a whole request (head, optional body, end).
+    func send(head: HTTPRequestHead, body: ByteBuffer?) async throws {
+        let handler = self.handler
+        try await channel.eventLoop.flatSubmit {
+            handler.value.send(head: head, body: body)
+        }.get()
+    }
+
+    /// The next response part, `nil` once the backend closed the connection. Throws
+    /// `UpstreamError.timeout` (and closes) when nothing arrives within `timeout`.
+    func nextPart(timeout: Duration?) async throws -> HTTPClientResponsePart? {
+        let handler = self.handler
+        let amount = timeout.map { TimeAmount.nanoseconds($0.nanosecondsClamped) }
+        return try await channel.eventLoop.flatSubmit {
+            handler.value.next(timeout: amount)
+        }.get()
+    }
+
+    /// Marks the connection idle (between requests): any byte that arrives now closes it.
+    func markIdle() {
+        let handler = self.handler
+        channel.eventLoop.execute { handler.value.markIdle() }
+    }
+
+    func close() {
+        channel.close(promise: nil)
+    }
+}
+
+/// The event-loop side of `UpstreamConnection`. Every method runs on the channel's loop.
+final class UpstreamHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private static let lowWatermark = 4
+    private var context: ChannelHandlerContext?
+    private var buffer = CircularBuffer<HTTPClientResponsePart>()
+    private var waiter: EventLoopPromise<HTTPClientResponsePart?>?
+    private var timeoutTask: Scheduled<Void>?
+    private var isClosed = false
+    private var isIdle = true
+    private var readPending = false
+    private var failure: (any Error)?
+    private let eventLoop: any EventLoop
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { readIfNeeded() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        readIfNeeded()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if isIdle {
+            failure = UpstreamError.unexpectedData
+            context.close(promise: nil)
+            return
+        }
+        if let waiter {
+            self.waiter = nil
+            timeoutTask?.cancel()
+            waiter.succeed(part)
+        } else {
+            buffer.append(part)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        readPending = false
+        readIfNeeded()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        isClosed = true
+        timeoutTask?.cancel()
+        if let waiter {
+            self.waiter = nil
+            if let failure { waiter.fail(failure) } else { waiter.succeed(nil) }
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failure = error
+        context.close(promise: nil)
+    }
+
+    func markIdle() {
+        isIdle = true
+    }
+
+    func send(head: HTTPRequestHead, body: ByteBuffer?) -> EventLoopFuture<Void> {
+        guard let context, !isClosed else {
+            return eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+        }
+        isIdle = false
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let body, body.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+        return promise.futureResult
+    }
+
+    func next(timeout: TimeAmount?) -> EventLoopFuture<HTTPClientResponsePart?> {
+        guard let context else {
+            return eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+        }
+        if !buffer.isEmpty {
+            let part = buffer.removeFirst()
+            readIfNeeded()
+            return context.eventLoop.makeSucceededFuture(part)
+        }
+        if isClosed {
+            if let failure { return context.eventLoop.makeFailedFuture(failure) }
+            return context.eventLoop.makeSucceededFuture(nil)
+        }
+        let promise = context.eventLoop.makePromise(of: HTTPClientResponsePart?.self)
+        waiter = promise
+        if let timeout {
+            timeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+                self?.onTimeout()
+            }
+        }
+        readIfNeeded()
+        return promise.futureResult
+    }
+
+    private func onTimeout() {
+        guard let waiter else { return }
+        self.waiter = nil
+        failure = UpstreamError.timeout
+        waiter.fail(UpstreamError.timeout)
+        context?.close(promise: nil)
+    }
+
+    private func readIfNeeded() {
+        guard let context, !isClosed, !readPending, buffer.count < Self.lowWatermark else { return }
+        readPending = true
+        context.read()
+    }
+}

@@ -1,0 +1,90 @@
+import ArgumentParser
+import CohortBalancer
+import CohortBalancerCore
+import CohortCore
+import Logging
+import NIOPosix
+import ServiceLifecycle
+
+/// `cohort balancer`: the sticky HTTP/1.1 reverse proxy in front of the nodes.
+///
+/// Backends are static for now (`--backend NAME=HOST:PORT`); joining the cluster as an
+/// observer will feed `BalancerServer.setMembershipState(name:up:)` / `updateBackends(_:)`.
+struct BalancerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "balancer",
+        abstract: "Run the sticky load balancer in front of the cluster's nodes."
+    )
+
+    @Option(name: .long, help: "HOST:PORT to accept client connections on.")
+    var listen: String = "127.0.0.1:8080"
+
+    @Option(name: .long, help: "A backend as NAME=HOST:PORT; NAME is the node's route (repeatable).")
+    var backend: [String] = []
+
+    @Option(name: .long, help: "HOST:PORT for the admin API (drain/undrain, backend table). Unauthenticated: keep it private.")
+    var admin: String?
+
+    @Option(name: .customLong("cookie-name"), help: "Name of the session cookie carrying <key>.<route>.")
+    var cookieName: String = "COHORTSESSION"
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard Address(parsing: listen) != nil else { throw ValidationError("--listen must be HOST:PORT") }
+        if let admin, Address(parsing: admin) == nil { throw ValidationError("--admin must be HOST:PORT") }
+        guard !backend.isEmpty else { throw ValidationError("give at least one --backend NAME=HOST:PORT") }
+        var names: Set<String> = []
+        for value in backend {
+            guard let parsed = Self.parseBackend(value) else {
+                throw ValidationError("--backend must be NAME=HOST:PORT with NAME from A-Z a-z 0-9 - _: \(value)")
+            }
+            guard names.insert(parsed.name).inserted else { throw ValidationError("duplicate backend name \(parsed.name)") }
+        }
+        guard !cookieName.isEmpty, cookieName.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "=") && $0 != UInt8(ascii: ";") }) else {
+            throw ValidationError("--cookie-name must be a non-empty cookie token")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "cohort.balancer")
+        // Validated in validate().
+        guard let listenAddress = Address(parsing: listen) else { throw ValidationError("--listen must be HOST:PORT") }
+        var configuration = BalancerServer<ContinuousClock>.Configuration(
+            listen: listenAddress,
+            admin: admin.flatMap { Address(parsing: $0) },
+            backends: backend.compactMap(Self.parseBackend)
+        )
+        configuration.cookieName = cookieName
+        let balancer = try await BalancerServer.bind(
+            configuration: configuration,
+            clock: ContinuousClock(),
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            logger: logger
+        )
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: balancer)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+
+    /// `NAME=HOST:PORT` with a valid route name, or `nil`.
+    static func parseBackend(_ value: String) -> Backend? {
+        guard let equals = value.firstIndex(of: "=") else { return nil }
+        let name = value[value.startIndex..<equals]
+        guard NodeID.isValidName(name), let address = Address(parsing: value[value.index(after: equals)...]) else { return nil }
+        return Backend(name: String(name), address: address)
+    }
+}

@@ -1,0 +1,242 @@
+import CohortBalancer
+import CohortBalancerCore
+import CohortCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+import Testing
+
+private let sessionKey = "AAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+/// Three backends `a`, `b`, `c` (plus optional extras) behind a running balancer.
+struct Harness: Sendable {
+    let group: any EventLoopGroup
+    let backends: [TestBackend]
+    let balancer: BalancerServer<ContinuousClock>
+
+    var port: Int { balancer.listenAddress.port }
+
+    func get(_ path: String = "/", route: String? = nil, headers: [(String, String)] = []) async throws -> TestResponse {
+        var all = headers
+        if let route { all.append(("cookie", "theme=dark; COHORTSESSION=\(sessionKey).\(route)")) }
+        return try await sendRequest(port: port, path: path, headers: all, group: group)
+    }
+
+    func post(_ body: String, route: String? = nil) async throws -> TestResponse {
+        let headers = route.map { [("cookie", "COHORTSESSION=\(sessionKey).\($0)")] } ?? []
+        return try await sendRequest(port: port, method: .POST, path: "/api/counter", headers: headers, body: body, group: group)
+    }
+
+    func admin(_ method: HTTPMethod, _ path: String) async throws -> TestResponse {
+        guard let admin = balancer.adminAddress else { throw ChannelError.unknownLocalAddress }
+        return try await sendRequest(port: admin.port, method: method, path: path, group: group)
+    }
+
+    func state(of name: String) -> Backend.State? {
+        balancer.backends().first { $0.name == name }?.state
+    }
+
+    /// Polls `condition` until it holds or the deadline passes.
+    func waitUntil(_ what: String, within timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        while !condition() {
+            guard clock.now < deadline else {
+                Issue.record("timed out waiting for \(what)")
+                return
+            }
+            try await clock.sleep(until: clock.now.advanced(by: .milliseconds(10)), tolerance: nil)
+        }
+    }
+}
+
+func withHarness(
+    extraBackends: [Backend] = [],
+    configure: (inout BalancerServer<ContinuousClock>.Configuration) -> Void = { _ in },
+    _ body: @Sendable (Harness) async throws -> Void
+) async throws {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    var backends: [TestBackend] = []
+    for name in ["a", "b", "c"] {
+        backends.append(try await TestBackend.start(name: name, group: group))
+    }
+    var configuration = BalancerServer<ContinuousClock>.Configuration(
+        listen: Address(host: "127.0.0.1", port: 0),
+        admin: Address(host: "127.0.0.1", port: 0),
+        backends: backends.map { Backend(name: $0.name, address: Address(host: "127.0.0.1", port: $0.port)) } + extraBackends
+    )
+    configuration.healthCheckInterval = .milliseconds(100)
+    configuration.healthCheckTimeout = .milliseconds(500)
+    configuration.responseTimeout = .seconds(2)
+    configure(&configuration)
+    var logger = Logger(label: "test.balancer")
+    logger.logLevel = .warning
+    let balancer = try await BalancerServer.bind(configuration: configuration, clock: ContinuousClock(),
+                                                 eventLoopGroup: group, logger: logger)
+    let serviceGroup = ServiceGroup(configuration: .init(services: [.init(service: balancer)], logger: logger))
+    let harness = Harness(group: group, backends: backends, balancer: balancer)
+    do {
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await serviceGroup.run() }
+            defer { tasks.cancelAll() }
+            try await body(harness)
+            await serviceGroup.triggerGracefulShutdown()
+            try await tasks.next()
+        }
+    } catch {
+        for backend in backends { await backend.stop() }
+        try await group.shutdownGracefully()
+        throw error
+    }
+    for backend in backends { await backend.stop() }
+    try await group.shutdownGracefully()
+}
+
+@Suite("Balancer proxy", .timeLimit(.minutes(1)))
+struct BalancerTests {
+    @Test("the cookie's route suffix picks the backend, every time")
+    func stickyRouting() async throws {
+        try await withHarness { (h: Harness) async throws in
+            for route in ["a", "b", "c", "b", "a"] {
+                let response = try await h.get(route: route)
+                #expect(response.status == 200)
+                #expect(response.backend == route)
+                #expect(response.body.contains("route=\(route)"))
+            }
+        }
+    }
+
+    @Test("requests without a session spread round-robin over idle backends")
+    func roundRobin() async throws {
+        try await withHarness { (h: Harness) async throws in
+            var served: [String] = []
+            for _ in 0..<6 {
+                let response = try await h.get()
+                #expect(response.status == 200)
+                served.append(response.backend ?? "?")
+            }
+            #expect(served.sorted() == ["a", "a", "b", "b", "c", "c"])
+        }
+    }
+
+    @Test("X-Forwarded-For, X-Forwarded-Proto and Forwarded reach the backend; hop-by-hop headers do not")
+    func forwardedHeaders() async throws {
+        try await withHarness { (h: Harness) async throws in
+            let response = try await h.get(headers: [("x-forwarded-for", "10.0.0.1")])
+            #expect(response.body.contains("xff=10.0.0.1, 127.0.0.1"))
+            #expect(response.body.contains("fwd=for=127.0.0.1;proto=http"))
+        }
+    }
+
+    @Test("a backend that dies is routed around: GETs, POSTs and its sticky sessions succeed elsewhere")
+    func failoverAfterBackendDies() async throws {
+        try await withHarness { (h: Harness) async throws in
+            // Warm the pool so that stale keep-alive connections exist.
+            for route in ["a", "b", "c"] { _ = try await h.get(route: route) }
+            await h.backends[2].stop()
+            for _ in 0..<6 {
+                let response = try await h.get()
+                #expect(response.status == 200)
+                #expect(response.backend != "c")
+            }
+            let sticky = try await h.get(route: "c")
+            #expect(sticky.status == 200)
+            #expect(sticky.backend == "a" || sticky.backend == "b")
+            try await h.waitUntil("c marked down") { h.state(of: "c") == .down }
+            for _ in 0..<4 {
+                let response = try await h.post("hello", route: "c")
+                #expect(response.status == 200)
+                #expect(response.body.contains("method=POST body=5"))
+            }
+        }
+    }
+
+    @Test("a POST whose backend refuses connections is resent to another backend")
+    func postFailoverOnConnectFailure() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let deadPort = try await unusedPort(group: group)
+        try await group.shutdownGracefully()
+        try await withHarness(
+            extraBackends: [Backend(name: "dead", address: Address(host: "127.0.0.1", port: deadPort))],
+            configure: { $0.failureThreshold = 1_000; $0.healthCheckInterval = .seconds(60) }
+        ) { (h: Harness) async throws in
+            for _ in 0..<8 {
+                let response = try await h.post("payload")
+                #expect(response.status == 200)
+                #expect(response.backend != "dead")
+            }
+            let routed = try await h.post("payload", route: "dead")
+            #expect(routed.status == 200)
+        }
+    }
+
+    @Test("draining stops new sessions going to a node while its sessions keep their route")
+    func drain() async throws {
+        try await withHarness { (h: Harness) async throws in
+            let drained = try await h.admin(.POST, "/_cohort/drain/b")
+            #expect(drained.status == 200)
+            #expect(drained.body.contains(#""state":"draining""#))
+            for _ in 0..<6 {
+                #expect(try await h.get().backend != "b")
+            }
+            #expect(try await h.get(route: "b").backend == "b")
+            let table = try await h.admin(.GET, "/_cohort/backends")
+            #expect(table.status == 200)
+            #expect(table.body.contains(#"{"name":"b""#))
+            #expect(try await h.admin(.POST, "/_cohort/drain/nope").status == 404)
+            #expect(try await h.admin(.POST, "/_cohort/undrain/b").status == 200)
+            var served: Set<String> = []
+            for _ in 0..<3 { served.insert(try await h.get().backend ?? "?") }
+            #expect(served == ["a", "b", "c"])
+        }
+    }
+
+    @Test("too many or too large request headers get 431")
+    func headerLimits() async throws {
+        try await withHarness { (h: Harness) async throws in
+            let many = (0..<101).map { ("x-h\($0)", "v") }
+            #expect(try await h.get(headers: many).status == 431)
+            let large = [("x-big", String(repeating: "v", count: 33 * 1024))]
+            #expect(try await h.get(headers: large).status == 431)
+            #expect(try await h.get().status == 200)
+        }
+    }
+
+    @Test("an over-limit request body gets 413")
+    func bodyLimit() async throws {
+        try await withHarness(configure: { $0.maxRequestBodyBytes = 16 }) { (h: Harness) async throws in
+            #expect(try await h.post(String(repeating: "x", count: 17)).status == 413)
+            #expect(try await h.post(String(repeating: "x", count: 16)).status == 200)
+        }
+    }
+
+    @Test("with every backend gone, the client gets 503, and a backend reported up again is used")
+    func noLiveBackend() async throws {
+        try await withHarness { (h: Harness) async throws in
+            for name in ["a", "b", "c"] { h.balancer.setMembershipState(name: name, up: false) }
+            #expect(try await h.get().status == 503)
+            h.balancer.setMembershipState(name: "a", up: true)
+            #expect(try await h.get().backend == "a")
+        }
+    }
+
+    @Test("a response timeout retries an idempotent request once on another node; a POST gets 504")
+    func responseTimeout() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let hung = try await TestBackend.start(name: "hung", group: group, silent: true)
+        try await withHarness(
+            extraBackends: [Backend(name: "hung", address: Address(host: "127.0.0.1", port: hung.port))],
+            configure: { $0.responseTimeout = .milliseconds(300); $0.failureThreshold = 1_000 }
+        ) { (h: Harness) async throws in
+            let get = try await h.get(route: "hung")
+            #expect(get.status == 200)
+            #expect(get.backend != "hung")
+            let post = try await h.post("x", route: "hung")
+            #expect(post.status == 504)
+        }
+        await hung.stop()
+        try await group.shutdownGracefully()
+    }
+}

@@ -1,0 +1,137 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A tiny HTTP/1.1 backend for tests: answers every request with
+/// `name=<name> route=<route|-> method=<METHOD> body=<bytes> xff=<X-Forwarded-For|->`
+/// (header `x-backend: <name>`), and `GET /health` with 200. `stop()` closes the listening
+/// socket and every open connection, like a crashed node.
+final class TestBackend: Sendable {
+    let name: String
+    let port: Int
+    private let serverChannel: any Channel
+    private let children: NIOLockedValueBox<[any Channel]>
+
+    private init(name: String, port: Int, serverChannel: any Channel, children: NIOLockedValueBox<[any Channel]>) {
+        self.name = name
+        self.port = port
+        self.serverChannel = serverChannel
+        self.children = children
+    }
+
+    /// `silent`: never answers anything but `/health` (a hung node).
+    static func start(name: String, group: any EventLoopGroup, silent: Bool = false) async throws -> TestBackend {
+        let children = NIOLockedValueBox<[any Channel]>([])
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                children.withLockedValue { $0.append(channel) }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(Responder(name: name, silent: silent))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        guard let port = channel.localAddress?.port else { throw ChannelError.unknownLocalAddress }
+        return TestBackend(name: name, port: port, serverChannel: channel, children: children)
+    }
+
+    func stop() async {
+        try? await serverChannel.close()
+        for child in children.withLockedValue({ $0 }) {
+            try? await child.close()
+        }
+    }
+
+    private final class Responder: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let name: String
+        let silent: Bool
+        var head: HTTPRequestHead?
+        var bodyBytes = 0
+
+        init(name: String, silent: Bool) {
+            self.name = name
+            self.silent = silent
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                self.head = head
+                bodyBytes = 0
+            case .body(let chunk):
+                bodyBytes += chunk.readableBytes
+            case .end:
+                guard let head, !silent || head.uri == "/health" else { return }
+                let route = head.headers["cookie"].lazy.flatMap { $0.split(separator: ";") }.compactMap { pair -> String? in
+                    let trimmed = pair.drop { $0 == " " }
+                    guard trimmed.hasPrefix("COHORTSESSION=") else { return nil }
+                    return trimmed.split(separator: ".").last.map(String.init)
+                }.first ?? "-"
+                let text = head.uri == "/health"
+                    ? "ok"
+                    : "name=\(name) route=\(route) method=\(head.method.rawValue) body=\(bodyBytes) xff=\(head.headers.first(name: "x-forwarded-for") ?? "-") fwd=\(head.headers.first(name: "forwarded") ?? "-")"
+                var headers = HTTPHeaders()
+                headers.add(name: "x-backend", value: name)
+                headers.add(name: "content-length", value: String(text.utf8.count))
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                self.head = nil
+            }
+        }
+    }
+}
+
+/// A response as seen by the test client.
+struct TestResponse: Sendable {
+    var status: Int
+    var headers: HTTPHeaders
+    var body: String
+    var backend: String? { headers.first(name: "x-backend") }
+}
+
+/// One request on a fresh connection (`Connection: close`), read to the end.
+func sendRequest(port: Int, method: HTTPMethod = .GET, path: String = "/", headers extra: [(String, String)] = [],
+                 body: String? = nil, group: any EventLoopGroup) async throws -> TestResponse {
+    let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port) { channel in
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+            return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+        }
+    }
+    return try await channel.executeThenClose { inbound, outbound in
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: "127.0.0.1:\(port)")
+        headers.add(name: "connection", value: "close")
+        for (name, value) in extra { headers.add(name: name, value: value) }
+        if let body { headers.add(name: "content-length", value: String(body.utf8.count)) }
+        try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)))
+        if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(string: body)))) }
+        try await outbound.write(.end(nil))
+        var response = TestResponse(status: 0, headers: [:], body: "")
+        for try await part in inbound {
+            switch part {
+            case .head(let head):
+                response.status = Int(head.status.code)
+                response.headers = head.headers
+            case .body(let chunk):
+                response.body += String(buffer: chunk)
+            case .end:
+                return response
+            }
+        }
+        return response
+    }
+}
+
+/// A port with nothing listening (bound, then closed).
+func unusedPort(group: any EventLoopGroup) async throws -> Int {
+    let channel = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+    guard let port = channel.localAddress?.port else { throw ChannelError.unknownLocalAddress }
+    try await channel.close()
+    return port
+}

@@ -1,0 +1,57 @@
+import CohortCore
+import Testing
+
+@Suite struct SessionIDTests {
+    @Test func generatedIDsCarry160RandomBitsAndParseBack() {
+        var generator = SplitMix64(seed: 1)
+        var seen = Set<String>()
+        for _ in 0..<1000 {
+            let id = SessionID.generate(route: "n1", using: &generator)
+            #expect(id.key.count == 27)
+            #expect(id.route == "n1")
+            #expect(SessionID(parsing: id.description) == id)
+            seen.insert(id.key)
+        }
+        #expect(seen.count == 1000)
+    }
+
+    @Test(arguments: [
+        "", ".", "abc.n1", "AAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAA.", ".n1",
+        "AAAAAAAAAAAAAAAAAAAAAA.n1.x", "AAAAAAAAAAAAAAAAAAAAA!.n1", "AAAAAAAAAAAAAAAAAAAAAA.n 1",
+        "AAAAAAAAAAAAAAAAAAAAAA.\u{e9}", String(repeating: "A", count: 65) + ".n1",
+        "AAAAAAAAAAAAAAAAAAAAAA." + String(repeating: "n", count: 65),
+    ])
+    func malformedCookieValuesAreRejected(_ text: String) {
+        #expect(SessionID(parsing: text) == nil)
+    }
+
+    @Test func wellFormedValuesParse() {
+        let id = SessionID(parsing: "AAAAAAAAAAAAAAAAAAAAAA.node-2_b")
+        #expect(id?.key == "AAAAAAAAAAAAAAAAAAAAAA")
+        #expect(id?.route == "node-2_b")
+        #expect(id?.rebound(to: "n3").description == "AAAAAAAAAAAAAAAAAAAAAA.n3")
+    }
+
+    @Test func logTagDoesNotRevealTheKey() {
+        let id = SessionID(key: "AAAAAAAAAAAAAAAAAAAAAAAAAAA", route: "n1")
+        #expect(!id.logTag.isEmpty)
+        #expect(!id.key.contains(id.logTag) || id.logTag.count < 8)
+        #expect(id.logTag != SessionID(key: "BAAAAAAAAAAAAAAAAAAAAAAAAAA", route: "n1").logTag)
+    }
+
+    @Test func addressesParse() {
+        #expect(Address(parsing: "127.0.0.1:7001") == Address(host: "127.0.0.1", port: 7001))
+        #expect(Address(parsing: "[::1]:80") == Address(host: "::1", port: 80))
+        #expect(Address(parsing: "localhost") == nil)
+        #expect(Address(parsing: ":80") == nil)
+        #expect(Address(parsing: "h:70000") == nil)
+        #expect(Address(host: "::1", port: 80).description == "[::1]:80")
+    }
+
+    @Test func instantArithmetic() {
+        let start = Instant(seconds: 10)
+        #expect(start + .milliseconds(1500) == Instant(milliseconds: 11_500))
+        #expect(Instant(seconds: 12) - start == .seconds(2))
+        #expect(Duration.seconds(Int64.max).nanosecondsClamped == Int64.max)
+    }
+}
