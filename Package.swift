@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "CohortWire", targets: ["CohortWire"]),
         .library(name: "CohortNode", targets: ["CohortNode"]),
         .library(name: "CohortHummingbird", targets: ["CohortHummingbird"]),
+        .library(name: "CohortBalancerCore", targets: ["CohortBalancerCore"]),
+        .library(name: "CohortBalancer", targets: ["CohortBalancer"]),
         .executable(name: "cohort", targets: ["CohortCommand"]),
     ],
     dependencies: [
@@ -76,13 +78,28 @@ let package = Package(
         .executableTarget(
             name: "CohortCommand",
             dependencies: [
-                "CohortCore", "CohortNode", "CohortHummingbird",
+                "CohortCore", "CohortNode", "CohortHummingbird", "CohortBalancer", "CohortBalancerCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            exclude: ["BalancerCommand.swift"],
+            swiftSettings: swiftSettings
+        ),
+        // Sticky routing decisions (pure) and the NIO reverse proxy around them.
+        .target(name: "CohortBalancerCore", dependencies: ["CohortCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "CohortBalancer",
+            dependencies: [
+                "CohortCore", "CohortBalancerCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Test-only: manual clock, seeded RNG, simulated network.

@@ -27,6 +27,15 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "HOST:PORT of a node to contact first (repeatable).")
     var seed: [String] = []
 
+    @Option(name: .long, help: "GROUP:PORT of a UDP multicast group for discovery (e.g. 228.0.0.4:45564), in addition to seeds.")
+    var multicast: String?
+
+    @Option(name: .customLong("multicast-interface"), help: "IPv4 address of the interface for multicast (default: loopback).")
+    var multicastInterface: String = "127.0.0.1"
+
+    @Option(name: .customLong("multicast-ttl"), help: "Multicast TTL: 0 stays on this host, 1 on the local network.")
+    var multicastTTL: UInt8 = 0
+
     @Option(name: .customLong("key-file"), help: "The cluster key file (from `cohort keygen`).")
     var keyFile: String?
 
@@ -47,6 +56,7 @@ struct NodeCommand: AsyncParsableCommand {
         guard Address(parsing: http) != nil else { throw ValidationError("--http must be HOST:PORT") }
         guard Address(parsing: cluster) != nil else { throw ValidationError("--cluster must be HOST:PORT") }
         for value in seed where Address(parsing: value) == nil { throw ValidationError("--seed must be HOST:PORT: \(value)") }
+        if let multicast, Address(parsing: multicast) == nil { throw ValidationError("--multicast must be GROUP:PORT") }
         guard ReplicationEngine.Durability(rawValue: durability) != nil else {
             throw ValidationError("--durability must be acknowledged or async")
         }
@@ -85,6 +95,9 @@ struct NodeCommand: AsyncParsableCommand {
             durability: durability
         )
         configuration.httpAddress = httpAddress
+        if let group = multicast.flatMap({ Address(parsing: $0) }) {
+            configuration.multicast = MulticastConfiguration(group: group, interface: multicastInterface, ttl: multicastTTL)
+        }
         let node = try await ClusterNode.bind(configuration: configuration, logger: logger)
 
         var sessions = ClusterSessionConfiguration()

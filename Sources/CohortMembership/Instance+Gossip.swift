@@ -173,9 +173,13 @@ extension Membership.Instance {
     ///   once, so that it refutes before its new timeout;
     /// - seeds and dead members are pinged at once (as on a reconnect), so that dead members
     ///   that are in fact running refute and are readmitted.
+    ///
+    /// The pings go out at most once per probe interval, however many peers say so.
     mutating func rejoin(now: Instant, into directives: inout [Membership.Directive]) {
         gossip.removeAll { $0.id != me.id && ($0.status == .suspect || $0.status == .dead) }
         probe.current = nil
+        if let last = lastRejoinAt, now - last < configuration.probeInterval { return }
+        lastRejoinAt = now
         for id in suspects.sorted(by: Self.precedes) {
             guard var record = records[id] else { continue }
             record.changedAt = now

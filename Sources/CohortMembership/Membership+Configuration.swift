@@ -34,17 +34,21 @@ extension Membership {
         }
 
         /// An upper bound on the time from a member's crash until every live member has
-        /// marked it dead, for a cluster of `clusterSize` members, assuming the network
-        /// delivers packets between the survivors:
+        /// marked it dead, for a cluster of `clusterSize` members (the crashed one included),
+        /// assuming the network delivers packets between the survivors and the membership is
+        /// otherwise stable. Every survivor reaches the verdict on its own within it:
         ///
-        /// - every survivor probes members round-robin from a shuffled list, so the crashed
-        ///   member is probed by each survivor within `2 × (N − 1)` probe intervals (one
-        ///   round may end and the next start with it last); the first survivor to probe it
-        ///   suspects it after at most `probeTimeout` more;
-        /// - it is declared dead after the suspicion timeout;
-        /// - the `dead` gossip reaches everyone within `⌈log2(N)⌉ + 1` probe intervals, and
-        ///   each survivor also reaches the same verdict on its own within the same bound;
-        /// - plus one tick of slack for each of the three timed steps.
+        /// - it probes members round-robin from a shuffled list, so it probes the crashed
+        ///   member within `2 × (N − 1)` probe intervals (one round may end and the next
+        ///   start with it last), and suspects it `probeTimeout` later, unless gossip made
+        ///   it suspect sooner;
+        /// - it declares it dead once its own suspicion is older than the suspicion timeout;
+        /// - plus one tick of slack for each of the three timed steps (probe start, probe
+        ///   timeout, suspicion timeout).
+        ///
+        /// Gossip of the first verdict usually reaches everyone much sooner; the bound adds
+        /// `⌈log2(N)⌉ + 1` probe intervals as margin for that spread (and for shells that
+        /// tick late).
         public func detectionBound(clusterSize: Int) -> Duration {
             let n = max(2, clusterSize)
             let probeWait = probeInterval * (2 * (n - 1))

@@ -57,6 +57,8 @@ extension Membership {
         var relays: [UInt64: Relay] = [:]
         var nextSequence: UInt64 = 1
         var nextReconnectAt = Instant.zero
+        /// When this node last reached out after being declared dead (see `rejoin`).
+        var lastRejoinAt: Instant?
 
         /// Creates a node's membership view.
         ///

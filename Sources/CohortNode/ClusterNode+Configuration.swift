@@ -18,6 +18,8 @@ extension ClusterNode {
         public var httpAddress: Address?
         /// Addresses of members to contact first (static discovery).
         public var seeds: [Address]
+        /// Discovery by multicast beacon, in addition to the seeds (off by default).
+        public var multicast: MulticastConfiguration?
         /// How frames are protected: sealed with the cluster key, or (only with an explicit
         /// `--insecure`) sent in the clear.
         public var protection: FrameProtection
@@ -45,6 +47,7 @@ extension ClusterNode {
             self.advertisedAddress = nil
             self.httpAddress = nil
             self.seeds = seeds
+            self.multicast = nil
             self.protection = protection
             self.durability = durability
             self.role = .node

@@ -43,9 +43,14 @@ extension ClusterNode {
     }
 
     func tick() {
+        let beaconInterval = configuration.multicast?.interval
         input { state, now, effects in
             state.absorb(state.membership.onTick(now: now), now: now, makeLink: makeLink, into: &effects)
             state.absorb(state.engine.onTick(now: now), into: &effects)
+            if let beaconInterval, now >= state.nextBeacon, !state.stopping {
+                state.nextBeacon = now + beaconInterval
+                effects.append(.beacon(Membership.Packet(from: state.membership.myself, message: .ping(sequence: 0))))
+            }
         }
     }
 
@@ -72,6 +77,7 @@ extension ClusterNode {
         try? await udpChannel.eventLoop.submit {}.get()
         await close(udpChannel)
         await close(tcpChannel)
+        if let beacon { await close(beacon.channel) }
     }
 
     private func close(_ channel: any Channel) async {
@@ -145,6 +151,11 @@ extension ClusterNode {
             switch effect {
             case .datagram(let packet, let address):
                 sendDatagram(packet, to: address)
+            case .beacon(let packet):
+                if let beacon {
+                    let frame = codec.encode(.membership(packet))
+                    beacon.channel.writeAndFlush(AddressedEnvelope(remoteAddress: beacon.target, data: frame), promise: nil)
+                }
             case .frame(let message, let link):
                 let codec = self.codec
                 if !link.send({ codec.encode(.replication(message), into: &$0) }) {

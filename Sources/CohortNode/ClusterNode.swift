@@ -31,6 +31,8 @@ public final class ClusterNode: Service, Sendable {
     let state: NIOLockedValueBox<NodeState>
     let tcpChannel: any Channel
     let udpChannel: any Channel
+    /// The multicast discovery socket and group, when enabled.
+    let beacon: (channel: any Channel, target: SocketAddress)?
     let handle: NodeHandle
     let helloFrame: ByteBuffer
     let resolvedAddresses = NIOLockedValueBox<[Address: SocketAddress]>([:])
@@ -53,17 +55,36 @@ public final class ClusterNode: Service, Sendable {
             handle: handle,
             limits: configuration.limits
         )
+        var beacon: (channel: any Channel, target: SocketAddress)?
+        if let multicast = configuration.multicast {
+            do {
+                beacon = try await MulticastBeacon.bind(
+                    multicast, group: eventLoopGroup, handle: handle,
+                    limits: WireLimitsView(maxDatagramLength: configuration.limits.maxDatagramLength))
+            } catch {
+                try? await tcp.close()
+                try? await udp.close()
+                throw error
+            }
+        }
         let boundPort = tcp.localAddress?.port ?? configuration.clusterAddress.port
         var advertised = configuration.advertisedAddress ?? configuration.clusterAddress
         if advertised.port == 0 { advertised.port = boundPort }
         var system = SystemRandomNumberGenerator()
         let id = NodeID(name: configuration.name, address: advertised, uid: system.next())
-        let node = ClusterNode(configuration: configuration, id: id, tcp: tcp, udp: udp, handle: handle, group: eventLoopGroup, logger: logger, seed: system.next())
+        let node = ClusterNode(
+            configuration: configuration, id: id, tcp: tcp, udp: udp, beacon: beacon, handle: handle,
+            group: eventLoopGroup, logger: logger, seed: system.next()
+        )
         handle.set(node)
         return node
     }
 
-    private init(configuration: Configuration, id: NodeID, tcp: any Channel, udp: any Channel, handle: NodeHandle, group: any EventLoopGroup, logger: Logger, seed: UInt64) {
+    private init(
+        configuration: Configuration, id: NodeID, tcp: any Channel, udp: any Channel,
+        beacon: (channel: any Channel, target: SocketAddress)?, handle: NodeHandle,
+        group: any EventLoopGroup, logger: Logger, seed: UInt64
+    ) {
         self.configuration = configuration
         self.id = id
         self.codec = FrameCodec(protection: configuration.protection, limits: configuration.limits)
@@ -75,6 +96,7 @@ public final class ClusterNode: Service, Sendable {
         self.origin = clock.now
         self.tcpChannel = tcp
         self.udpChannel = udp
+        self.beacon = beacon
         self.handle = handle
         self.helloFrame = codec.encode(.hello(id))
         let membership = Membership.Instance(
@@ -169,6 +191,11 @@ public final class ClusterNode: Service, Sendable {
             perform(effects)
         }
         return CommitReport(session: session, outcome: outcome)
+    }
+
+    /// This node's own copy of session `key`, without asking peers.
+    public func localSession(forKey key: String) -> Session? {
+        state.withLockedValue { $0.engine.session(forKey: key) }
     }
 
     /// A request used session `key` without changing it.

@@ -17,10 +17,12 @@ struct NodeState: Sendable {
     var fetchWaiters: [String: [CheckedContinuation<Session?, Never>]] = [:]
     var counters = NodeCounters()
     var stopping = false
+    var nextBeacon: Instant = .zero
 }
 
 /// IO and wake-ups decided under the lock, carried out after it is released.
 enum NodeEffect: Sendable {
+    case beacon(Membership.Packet)
     case datagram(Membership.Packet, to: Address)
     case frame(ReplicationMessage, PeerLink)
     case startLink(PeerLink)

@@ -24,26 +24,39 @@ struct MembershipSimulationTests {
     /// few round trips of refutation, with slack for ticks and gossip.
     static let readmissionBound = configuration.reconnectInterval + configuration.probeInterval * 2
 
+    /// How long after a restart the new uid may take to be alive everywhere and the old one
+    /// gone: a restarted seed has no seed to ping, so it waits to be probed at its address
+    /// (within `2 × (N − 1)` probe intervals); others ping their seed at once. Then the news
+    /// spreads as after a heal.
+    static func restartBound(_ count: Int) -> Duration {
+        configuration.probeInterval * (2 * (count - 1)) + readmissionBound
+    }
+
     /// A started simulation of `count` nodes that has converged (everyone alive everywhere).
+    /// The last node is an observer (a balancer), which changes nothing for membership.
     static func converged(_ count: Int, seed: Int) -> MembershipSimulation {
-        var sim = MembershipSimulation(nodes: count, seed: UInt64(seed), configuration: configuration)
+        var sim = MembershipSimulation(
+            nodes: count,
+            seed: UInt64(seed),
+            configuration: configuration,
+            roles: { $0 == count - 1 ? .observer : .node }
+        )
         sim.startAll()
         let took = sim.advance(until: { $0.allRunningSeeEachOtherAlive() }, timeout: convergenceBound(count))
         #expect(took != nil, "seed \(seed): \(count) nodes did not converge")
         return sim
     }
 
-    @Test("all nodes see each other alive from seeds only", arguments: [3, 10, 50], 0..<40)
+    @Test("all nodes see each other alive from seeds only", arguments: [3, 10, 50], 0..<5)
     func convergesFromSeeds(count: Int, seed: Int) {
         var sim = MembershipSimulation(nodes: count, seed: UInt64(seed), configuration: Self.configuration)
         sim.startAll()
         let took = sim.advance(until: { $0.allRunningSeeEachOtherAlive() }, timeout: Self.convergenceBound(count))
         #expect(took != nil, "seed \(seed)")
-        print("converge \(count) seed \(seed): \(String(describing: took))")
         #expect(sim.changes.allSatisfy { $0.member.status == .alive }, "seed \(seed): \(sim.changes.filter { $0.member.status != .alive })")
     }
 
-    @Test("a crashed node is declared dead by every survivor within the detection bound", arguments: [3, 10, 50], 0..<40)
+    @Test("a crashed node is declared dead by every survivor within the detection bound", arguments: [3, 10, 50], 0..<5)
     func crashIsDetected(count: Int, seed: Int) {
         var sim = Self.converged(count, seed: seed)
         let victim = (seed * 7 + 1) % count
@@ -55,22 +68,20 @@ struct MembershipSimulationTests {
             timeout: bound
         )
         #expect(took != nil, "seed \(seed): not dead everywhere within \(bound)")
-        print("detect \(count) seed \(seed): \(String(describing: took)) bound \(bound)")
         #expect(sim.deaths.allSatisfy { $0.member.id == victimID }, "seed \(seed): \(sim.deaths)")
     }
 
-    @Test("20% loss on one link for two minutes kills nobody", arguments: 0..<40)
+    @Test("20% loss on one link for two minutes kills nobody", arguments: 0..<5)
     func lossyLinkKillsNobody(seed: Int) {
         var sim = Self.converged(5, seed: seed)
         sim.setLoss(between: 1, and: 2, probability: 0.2)
         sim.advance(by: .seconds(120))
+        #expect(sim.packetsDropped > 0)
         #expect(sim.deaths.isEmpty, "seed \(seed): \(sim.deaths)")
         #expect(sim.allRunningSeeEachOtherAlive())
-        let suspicions = sim.changes.filter { $0.member.status == .suspect }.count
-        print("lossy seed \(seed): \(suspicions) suspicions, \(sim.packetsSent) packets")
     }
 
-    @Test("an isolated node is declared dead, then readmitted after the partition heals", arguments: [3, 10, 50], 0..<40)
+    @Test("an isolated node is declared dead, then readmitted after the partition heals", arguments: [3, 10, 50], 0..<5)
     func partitionHeals(count: Int, seed: Int) {
         var sim = Self.converged(count, seed: seed)
         let isolated = (seed + 1) % count
@@ -90,7 +101,6 @@ struct MembershipSimulationTests {
         let changesBeforeHeal = sim.changes.count
         let readmitted = sim.advance(until: { $0.allRunningSeeEachOtherAlive() }, timeout: Self.readmissionBound)
         #expect(readmitted != nil, "seed \(seed): not readmitted within \(Self.readmissionBound)")
-        print("partition \(count) seed \(seed): detected \(String(describing: detected)) readmitted \(String(describing: readmitted))")
         #expect(sim.instance(isolated).myself.incarnation > 0, "seed \(seed): the isolated node never refuted")
         // After the heal the others declare nobody dead (no flapping) ...
         sim.advance(by: .seconds(10))
@@ -100,7 +110,7 @@ struct MembershipSimulationTests {
         #expect(sim.allRunningSeeEachOtherAlive())
     }
 
-    @Test("a node that leaves is left everywhere within a few probe intervals, never dead", arguments: [3, 10], 0..<40)
+    @Test("a node that leaves is left everywhere within a few probe intervals, never dead", arguments: [3, 10], 0..<5)
     func gracefulLeave(count: Int, seed: Int) {
         var sim = Self.converged(count, seed: seed)
         let leaver = (seed * 3 + 1) % count
@@ -116,7 +126,7 @@ struct MembershipSimulationTests {
         #expect(sim.allRunningSeeEachOtherAlive())
     }
 
-    @Test("a restarted node is seen alive with its new uid; the old uid is not live", arguments: [3, 10], 0..<40)
+    @Test("a restarted node is seen alive with its new uid; the old uid is not live", arguments: [3, 10], 0..<5)
     func restartReplacesUID(count: Int, seed: Int) {
         var sim = Self.converged(count, seed: seed)
         let restarted = seed % 2 == 0 ? 0 : (seed + 1) % count  // the seed node too
@@ -129,17 +139,19 @@ struct MembershipSimulationTests {
                 sim.allRunningSeeEachOtherAlive()
                     && sim.upNodes.allSatisfy { sim.instance($0).member(oldID)?.status.isLive != true }
             },
-            timeout: Self.readmissionBound * 2
+            timeout: Self.restartBound(count)
         )
         #expect(took != nil, "seed \(seed)")
-        print("restart \(count) seed \(seed): \(String(describing: took))")
         for observer in sim.upNodes where observer != restarted {
             #expect(sim.instance(observer).member(named: oldID.name)?.id == newID, "seed \(seed) node\(observer)")
         }
         #expect(sim.deaths.allSatisfy { $0.member.id == oldID }, "seed \(seed): \(sim.deaths)")
+        // Replaced at first contact with the new process, not found out by failed probes.
+        let suspicions = sim.changes.filter { $0.member.id == oldID && $0.member.status == .suspect }
+        #expect(suspicions.isEmpty, "seed \(seed): \(suspicions)")
     }
 
-    @Test("a false suspicion is refuted with a higher incarnation", arguments: 0..<40)
+    @Test("a false suspicion is refuted with a higher incarnation", arguments: 0..<5)
     func falseSuspicionIsRefuted(seed: Int) {
         var sim = Self.converged(5, seed: seed)
         let victim = seed % 5

@@ -1,0 +1,100 @@
+import CohortCore
+import CohortHummingbird
+import CohortNode
+import CohortReplication
+import CohortWire
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// The middleware against one real node (no peers): cookies, creation, commits.
+@Suite struct ClusterSessionMiddlewareTests {
+    static func makeApp() async throws -> (some ApplicationProtocol, ClusterNode) {
+        let node = try await ClusterNode.bind(configuration: .init(
+            name: "n1", clusterAddress: Address(host: "127.0.0.1", port: 0), protection: .insecure, durability: .async))
+        let router = Router(context: BasicClusterSessionRequestContext.self)
+        router.add(middleware: ClusterSessionMiddleware(node: node))
+        router.post("/count") { _, context -> String in
+            let count = try context.session.get(Int.self, forKey: "count") ?? 0
+            try context.session.set(count + 1, forKey: "count")
+            return "\(count + 1)"
+        }
+        router.get("/read") { _, context -> String in
+            "\(try context.session.get(Int.self, forKey: "count") ?? -1)"
+        }
+        router.post("/logout") { _, context -> String in
+            context.session.invalidate()
+            return "bye"
+        }
+        return (Application(router: router), node)
+    }
+
+    static func cookieValue(_ response: TestResponse) -> String? {
+        guard let header = response.headers[.setCookie] else { return nil }
+        let first = header.split(separator: ";")[0]
+        guard let equals = first.firstIndex(of: "=") else { return nil }
+        return String(first[first.index(after: equals)...])
+    }
+
+    @Test func aFirstWriteCreatesTheSessionAndSetsAHardenedCookie() async throws {
+        let (app, node) = try await Self.makeApp()
+        try await app.test(.router) { client in
+            let response = try await client.execute(uri: "/count", method: .post)
+            #expect(String(buffer: response.body) == "1")
+            let header = try #require(response.headers[.setCookie])
+            #expect(header.hasPrefix("COHORTSESSION="))
+            #expect(header.contains("HttpOnly"))
+            #expect(header.contains("SameSite=Lax"))
+            #expect(header.contains("Path=/"))
+            let id = try #require(Self.cookieValue(response).flatMap { SessionID(parsing: $0) })
+            #expect(id.route == "n1")
+            #expect(node.localSession(forKey: id.key) != nil)
+
+            let second = try await client.execute(uri: "/count", method: .post, headers: [.cookie: "COHORTSESSION=\(id)"])
+            #expect(String(buffer: second.body) == "2")
+            #expect(second.headers[.setCookie] == nil)  // same id: no new cookie
+            #expect(node.localSession(forKey: id.key)?.version.counter == 2)
+        }
+    }
+
+    @Test(arguments: ["garbage", "", "AAAAAAAAAAAAAAAAAAAAAAAAAAA.n1", "../../etc/passwd", String(repeating: "A", count: 5000)])
+    func unknownOrMalformedCookiesStartANewSessionNeverAnError(_ value: String) async throws {
+        let (app, _) = try await Self.makeApp()
+        try await app.test(.router) { client in
+            let read = try await client.execute(uri: "/read", method: .get, headers: [.cookie: "COHORTSESSION=\(value)"])
+            #expect(read.status == .ok)
+            #expect(String(buffer: read.body) == "-1")
+            #expect(read.headers[.setCookie] == nil)  // reading creates nothing
+            let write = try await client.execute(uri: "/count", method: .post, headers: [.cookie: "COHORTSESSION=\(value)"])
+            #expect(write.status == .ok)
+            #expect(String(buffer: write.body) == "1")
+            #expect(Self.cookieValue(write).flatMap { SessionID(parsing: $0) } != nil)
+        }
+    }
+
+    @Test func onlyChangedAttributesAreCommittedAndReadsDoNotBumpTheVersion() async throws {
+        let (app, node) = try await Self.makeApp()
+        try await app.test(.router) { client in
+            let created = try await client.execute(uri: "/count", method: .post)
+            let id = try #require(Self.cookieValue(created).flatMap { SessionID(parsing: $0) })
+            for _ in 0..<3 {
+                let read = try await client.execute(uri: "/read", method: .get, headers: [.cookie: "COHORTSESSION=\(id)"])
+                #expect(String(buffer: read.body) == "1")
+            }
+            #expect(node.localSession(forKey: id.key)?.version.counter == 1)
+        }
+    }
+
+    @Test func invalidateEndsTheSessionAndClearsTheCookie() async throws {
+        let (app, node) = try await Self.makeApp()
+        try await app.test(.router) { client in
+            let created = try await client.execute(uri: "/count", method: .post)
+            let id = try #require(Self.cookieValue(created).flatMap { SessionID(parsing: $0) })
+            let logout = try await client.execute(uri: "/logout", method: .post, headers: [.cookie: "COHORTSESSION=\(id)"])
+            #expect(logout.headers[.setCookie]?.contains("Max-Age=0") == true)
+            #expect(node.localSession(forKey: id.key) == nil)
+            let after = try await client.execute(uri: "/read", method: .get, headers: [.cookie: "COHORTSESSION=\(id)"])
+            #expect(String(buffer: after.body) == "-1")
+        }
+    }
+}
