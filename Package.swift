@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // Pure layers: value types and state machines; no IO, no clock, no global randomness.
@@ -72,6 +73,7 @@ let package = Package(
             dependencies: [
                 "CohortCore", "CohortNode",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -140,6 +142,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Spawns real `cohort` processes; talks to them over sockets only (Foundation + Glibc).
+        .testTarget(name: "CohortBalancerCoreTests", dependencies: ["CohortBalancerCore", "CohortCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CohortBalancerTests",
+            dependencies: [
+                "CohortBalancer", "CohortBalancerCore", "CohortCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "CohortEndToEndTests", swiftSettings: swiftSettings),
     ]
 )

@@ -35,6 +35,14 @@ extension BalancerServer {
         /// Idle keep-alive connections kept per backend; extra ones are closed on release.
         public var maxIdleConnectionsPerBackend: Int = 16
 
+        /// Give non-idempotent requests a `Cohort-Request-Id` and retry them on another node
+        /// when the connection fails before any response byte. Safe with Cohort nodes
+        /// (they answer a retried write from its record); turn off for other backends.
+        public var retryWithRequestID: Bool = true
+        /// Response bytes held back before anything is sent to the client. A backend that
+        /// fails before the response completed or exceeded this can still be replaced by
+        /// another (retry rules permitting); beyond it the response is streamed.
+        public var responseBufferBytes: Int = 64 * 1024
         public init(listen: Address, admin: Address? = nil, backends: [Backend]) {
             self.listen = listen
             self.admin = admin

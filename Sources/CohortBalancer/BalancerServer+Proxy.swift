@@ -97,15 +97,25 @@ extension BalancerServer {
     ///
     /// Retry rules: a failure before the request was sent is retried on another backend for
     /// every method; a close/reset before any response byte is retried for idempotent
-    /// methods only (a POST may have been processed); a timeout is retried once for
-    /// idempotent methods. Each backend is tried at most once per request.
+    /// methods, and for others only with a `Cohort-Request-Id` (the node then answers a
+    /// retry of an already applied write with its recorded response, never applying it
+    /// twice); a timeout is retried once for idempotent methods. Each backend is tried at
+    /// most once per request.
     func forward(head: HTTPRequestHead, body: ByteBuffer, clientIP: String?, keepAlive: Bool,
                  outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws -> Bool {
         let route = head.headers["cookie"].lazy.compactMap {
             StickyRoute.route(fromCookieHeader: $0, cookieName: self.configuration.cookieName)
         }.first
-        let upstreamHead = ProxyHeaders.upstreamHead(from: head, bodyLength: body.readableBytes, clientIP: clientIP)
+        var upstreamHead = ProxyHeaders.upstreamHead(from: head, bodyLength: body.readableBytes, clientIP: clientIP)
         let idempotent = isIdempotent(head.method)
+        // A non-idempotent request gets a request id that Cohort nodes use to answer a
+        // retry with the first attempt's response instead of applying it twice
+        // (see CohortHummingbird's RequestReplay); with it, such a request may be retried
+        // when the connection fails before any response byte.
+        let replayable = !idempotent && configuration.retryWithRequestID
+        if replayable && !upstreamHead.headers.contains(name: ProxyHeaders.requestIDHeader) {
+            upstreamHead.headers.add(name: ProxyHeaders.requestIDHeader, value: ProxyHeaders.makeRequestID())
+        }
         var tried: Set<String> = []
         var retriedTimeout = false
         while true {
@@ -138,7 +148,7 @@ extension BalancerServer {
             case .failedBeforeSending:
                 retry = true
             case .failedBeforeResponse:
-                retry = idempotent
+                retry = idempotent || replayable
             case .timedOut:
                 retry = idempotent && !retriedTimeout
                 retriedTimeout = true
@@ -202,13 +212,43 @@ extension BalancerServer {
         let framed = responseHead.headers.contains(name: "content-length") || requestVersion != .http1_0
         let clientKeepAlive = keepAlive && framed
         responseHead = ProxyHeaders.clientHead(from: responseHead, requestVersion: requestVersion, keepAlive: clientKeepAlive)
+        // Hold the response until it is complete or `responseBufferBytes` arrived: if the
+        // backend dies before that, nothing reached the client and the request can still
+        // go to another node (small responses, the common case, are never cut).
+        var held: [ByteBuffer] = []
+        var heldBytes = 0
+        var relaying = false
         do {
-            try await writeToClient(outbound, .head(responseHead))
             while true {
-                switch try await upstream.nextPart(timeout: configuration.responseTimeout) {
+                let part: HTTPClientResponsePart?
+                do {
+                    part = try await upstream.nextPart(timeout: configuration.responseTimeout)
+                } catch UpstreamError.timeout where !relaying {
+                    upstream.close()
+                    return .timedOut
+                } catch where !relaying {
+                    upstream.close()
+                    return .failedBeforeResponse
+                }
+                switch part {
                 case .body(let chunk):
-                    try await writeToClient(outbound, .body(.byteBuffer(chunk)))
+                    if relaying {
+                        try await writeToClient(outbound, .body(.byteBuffer(chunk)))
+                    } else {
+                        held.append(chunk)
+                        heldBytes += chunk.readableBytes
+                        if heldBytes > configuration.responseBufferBytes {
+                            relaying = true
+                            try await writeToClient(outbound, .head(responseHead))
+                            for buffer in held { try await writeToClient(outbound, .body(.byteBuffer(buffer))) }
+                            held = []
+                        }
+                    }
                 case .end(let trailers):
+                    if !relaying {
+                        try await writeToClient(outbound, .head(responseHead))
+                        for buffer in held { try await writeToClient(outbound, .body(.byteBuffer(buffer))) }
+                    }
                     try await writeToClient(outbound, .end(trailers))
                     if upstreamKeepAlive {
                         pool.release(upstream, backend: choice.name)
@@ -217,6 +257,10 @@ extension BalancerServer {
                     }
                     return .completed(keepAlive: clientKeepAlive)
                 case .head, .none:
+                    if !relaying {
+                        upstream.close()
+                        return .failedBeforeResponse
+                    }
                     throw UpstreamError.unexpectedData
                 }
             }

@@ -31,6 +31,18 @@ enum ProxyHeaders {
         return false
     }
 
+    /// Header that makes a non-idempotent request safe to retry on a Cohort node.
+    static let requestIDHeader = "Cohort-Request-Id"
+
+    /// A new request id: 128 random bits from the system CSPRNG, as 32 hex digits.
+    static func makeRequestID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let high = generator.next()
+        let low = generator.next()
+        let hex = String(high, radix: 16) + "-" + String(low, radix: 16)
+        return hex.count >= 16 ? hex : hex + String(repeating: "0", count: 16 - hex.count)
+    }
+
     /// The request as sent upstream: HTTP/1.1, keep-alive, hop-by-hop headers removed,
     /// `Content-Length` set to the buffered body, and the forwarding headers appended
     /// (`X-Forwarded-For`, `X-Forwarded-Proto: http`, `Forwarded: for=...;proto=http`).

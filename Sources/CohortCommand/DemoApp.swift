@@ -4,6 +4,12 @@ import CohortMembership
 import CohortNode
 import Hummingbird
 import Logging
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The tutorial's sample application: a per-session counter, and views of the cluster.
 enum DemoApp {
@@ -51,9 +57,20 @@ enum DemoApp {
 
     static let countKey = "count"
 
-    static func make(node: ClusterNode, sessions: ClusterSessionConfiguration, address: Address, logger: Logger) -> some ApplicationProtocol {
+    static func make(node: ClusterNode, sessions: ClusterSessionConfiguration, address: Address, demo: Bool, logger: Logger) -> some ApplicationProtocol {
         let router = Router(context: Context.self)
         router.get("/health") { _, _ in HTTPResponse.Status.ok }
+        if demo {
+            // Demo mode only: the crash button. SIGKILL, like a real crash: no leave
+            // message, no flush; the response may or may not make it out.
+            router.post("/api/crash") { _, _ in
+                logger.warning("crash requested from the demo page: SIGKILL")
+                MultiThreadedEventLoopGroup.singleton.next().scheduleTask(in: .milliseconds(20)) {
+                    kill(getpid(), SIGKILL)
+                }
+                return HTTPResponse.Status.accepted
+            }
+        }
         router.get("/cluster") { _, _ in clusterInfo(node) }
         router.group()
             .add(middleware: ClusterSessionMiddleware<Context>(node: node, configuration: sessions))
@@ -74,7 +91,8 @@ enum DemoApp {
                     sessionID: context.session.id?.description ?? "(new)",
                     node: node.configuration.name,
                     count: count ?? 0,
-                    members: node.members
+                    members: currentMembers(node),
+                    demo: demo
                 )
             }
         return Application(
@@ -89,12 +107,20 @@ enum DemoApp {
         return SessionInfo(id: context.session.id?.description ?? "", node: node.configuration.name, count: count)
     }
 
+    /// The members to show: a dead or left entry is hidden once a newer process with the
+    /// same name is live (a restarted node), so each name shows its current state.
+    static func currentMembers(_ node: ClusterNode) -> [Membership.Member] {
+        let members = node.members
+        let liveNames = Set(members.filter(\.status.isLive).map(\.id.name))
+        return members.filter { $0.status.isLive || !liveNames.contains($0.id.name) }
+    }
+
     static func clusterInfo(_ node: ClusterNode) -> ClusterInfo {
         let counters = node.counters
         let statistics = node.replicationStatistics
         return ClusterInfo(
             node: node.configuration.name,
-            members: node.members.map { member in
+            members: currentMembers(node).map { member in
                 .init(
                     name: member.id.name, status: member.status.description, address: member.id.address.description,
                     http: member.httpAddress?.description, incarnation: member.incarnation,

@@ -3,7 +3,11 @@ import Hummingbird
 
 /// The demo's HTML page: which node served the request, the session and the cluster.
 enum DemoPage {
-    static func render(sessionID: String, node: String, count: Int, members: [Membership.Member]) -> HTML {
+    static func render(sessionID: String, node: String, count: Int, members: [Membership.Member], demo: Bool) -> HTML {
+        let crash = demo ? """
+            <p><button id="crash" onclick="crashNode()">Crash this node (kill -9)</button>
+            <span class="hint">then watch the next request land on another node, same session</span></p>
+            """ : ""
         let rows = members.map { member in
             let me = member.id.name == node ? " (this node)" : ""
             return "<tr class=\"\(member.status)\"><td>\(escape(member.id.name))\(me)</td><td>\(member.status)</td><td>\(escape(member.id.address.description))</td></tr>"
@@ -18,13 +22,22 @@ enum DemoPage {
         tr.alive td:nth-child(2) { color: green; } tr.suspect td:nth-child(2) { color: orange; }
         tr.dead td:nth-child(2), tr.left td:nth-child(2) { color: #999; }
         code { background: #eee; padding: .1em .3em; }
+        #crash { background: #c00; color: white; border: 0; padding: .5em 1em; }
+        .hint { color: #666; font-size: .9em; }
         </style></head>
         <body>
+        <h2>Cohort: replicated sessions</h2>
         <p>Served by node <span class="node" id="node">\(escape(node))</span></p>
         <p>Session id: <code id="session">\(escape(sessionID))</code></p>
         <p>Counter: <span class="node" id="count">\(count)</span></p>
         <form method="post" action="/api/counter" onsubmit="fetch('/api/counter',{method:'POST'}).then(()=>location.reload());return false;">
         <button type="submit" id="increment">Increment</button></form>
+        \(crash)
+        <script>
+        function crashNode() {
+          fetch('/api/crash', {method: 'POST'}).catch(() => {}).finally(() => setTimeout(() => location.reload(), 500));
+        }
+        </script>
         <h3>Cluster members</h3>
         <table id="members"><tr><th>name</th><th>status</th><th>cluster address</th></tr>
         \(rows)

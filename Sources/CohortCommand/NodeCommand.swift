@@ -48,6 +48,12 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: "Seconds a session may stay unused.")
     var idleTimeout: Int = 1800
 
+    @Flag(name: .long, help: "Demo mode: the page gets a button that crashes this node (SIGKILL), for failover demos.")
+    var demo = false
+
+    @Flag(name: .customLong("no-rebind"), help: "Keep a session's route when another node serves it (no route rebinding).")
+    var noRebind = false
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -102,7 +108,8 @@ struct NodeCommand: AsyncParsableCommand {
 
         var sessions = ClusterSessionConfiguration()
         sessions.idleTimeout = .seconds(idleTimeout)
-        let app = DemoApp.make(node: node, sessions: sessions, address: httpAddress, logger: logger)
+        sessions.rebindRoutes = !noRebind
+        let app = DemoApp.make(node: node, sessions: sessions, address: httpAddress, demo: demo, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: node), .init(service: app)],

@@ -24,7 +24,10 @@ public final class ClusterSession: Sendable {
         var attributes: [String: [UInt8]] = [:]
         var changes: [String: AttributeChange] = [:]
         var invalidated = false
-        var rotateTo: SessionID?
+        /// The id changed in this request (route rebinding): commit even without changes.
+        var idChanged = false
+        /// The route the session had when loaded, if it was rebound.
+        var originalRoute: String?
     }
 
     let state: Mutex<State>
@@ -39,8 +42,15 @@ public final class ClusterSession: Sendable {
         self.state = Mutex(State(id: newID))
     }
 
-    init(loaded session: Session) {
-        self.state = Mutex(State(id: session.id, loadedVersion: session.version, attributes: session.attributes))
+    /// A stored session; `route`, if given and different, is the route it is rebound to.
+    init(loaded session: Session, route: String? = nil) {
+        var state = State(id: session.id, loadedVersion: session.version, attributes: session.attributes)
+        if let route, route != session.id.route {
+            state.id = session.id.rebound(to: route)
+            state.idChanged = true
+            state.originalRoute = session.id.route
+        }
+        self.state = Mutex(state)
     }
 
     /// The session's id (for a new session, the id it gets once something is set in it);
@@ -74,8 +84,38 @@ public final class ClusterSession: Sendable {
         }
     }
 
-    /// The names of every stored value.
-    public var keys: [String] { state.withLock { $0.attributes.keys.sorted() } }
+    /// The names of every stored value (names starting with `cohort.` are reserved).
+    public var keys: [String] {
+        state.withLock { $0.attributes.keys.filter { !$0.hasPrefix("cohort.") }.sorted() }
+    }
+
+    /// Undoes a route rebinding decided at load (a replayed write answers exactly as the
+    /// first attempt did; the next request rebinds).
+    func keepOriginalID() {
+        state.withLock { state in
+            guard state.idChanged, let id = state.id, let route = state.originalRoute else { return }
+            state.id = id.rebound(to: route)
+            state.idChanged = false
+        }
+    }
+
+    /// Whether the request changed anything so far.
+    var hasChanges: Bool { state.withLock { !$0.changes.isEmpty || $0.invalidated } }
+
+    /// The write this session last recorded for replay (see ``RequestReplay``).
+    func recordedRequest() -> RequestReplay.Record? {
+        state.withLock { $0.attributes[RequestReplay.attributeName] }.flatMap { RequestReplay.Record(decoding: $0) }
+    }
+
+    /// Records `record` with this request's changes.
+    func record(_ record: RequestReplay.Record) {
+        let bytes = record.encoded()
+        state.withLock { state in
+            guard !state.invalidated else { return }
+            state.attributes[RequestReplay.attributeName] = bytes
+            state.changes[RequestReplay.attributeName] = .set(name: RequestReplay.attributeName, value: bytes)
+        }
+    }
 
     /// Ends the session everywhere in the cluster after this request; the browser's cookie
     /// is cleared. Later requests with the old id start a new session.
@@ -90,7 +130,10 @@ public final class ClusterSession: Sendable {
     /// What the request changed, taken once by the middleware.
     func takeChanges() -> State {
         state.withLock { state in
-            defer { state.changes = [:] }
+            defer {
+                state.changes = [:]
+                state.idChanged = false
+            }
             return state
         }
     }

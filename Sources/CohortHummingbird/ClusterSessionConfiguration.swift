@@ -12,6 +12,13 @@ public struct ClusterSessionConfiguration: Sendable {
     public var httpOnly: Bool = true
     /// A session unused this long ends.
     public var idleTimeout: Duration = .seconds(30 * 60)
+    /// Route rebinding (Tomcat's `JvmRouteBinderValve`): when this node serves a session
+    /// whose route names a node that cannot serve it (it died or its process is
+    /// unreachable), the session is renamed
+    /// to `<same key>.<this node>` cluster-wide and the browser gets the new cookie, so
+    /// the balancer sends it here from now on. A request still carrying the old id is
+    /// served the same session (sessions are found by key) and rebound again.
+    public var rebindRoutes: Bool = true
 
     public init() {}
 }

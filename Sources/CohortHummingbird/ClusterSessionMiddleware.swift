@@ -14,6 +14,11 @@ public import Hummingbird
 ///   acknowledged durability the response waits until the peers applied it. A request
 ///   that changed nothing only restarts the session's idle clock.
 /// - If the handler throws, nothing it changed is committed.
+/// - With ``ClusterSessionConfiguration/rebindRoutes`` (the default), a session whose route
+///   names a node that cannot serve it (dead, suspect, unreachable, unknown) takes this
+///   node's route before the handler runs (handlers see the new id) and the rename is
+///   committed with the request's changes. A session whose node is fine keeps its route,
+///   so reading it elsewhere does not move it.
 public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: RouterMiddleware {
     let node: ClusterNode
     let configuration: ClusterSessionConfiguration
@@ -27,12 +32,36 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
         let requested = request.cookies[configuration.cookieName].flatMap { SessionID(parsing: $0.value) }
         var context = context
         if let requested, let stored = await node.load(key: requested.key) {
-            context.session = ClusterSession(loaded: stored)
+            let rebind = configuration.rebindRoutes && !node.isServing(route: stored.id.route)
+            context.session = ClusterSession(loaded: stored, route: rebind ? node.configuration.name : nil)
         } else {
             context.session = ClusterSession(newID: node.makeSessionID())
         }
         let session = context.session
+        let requestID = RequestReplay.requestID(of: request)
+        if let requestID, let recorded = session.recordedRequest(), recorded.requestID == requestID {
+            // A retry of a write this session already committed (on a node that then died):
+            // the same response, nothing applied again, the id as the first attempt left it.
+            session.keepOriginalID()
+            return try await finish(recorded.response, session: session, requested: requested, context: context)
+        }
         var response = try await next(request, context)
+        if let requestID, session.hasChanges {
+            let (collected, body) = try await RequestReplay.collect(response)
+            response = collected
+            if body.count <= RequestReplay.maxRecordedBody {
+                session.record(RequestReplay.Record(
+                    requestID: requestID, status: Int(response.status.code),
+                    contentType: response.headers[.contentType], body: body
+                ))
+            }
+        }
+        return try await finish(response, session: session, requested: requested, context: context)
+    }
+
+    /// Commits what the request changed and sets the cookie.
+    private func finish(_ response: Response, session: ClusterSession, requested: SessionID?, context: Context) async throws -> Response {
+        var response = response
         let outcome = session.takeChanges()
 
         if outcome.invalidated {
@@ -42,7 +71,7 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             if requested != nil { response.setCookie(expiredCookie()) }
             return response
         }
-        guard !outcome.changes.isEmpty else {
+        guard !outcome.changes.isEmpty || outcome.idChanged else {
             if let id = outcome.id, outcome.loadedVersion != .zero { node.recordAccess(key: id.key) }
             return response
         }

@@ -206,6 +206,17 @@ public final class ClusterNode: Service, Sendable {
 
     // MARK: - Cluster view
 
+    /// Whether the node named `name` can serve its sessions right now: it is this node, or
+    /// an alive member whose replication connection works. A suspect, dead or unknown node,
+    /// or one whose connection just broke (its process crashed), cannot.
+    public func isServing(route name: String) -> Bool {
+        if name == configuration.name { return true }
+        return state.withLockedValue { state in
+            guard let member = state.membership.member(named: name), member.status == .alive else { return false }
+            return !state.engine.unreachable.contains(name)
+        }
+    }
+
     /// Every member this node knows, itself included, sorted by name.
     public var members: [Membership.Member] {
         state.withLockedValue { $0.membership.members }

@@ -85,6 +85,22 @@ import Testing
         }
     }
 
+    @Test func aSessionRoutedToAnotherNodeIsReboundToThisOne() async throws {
+        let (app, node) = try await Self.makeApp()
+        // A session created on n9 (which died), replicated here.
+        let foreign = SessionID(key: "CCCCCCCCCCCCCCCCCCCCCCCCCCC", route: "n9")
+        _ = await node.commit(LocalChange(id: foreign, loadedVersion: .zero, changes: [.set(name: "count", value: Array("41".utf8))], maxIdle: .seconds(60)))
+        try await app.test(.router) { client in
+            let response = try await client.execute(uri: "/count", method: .post, headers: [.cookie: "COHORTSESSION=\(foreign)"])
+            #expect(String(buffer: response.body) == "42")
+            #expect(Self.cookieValue(response) == "CCCCCCCCCCCCCCCCCCCCCCCCCCC.n1")
+            #expect(node.localSession(forKey: foreign.key)?.id.route == "n1")
+            // The old id still finds the same session during the grace period (by key).
+            let old = try await client.execute(uri: "/read", method: .get, headers: [.cookie: "COHORTSESSION=\(foreign)"])
+            #expect(String(buffer: old.body) == "42")
+        }
+    }
+
     @Test func invalidateEndsTheSessionAndClearsTheCookie() async throws {
         let (app, node) = try await Self.makeApp()
         try await app.test(.router) { client in

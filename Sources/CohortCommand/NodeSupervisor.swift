@@ -1,0 +1,111 @@
+import CohortCore
+import Foundation
+import Logging
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs the demo's nodes as child processes: starts them, starts a crashed one again
+/// after `restartDelay`, and stops them all (SIGTERM, then SIGKILL after 5 s) on graceful
+/// shutdown. Calls `onReady` once every node accepts HTTP connections.
+final class NodeSupervisor: Service, Sendable {
+    struct Child: Sendable {
+        var name: String
+        var http: Address
+        var arguments: [String]
+        var logPath: String
+    }
+
+    let executable: String
+    let children: [Child]
+    let logger: Logger
+    let restartDelay: Duration = .seconds(3)
+    let onReady: @Sendable () -> Void
+
+    init(executable: String, children: [Child], logger: Logger, onReady: @escaping @Sendable () -> Void) {
+        self.executable = executable
+        self.children = children
+        self.logger = logger
+        self.onReady = onReady
+    }
+
+    func run() async throws {
+        let clock = ContinuousClock()
+        var running: [String: Process] = [:]
+        var restartAt: [String: ContinuousClock.Instant] = [:]
+        var announced = false
+        defer { stopAll(running) }
+        for child in children {
+            running[child.name] = try start(child)
+        }
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await clock.sleep(for: .milliseconds(100))
+            for child in children {
+                if let process = running[child.name], !process.isRunning {
+                    running[child.name] = nil
+                    restartAt[child.name] = clock.now + restartDelay
+                    say("node \(child.name) exited (\(describe(process))); starting it again in \(restartDelay)")
+                }
+                if running[child.name] == nil, let at = restartAt[child.name], clock.now >= at {
+                    restartAt[child.name] = nil
+                    running[child.name] = try start(child)
+                    say("node \(child.name) started again")
+                }
+            }
+            if !announced && children.allSatisfy({ Self.accepts($0.http) }) {
+                announced = true
+                onReady()
+            }
+        }
+    }
+
+    private func start(_ child: Child) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = child.arguments
+        if !FileManager.default.fileExists(atPath: child.logPath) {
+            guard FileManager.default.createFile(atPath: child.logPath, contents: nil) else {
+                throw CocoaError(.fileWriteUnknown)
+            }
+        }
+        if let log = FileHandle(forWritingAtPath: child.logPath) {
+            log.seekToEndOfFile()
+            process.standardOutput = log
+            process.standardError = log
+        }
+        try process.run()
+        return process
+    }
+
+    private func stopAll(_ running: [String: Process]) {
+        let processes = running.values.filter(\.isRunning)
+        for process in processes { process.terminate() }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while processes.contains(where: \.isRunning) && ContinuousClock.now < deadline {
+            usleep(50_000)
+        }
+        for process in processes where process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+        }
+    }
+
+    private func describe(_ process: Process) -> String {
+        process.terminationReason == .uncaughtSignal ? "killed by signal \(process.terminationStatus)" : "status \(process.terminationStatus)"
+    }
+
+    /// Whether something accepts TCP connections at `address` (IPv4 literal).
+    static func accepts(_ address: Address) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var target = sockaddr_in()
+        target.sin_family = sa_family_t(AF_INET)
+        target.sin_port = in_port_t(UInt16(truncatingIfNeeded: address.port).bigEndian)
+        target.sin_addr.s_addr = inet_addr(address.host)
+        return withUnsafePointer(to: &target) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+}

@@ -1,0 +1,132 @@
+public import HTTPTypes
+import Hummingbird
+
+/// Exactly-once writes across a failover.
+///
+/// A balancer that must retry a request whose response never started (the node died
+/// mid-request) cannot know whether the dead node committed it. So it sends every
+/// non-idempotent request with a `Cohort-Request-Id` header and keeps the id on a retry.
+/// A node that commits a write for such a request stores, in the same delta, a small
+/// record: the request id and the response it gave. A retry that lands on another node
+/// finds the record (it was replicated with the write, or the write never happened) and
+/// gets the same response again instead of running the handler twice. Under
+/// acknowledged durability this makes a retried POST neither lost nor applied twice.
+public enum RequestReplay {
+    /// The header carrying the request id (16...64 characters from `A-Z a-z 0-9 - _`).
+    public static let headerName = HTTPField.Name("Cohort-Request-Id")!
+    /// The reserved session attribute holding the last write's record.
+    static let attributeName = "cohort.request"
+    /// Responses larger than this are not recorded (the retry then runs the handler).
+    static let maxRecordedBody = 64 * 1024
+
+    /// The request id of `request`, if it carries a well-formed one.
+    static func requestID(of request: Request) -> String? {
+        guard let value = request.headers[headerName], (16...64).contains(value.utf8.count),
+              value.utf8.allSatisfy({ isToken($0) })
+        else { return nil }
+        return value
+    }
+
+    /// A recorded response: what a write answered, to answer a retry the same way.
+    struct Record: Equatable {
+        var requestID: String
+        var status: Int
+        var contentType: String?
+        var body: [UInt8]
+
+        /// `len8 id | u16 status | len16 content type (0xFFFF: none) | body`
+        func encoded() -> [UInt8] {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(requestID.utf8.count + body.count + 40)
+            bytes.append(UInt8(truncatingIfNeeded: requestID.utf8.count))
+            bytes += requestID.utf8
+            bytes += [UInt8(truncatingIfNeeded: status >> 8), UInt8(truncatingIfNeeded: status)]
+            if let contentType {
+                let count = min(contentType.utf8.count, 1024)
+                bytes += [UInt8(truncatingIfNeeded: count >> 8), UInt8(truncatingIfNeeded: count)]
+                bytes += contentType.utf8.prefix(count)
+            } else {
+                bytes += [0xFF, 0xFF]
+            }
+            bytes += body
+            return bytes
+        }
+
+        /// Decodes what ``encoded()`` wrote; `nil` for anything else.
+        init?(decoding bytes: [UInt8]) {
+            var index = 0
+            func take(_ count: Int) -> ArraySlice<UInt8>? {
+                guard count >= 0, bytes.count - index >= count else { return nil }
+                defer { index += count }
+                return bytes[index..<(index + count)]
+            }
+            guard let idLength = take(1)?.first, let id = take(Int(idLength)),
+                  let status = take(2), let typeLength = take(2)
+            else { return nil }
+            self.requestID = String(decoding: id, as: UTF8.self)
+            self.status = Int(status[status.startIndex]) << 8 | Int(status[status.startIndex + 1])
+            let length = Int(typeLength[typeLength.startIndex]) << 8 | Int(typeLength[typeLength.startIndex + 1])
+            if length == 0xFFFF {
+                self.contentType = nil
+            } else {
+                guard let type = take(length) else { return nil }
+                self.contentType = String(decoding: type, as: UTF8.self)
+            }
+            self.body = Array(bytes[index...])
+        }
+
+        init(requestID: String, status: Int, contentType: String?, body: [UInt8]) {
+            self.requestID = requestID
+            self.status = status
+            self.contentType = contentType
+            self.body = body
+        }
+
+        /// The response to give again.
+        var response: Response {
+            var headers = HTTPFields()
+            if let contentType { headers[.contentType] = contentType }
+            return Response(
+                status: HTTPResponse.Status(code: status),
+                headers: headers,
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: body))
+            )
+        }
+    }
+
+    /// Collects a response body (small write responses) so it can be recorded.
+    static func collect(_ response: Response) async throws -> (Response, [UInt8]) {
+        let box = CollectedBody()
+        var response = response
+        let body = response.body
+        try await body.write(CollectingWriter(box: box))
+        response.body = ResponseBody(byteBuffer: box.buffer)
+        return (response, Array(box.buffer.readableBytesView))
+    }
+
+    private static func isToken(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
+            true
+        default:
+            false
+        }
+    }
+}
+
+/// Where ``CollectingWriter`` puts the bytes (the writer itself is consumed).
+private final class CollectedBody {
+    var buffer = ByteBuffer()
+}
+
+private struct CollectingWriter: ResponseBodyWriter {
+    let box: CollectedBody
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        var buffer = buffer
+        box.buffer.writeBuffer(&buffer)
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}

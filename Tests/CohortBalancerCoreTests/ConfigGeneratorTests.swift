@@ -1,0 +1,230 @@
+import CohortBalancerCore
+import CohortCore
+import Foundation
+import Testing
+
+private func node(_ name: String, _ port: Int, host: String = "127.0.0.1") -> ExternalBalancerConfig.Node {
+    .init(name: name, address: Address(host: host, port: port))
+}
+
+private let trio = ExternalBalancerConfig(
+    nodes: [node("n1", 8081), node("n2", 8082), node("n3", 8083)],
+    listen: Address(host: "127.0.0.1", port: 8080)
+)
+
+/// The lines of a generated file that are not comments, trimmed.
+private func directives(_ text: String) -> [String] {
+    text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+}
+
+/// The directive lines between `header` (e.g. "upstream cohort_n1 {") and its closing brace.
+private func block(_ header: String, in text: String) -> [String] {
+    let lines = directives(text)
+    guard let start = lines.firstIndex(of: header) else { return [] }
+    return Array(lines[(start + 1)...].prefix { $0 != "}" })
+}
+
+@Suite("ExternalBalancerConfig validation")
+struct ExternalBalancerConfigValidationTests {
+    @Test("node names that could inject configuration text are rejected", arguments: [
+        "", "n1;", "n 1", "n1}", "n1{", "n.1", "n1#", "n1\"", "n1$x", "n1\nserver", String(repeating: "n", count: 65),
+    ])
+    func rejectsNodeName(name: String) {
+        let config = ExternalBalancerConfig(nodes: [node(name, 8081)])
+        #expect(throws: ExternalBalancerConfigError.invalidNodeName(name)) { try config.validated() }
+        #expect(throws: ExternalBalancerConfigError.self) { try NginxConfig(balancer: config).render() }
+        #expect(throws: ExternalBalancerConfigError.self) { try HAProxyConfig(balancer: config).render() }
+    }
+
+    @Test("hosts, ports, cookie names and paths are checked")
+    func rejectsOtherFields() {
+        let bad: [(ExternalBalancerConfig, ExternalBalancerConfigError)] = [
+            (.init(nodes: []), .noNodes),
+            (.init(nodes: [node("a", 1), node("a", 2)]), .duplicateNodeName("a")),
+            (.init(nodes: [node("a", 1, host: "x;y")]), .invalidHost(role: "backend a", "x;y")),
+            (.init(nodes: [node("a", 1, host: "x y")]), .invalidHost(role: "backend a", "x y")),
+            (.init(nodes: [node("a", 1, host: "-x")]), .invalidHost(role: "backend a", "-x")),
+            (.init(nodes: [node("a", 0)]), .invalidPort(role: "backend a", 0)),
+            (.init(nodes: [node("a", 1)], listen: Address(host: "h}", port: 80)), .invalidHost(role: "listen address", "h}")),
+            (.init(nodes: [node("a", 1)], cookieName: "A;B"), .invalidCookieName("A;B")),
+            (.init(nodes: [node("a", 1)], cookieName: "a=b"), .invalidCookieName("a=b")),
+            (.init(nodes: [node("a", 1)], cookieName: ""), .invalidCookieName("")),
+            (.init(nodes: [node("a", 1)], healthCheckPath: "health"), .invalidHealthCheckPath("health")),
+            (.init(nodes: [node("a", 1)], healthCheckPath: "/h;x"), .invalidHealthCheckPath("/h;x")),
+            (.init(nodes: [node("a", 1)], healthCheckPath: "/h x"), .invalidHealthCheckPath("/h x")),
+        ]
+        for (config, error) in bad {
+            #expect(throws: error) { try config.validated() }
+        }
+    }
+
+    @Test("DNS names, IPv4 and IPv6 literals are accepted")
+    func acceptsHosts() throws {
+        let config = ExternalBalancerConfig(
+            nodes: [node("a-1", 8081, host: "node-a.example.com"), node("b_2", 8082, host: "::1"), node("C", 8083, host: "10.0.0.3")],
+            cookieName: "my-session", healthCheckPath: "/health?deep=1"
+        )
+        #expect(try config.validated() == config)
+        let haproxy = try HAProxyConfig(balancer: config).render()
+        #expect(haproxy.contains("server b_2 [::1]:8082 check"))
+    }
+}
+
+@Suite("nginx configuration")
+struct NginxConfigTests {
+    @Test("a complete file: events, http, route map, one upstream per node with backups, failover")
+    func structure() throws {
+        let text = try NginxConfig(balancer: trio).render()
+        let lines = directives(text)
+        for required in [
+            "events {", "http {", "pid nginx.pid;", "error_log error.log notice;", "proxy_temp_path proxy_temp;",
+            "client_body_temp_path client_body_temp;", "map $http_cookie $cohort_upstream {", "default cohort_any;",
+            "listen 127.0.0.1:8080;", "proxy_pass http://$cohort_upstream;", "proxy_connect_timeout 1s;",
+            "proxy_next_upstream error timeout http_502 http_503 http_504;",
+            "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+            "proxy_set_header X-Forwarded-Proto $scheme;",
+        ] {
+            #expect(lines.contains(required), "missing \(required)")
+        }
+        #expect(!lines.contains { $0.contains("non_idempotent") }, "a POST that reached a node must not be replayed")
+        #expect(!lines.contains { $0.hasPrefix("daemon") }, "daemon is left to -g so `-g 'daemon off;'` works")
+        #expect(text.filter { $0 == "{" }.count == text.filter { $0 == "}" }.count)
+
+        for name in ["n1", "n2", "n3"] {
+            #expect(lines.contains(#""~(?:^|;)\s*COHORTSESSION=[^;]*\.\#(name)\s*(?:;|$)" cohort_\#(name);"#))
+        }
+        #expect(block("upstream cohort_any {", in: text) == [
+            "zone cohort_any 64k;", "least_conn;",
+            "server 127.0.0.1:8081 max_fails=1 fail_timeout=5s;",
+            "server 127.0.0.1:8082 max_fails=1 fail_timeout=5s;",
+            "server 127.0.0.1:8083 max_fails=1 fail_timeout=5s;",
+        ])
+        #expect(block("upstream cohort_n2 {", in: text) == [
+            "zone cohort_n2 64k;", "least_conn;",
+            "server 127.0.0.1:8082 max_fails=1 fail_timeout=5s;",
+            "server 127.0.0.1:8081 max_fails=1 fail_timeout=5s backup;",
+            "server 127.0.0.1:8083 max_fails=1 fail_timeout=5s backup;",
+        ])
+    }
+
+    @Test("the route regex matches exactly the session cookie's route suffix")
+    func routePatternSemantics() throws {
+        let text = try NginxConfig(balancer: trio).render()
+        let line = try #require(directives(text).first { $0.hasSuffix(" cohort_n1;") && $0.hasPrefix("\"~") })
+        let pattern = String(line.dropFirst(2).prefix { $0 != "\"" })
+        let regex = try NSRegularExpression(pattern: pattern)
+        func matches(_ header: String) -> Bool {
+            regex.firstMatch(in: header, range: NSRange(header.startIndex..., in: header)) != nil
+        }
+        let key = "AAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        for header in ["COHORTSESSION=\(key).n1", "a=1; COHORTSESSION=\(key).n1", "a=1;COHORTSESSION=\(key).n1; b=2"] {
+            #expect(matches(header), "\(header)")
+        }
+        for header in ["COHORTSESSION=\(key).n12", "COHORTSESSION=\(key).xn1", "XCOHORTSESSION=\(key).n1",
+                       "cohortsession=\(key).n1", "COHORTSESSION=\(key).n2; other=\(key).n1", ""] {
+            #expect(!matches(header), "\(header)")
+        }
+    }
+
+    @Test("--prefix writes absolute, quoted paths and is validated")
+    func prefix() throws {
+        let text = try NginxConfig(balancer: trio, prefix: "/tmp/my lb/").render()
+        let lines = directives(text)
+        #expect(lines.contains(#"pid "/tmp/my lb/nginx.pid";"#))
+        #expect(lines.contains(#"access_log "/tmp/my lb/access.log";"#))
+        #expect(lines.contains(#"scgi_temp_path "/tmp/my lb/scgi_temp";"#))
+        for bad in ["relative", "/tmp/x\"; evil", "/tmp/$x", "/tmp/a;b", "/tmp/{", "/tmp/\n", "/tmp/a\\b"] {
+            #expect(throws: ExternalBalancerConfigError.invalidPrefix(bad)) { try NginxConfig(balancer: trio, prefix: bad).render() }
+        }
+    }
+
+    @Test("nginx -t accepts the file", .enabled(if: ExternalTool.nginx != nil, "nginx is not installed (apt-get install nginx)"))
+    func nginxAccepts() throws {
+        let nginx = try #require(ExternalTool.nginx)
+        let directory = try ExternalTool.temporaryDirectory("nginx")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var config = trio
+        config.nodes.append(node("node-4_x", 8084, host: "localhost"))
+        config.cookieName = "my-session"
+        for prefix in [nil, directory] {
+            let file = directory + "/nginx.conf"
+            try NginxConfig(balancer: config, prefix: prefix).render().write(toFile: file, atomically: true, encoding: .utf8)
+            let result = try ExternalTool.run(nginx, ["-t", "-q", "-p", directory, "-c", file, "-e", "stderr"])
+            #expect(result.status == 0, "nginx -t (prefix \(prefix ?? "relative")) failed:\n\(result.output)")
+        }
+    }
+}
+
+@Suite("HAProxy configuration")
+struct HAProxyConfigTests {
+    @Test("a complete file: global, defaults, frontend, backend with use-server per node")
+    func structure() throws {
+        let text = try HAProxyConfig(balancer: trio).render()
+        let lines = directives(text)
+        for required in [
+            "global", "defaults", "mode http", "timeout connect 1s", "timeout client 30s", "timeout server 30s",
+            "retries 2", "option redispatch 1", "retry-on conn-failure empty-response",
+            "frontend cohort", "bind 127.0.0.1:8080", "option forwardfor", "default_backend cohort_nodes",
+            "http-request set-header X-Forwarded-Proto http",
+            "backend cohort_nodes", "balance leastconn", "option httpchk GET /health",
+            "http-request disable-l7-retry unless cohort_idempotent",
+        ] {
+            #expect(lines.contains(required), "missing \(required)")
+        }
+        for (name, port) in [("n1", 8081), ("n2", 8082), ("n3", 8083)] {
+            #expect(lines.contains("use-server \(name) if { req.cook(COHORTSESSION) -m end .\(name) }"))
+            #expect(lines.contains("server \(name) 127.0.0.1:\(port) check inter 1s fall 2 rise 1"))
+        }
+        #expect(lines.firstIndex(of: "frontend cohort")! < lines.firstIndex(of: "backend cohort_nodes")!)
+    }
+
+    @Test("haproxy -c accepts the file", .enabled(if: ExternalTool.haproxy != nil, "haproxy is not installed (apt-get install haproxy)"))
+    func haproxyAccepts() throws {
+        let haproxy = try #require(ExternalTool.haproxy)
+        let directory = try ExternalTool.temporaryDirectory("haproxy")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var config = trio
+        config.nodes.append(node("node-4_x", 8084, host: "localhost"))
+        config.cookieName = "my-session"
+        let file = directory + "/haproxy.cfg"
+        try HAProxyConfig(balancer: config).render().write(toFile: file, atomically: true, encoding: .utf8)
+        let result = try ExternalTool.run(haproxy, ["-c", "-f", file])
+        #expect(result.status == 0, "haproxy -c failed:\n\(result.output)")
+        #expect(!result.output.contains("WARNING"), "haproxy -c warns:\n\(result.output)")
+    }
+}
+
+/// nginx and haproxy, where Debian installs them (`/usr/sbin` is often not on `PATH`).
+enum ExternalTool {
+    static let nginx = locate("nginx")
+    static let haproxy = locate("haproxy")
+
+    static func locate(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let directories = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/usr/local/sbin", "/sbin"]
+        let found = directories.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+        if found == nil { print("[config] \(name) not found on PATH or in /usr/sbin: its checks are skipped") }
+        return found
+    }
+
+    static func temporaryDirectory(_ label: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cohort-\(label)-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Runs `executable` to completion; stdout and stderr together.
+    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
