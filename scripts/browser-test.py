@@ -279,6 +279,7 @@ def scenario(cohort, chromium, out, work, timeout):
             raise CheckFailed("; ".join(failures))
         log(f"screenshots: {before_png} {after_png}")
     finally:
+        signal.alarm(0)  # the overall limit must not cut the cleanup short
         stop(browser, "chromium")
         stop(demo, "cohort demo")
         demo_log.close()

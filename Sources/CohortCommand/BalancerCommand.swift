@@ -2,6 +2,8 @@ import ArgumentParser
 import CohortBalancer
 import CohortBalancerCore
 import CohortCore
+import CohortNode
+import CohortWire
 import Logging
 import NIOPosix
 import ServiceLifecycle
@@ -28,13 +30,38 @@ struct BalancerCommand: AsyncParsableCommand {
     @Option(name: .customLong("cookie-name"), help: "Name of the session cookie carrying <key>.<route>.")
     var cookieName: String = "COHORTSESSION"
 
+    @Option(name: .long, help: "HOST:PORT of a cluster node to join as an observer; backends are then learned from membership (repeatable).")
+    var join: [String] = []
+
+    @Option(name: .customLong("key-file"), help: "The cluster key file, to join the cluster.")
+    var keyFile: String?
+
+    @Flag(name: .long, help: "Join the cluster without a key (only if the nodes run with --insecure).")
+    var insecure = false
+
+    @Option(name: .long, help: "HOST:PORT for this balancer's own cluster traffic when joined (port 0: any free port).")
+    var cluster: String = "127.0.0.1:0"
+
+    @Option(name: .long, help: "This balancer's member name when joined.")
+    var name: String = "balancer"
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
     func validate() throws {
         guard Address(parsing: listen) != nil else { throw ValidationError("--listen must be HOST:PORT") }
         if let admin, Address(parsing: admin) == nil { throw ValidationError("--admin must be HOST:PORT") }
-        guard !backend.isEmpty else { throw ValidationError("give at least one --backend NAME=HOST:PORT") }
+        guard !backend.isEmpty || !join.isEmpty else {
+            throw ValidationError("give at least one --backend NAME=HOST:PORT, or --join HOST:PORT to learn them from the cluster")
+        }
+        for value in join where Address(parsing: value) == nil { throw ValidationError("--join must be HOST:PORT: \(value)") }
+        if !join.isEmpty {
+            guard Address(parsing: cluster) != nil else { throw ValidationError("--cluster must be HOST:PORT") }
+            guard NodeID.isValidName(name) else { throw ValidationError("--name must be 1-64 characters from A-Z a-z 0-9 - _") }
+            if keyFile == nil && !insecure {
+                throw ValidationError("joining the cluster needs its key: --key-file PATH (or --insecure if the nodes run without one)")
+            }
+        }
         var names: Set<String> = []
         for value in backend {
             guard let parsed = Self.parseBackend(value) else {
@@ -70,12 +97,20 @@ struct BalancerCommand: AsyncParsableCommand {
             eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
             logger: logger
         )
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: balancer)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if !join.isEmpty, let clusterAddress = Address(parsing: cluster) {
+            let protection: FrameProtection = try keyFile.map { .sealed(try KeyFile.read($0)) } ?? .insecure
+            var nodeConfiguration = ClusterNode.Configuration(
+                name: name, clusterAddress: clusterAddress, seeds: join.compactMap { Address(parsing: $0) }, protection: protection
             )
+            nodeConfiguration.role = .observer
+            let observer = try await ClusterNode.bind(configuration: nodeConfiguration, logger: logger)
+            BalancerMembership.connect(observer, to: balancer)
+            services.append(.init(service: observer))
+        }
+        services.append(.init(service: balancer))
+        let group = ServiceGroup(
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         try await group.run()
     }

@@ -172,6 +172,7 @@ extension ClusterNode {
                 for continuation in continuations { continuation.resume(returning: session) }
             case .memberChanged(let member, let previous):
                 logMemberChange(member, previous: previous)
+                for observer in memberObservers.withLockedValue({ $0 }) { observer(member, previous) }
             case .commitDegraded(let missing):
                 metrics.degradedCommits.increment()
                 logger.warning("write completed without every ack (timeout)", metadata: ["cluster.peers.missing": "\(missing.joined(separator: ","))"])

@@ -36,6 +36,7 @@ public final class ClusterNode: Service, Sendable {
     let handle: NodeHandle
     let helloFrame: ByteBuffer
     let resolvedAddresses = NIOLockedValueBox<[Address: SocketAddress]>([:])
+    let memberObservers = NIOLockedValueBox<[@Sendable (Membership.Member, Membership.Status?) -> Void]>([])
 
     /// Opens the cluster port and creates the node. It does not contact anyone until
     /// ``run()``.
@@ -220,6 +221,13 @@ public final class ClusterNode: Service, Sendable {
     /// Every member this node knows, itself included, sorted by name.
     public var members: [Membership.Member] {
         state.withLockedValue { $0.membership.members }
+    }
+
+    /// Calls `observer` (on a network thread; keep it short) each time a member is first
+    /// seen or changes status, in order. A balancer joined as an observer uses it to keep
+    /// its backend table in step with membership.
+    public func onMemberChange(_ observer: @escaping @Sendable (Membership.Member, Membership.Status?) -> Void) {
+        memberObservers.withLockedValue { $0.append(observer) }
     }
 
     /// Sessions this node holds (all copies).

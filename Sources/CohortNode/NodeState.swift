@@ -48,7 +48,9 @@ extension NodeState {
                 effects.append(.datagram(packet, to: address))
             case .memberChanged(let member, let previous):
                 effects.append(.memberChanged(member, previous: previous))
-                guard member.role == .node, member.id.name != engine.nodeName else { continue }
+                // Observers (balancers) hold no sessions: they neither replicate nor are
+                // replicated to.
+                guard membership.myself.role == .node, member.role == .node, member.id.name != engine.nodeName else { continue }
                 let name = member.id.name
                 if member.status.isLive {
                     if let link = links[name] {
