@@ -163,13 +163,15 @@ final class UpstreamHandler: ChannelInboundHandler {
     }
 
     func next(timeout: TimeAmount?) -> EventLoopFuture<HTTPClientResponsePart?> {
-        guard let context else {
-            return eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
-        }
+        // Parts already received are delivered even after the backend closed the
+        // connection (a `Connection: close` response ends with the close).
         if !buffer.isEmpty {
             let part = buffer.removeFirst()
-            readIfNeeded()
-            return context.eventLoop.makeSucceededFuture(part)
+            if context != nil { readIfNeeded() }
+            return eventLoop.makeSucceededFuture(part)
+        }
+        guard let context else {
+            return eventLoop.makeFailedFuture(failure ?? ChannelError.ioOnClosedChannel)
         }
         if isClosed {
             if let failure { return context.eventLoop.makeFailedFuture(failure) }

@@ -77,11 +77,7 @@ struct BalancerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        CommandLogging.bootstrap(level: level)
         let logger = Logger(label: "cohort.balancer")
         // Validated in validate().
         guard let listenAddress = Address(parsing: listen) else { throw ValidationError("--listen must be HOST:PORT") }

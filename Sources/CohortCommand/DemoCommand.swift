@@ -36,11 +36,7 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .warning
-            return handler
-        }
+        CommandLogging.bootstrap(level: .warning)
         let logger = Logger(label: "cohort.demo")
         let directory = try DemoFiles.makeTemporaryDirectory()
         let keyPath = directory + "/cluster.key"

@@ -28,9 +28,7 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
         else { return nil }
         let key = text[text.startIndex..<dot]
         let route = text[text.index(after: dot)...]
-        guard (Self.minKeyLength...Self.maxKeyLength).contains(key.utf8.count),
-              key.utf8.allSatisfy(Self.isTokenByte),
-              NodeID.isValidName(route)
+        guard Self.isValidKey(key), NodeID.isValidName(route)
         else { return nil }
         self.init(key: String(key), route: String(route))
     }
@@ -66,8 +64,16 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
         return String(hash >> 40, radix: 16)
     }
 
+    /// Whether `key` is a well-formed random part: 22...64 characters from
+    /// `A-Z a-z 0-9 - _` (the rule `init(parsing:)` and the wire layer apply).
+    public static func isValidKey(_ key: some StringProtocol) -> Bool {
+        (minKeyLength...maxKeyLength).contains(key.utf8.count) && key.utf8.allSatisfy(isTokenByte)
+    }
+
+    /// Whether `byte` may appear in a key, a route or another Cohort token
+    /// (`A-Z a-z 0-9 - _`: safe in cookies, headers, logs and config files).
     @inlinable
-    static func isTokenByte(_ byte: UInt8) -> Bool {
+    public static func isTokenByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
              UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):

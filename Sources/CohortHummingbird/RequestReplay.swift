@@ -1,3 +1,4 @@
+import CohortCore
 public import HTTPTypes
 import Hummingbird
 
@@ -22,7 +23,7 @@ public enum RequestReplay {
     /// The request id of `request`, if it carries a well-formed one.
     static func requestID(of request: Request) -> String? {
         guard let value = request.headers[headerName], (16...64).contains(value.utf8.count),
-              value.utf8.allSatisfy({ isToken($0) })
+              value.utf8.allSatisfy(SessionID.isTokenByte)
         else { return nil }
         return value
     }
@@ -102,16 +103,6 @@ public enum RequestReplay {
         try await body.write(CollectingWriter(box: box))
         response.body = ResponseBody(byteBuffer: box.buffer)
         return (response, Array(box.buffer.readableBytesView))
-    }
-
-    private static func isToken(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
-            true
-        default:
-            false
-        }
     }
 }
 

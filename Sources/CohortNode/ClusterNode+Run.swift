@@ -100,6 +100,7 @@ extension ClusterNode {
 
     func onReplicationMessage(_ message: ReplicationMessage, from peer: NodeID) {
         input { state, now, effects in
+            state.ensureReplyLink(to: peer, makeLink: makeLink, into: &effects)
             state.absorb(state.engine.onPeerMessage(message, from: peer.name, now: now), into: &effects)
         }
     }

@@ -126,16 +126,18 @@ public final class ClusterNode: Service, Sendable {
     }
 
     /// The session with random part `key`: this node's copy, or, if it holds none, the
-    /// copy a peer sends when asked (fetch on miss). `nil` if no live node holds it.
+    /// copy a peer sends when asked (fetch on miss). `nil` if no live node holds it, or if
+    /// it has been idle longer than its idle timeout.
     public func load(key: String) async -> Session? {
         let now = self.now
-        if let session = state.withLockedValue({ $0.engine.session(forKey: key) }) {
-            return session
+        let held: Session?? = state.withLockedValue { state in
+            state.engine.session(forKey: key) == nil ? .none : .some(state.engine.usableSession(forKey: key, now: now))
         }
+        if let held { return held }
         return await withCheckedContinuation { (continuation: CheckedContinuation<Session?, Never>) in
             var effects: [NodeEffect] = []
             let immediate: Session?? = state.withLockedValue { state in
-                if let session = state.engine.session(forKey: key) { return .some(session) }
+                if state.engine.session(forKey: key) != nil { return .some(state.engine.usableSession(forKey: key, now: now)) }
                 let (start, directives) = state.engine.onLocalMiss(key: key, now: now)
                 switch start {
                 case .notFound:

@@ -54,7 +54,11 @@ extension NodeState {
                 let name = member.id.name
                 if member.status.isLive {
                     if let link = links[name] {
-                        guard link.peer.uid != member.id.uid else { continue }
+                        if link.peer.uid == member.id.uid {
+                            // The link may have been opened early, to answer the peer.
+                            if !engine.isPeer(name) { absorb(engine.onPeerUp(name, now: now), into: &effects) }
+                            continue
+                        }
                         // The same name with a new uid: a restarted process.
                         links[name] = nil
                         effects.append(.closeLink(link))
@@ -71,6 +75,18 @@ extension NodeState {
                 }
             }
         }
+    }
+
+    /// A peer whose messages arrive before membership reports it (it just started or
+    /// restarted) still gets answers: a link to it is opened from its authenticated hello.
+    /// It joins the replication group only when membership says it is alive.
+    mutating func ensureReplyLink(to peer: NodeID, makeLink: (NodeID) -> PeerLink, into effects: inout [NodeEffect]) {
+        // With a link to an older process of that name, answers already go to the right
+        // address; membership replaces that link when it sees the restart.
+        guard peer.name != engine.nodeName, membership.myself.role == .node, links[peer.name] == nil else { return }
+        let link = makeLink(peer)
+        links[peer.name] = link
+        effects.append(.startLink(link))
     }
 
     /// Applies replication directives: sends go to the peer's link, completions wake the

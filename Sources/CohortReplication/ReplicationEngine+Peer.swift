@@ -35,18 +35,19 @@ extension ReplicationEngine {
     }
 
     /// `peer` became live: it joins the replication group and receives the sessions this
-    /// node is responsible for handing over: those it owns, and those whose owner is not
-    /// live if this node is the first live node by name (so each is sent once).
+    /// node is responsible for handing over: those this node owns, and, if this node is
+    /// the first live node by name (so each is sent once), those whose owner is not live,
+    /// including those routed to `peer` itself (a restarted node lost its copies).
     public mutating func onPeerUp(_ peer: String, now: Instant) -> [ReplicationDirective] {
         guard peer != nodeName, !peers.contains(peer) else { return [] }
+        let otherPeers = peers
         peers.insert(peer)
-        let firstLive = ([nodeName] + peers.filter { $0 != peer }).min() == nodeName
+        let firstLive = otherPeers.allSatisfy { nodeName < $0 }
         var directives: [ReplicationDirective] = []
         for session in store.sessions.values {
             let route = session.id.route
-            let owned = route == nodeName
-            let orphan = route != peer && !peers.contains(route) && route != nodeName
-            if owned || (orphan && firstLive) {
+            let ownerLive = route == nodeName || otherPeers.contains(route)
+            if route == nodeName || (!ownerLive && firstLive) {
                 directives.append(.send(.session(session.snapshot(now: now)), to: peer))
             }
         }
@@ -123,7 +124,7 @@ extension ReplicationEngine {
             // A gap (or a concurrent history): the delta cannot be applied on this copy.
             if held != nil && heldVersion.counter >= delta.base.counter { statistics.conflicts += 1 }
             statistics.gapsDetected += 1
-            requestRepair(key: key, from: peer, ackTo: peer, now: now, into: &directives)
+            requestRepair(key: key, from: peer, ackTo: peer, version: delta.version, now: now, into: &directives)
             return
         }
         var session = held ?? Session(id: delta.id, version: delta.version, maxIdle: delta.maxIdle, lastAccess: now)
@@ -137,13 +138,16 @@ extension ReplicationEngine {
         directives.append(.send(.ack(key: key, version: delta.version), to: peer))
     }
 
-    private mutating func requestRepair(key: String, from peer: String, ackTo: String, now: Instant, into directives: inout [ReplicationDirective]) {
+    private mutating func requestRepair(
+        key: String, from peer: String, ackTo: String, version: SessionVersion, now: Instant,
+        into directives: inout [ReplicationDirective]
+    ) {
         if var repair = gapRepairs[key] {
-            repair.ackTo.insert(ackTo)
+            repair.ackTo[ackTo] = max(repair.ackTo[ackTo] ?? version, version)
             gapRepairs[key] = repair
             return
         }
-        gapRepairs[key] = GapRepair(askedFrom: peer, ackTo: [ackTo], deadline: now + configuration.fetchTimeout)
+        gapRepairs[key] = GapRepair(askedFrom: peer, ackTo: [ackTo: version], deadline: now + configuration.fetchTimeout)
         directives.append(.send(.fetch(key: key), to: peer))
     }
 
@@ -158,10 +162,15 @@ extension ReplicationEngine {
                 statistics.sessionsReceived += 1
             }
         }
-        if let repair = gapRepairs.removeValue(forKey: key), let version = store.sessions[key]?.version {
-            for waiting in repair.ackTo.sorted() {
+        // Ack the peers whose delta this copy now covers. A whole session from another
+        // peer may be older than what a waiting peer needs: those keep waiting for the
+        // answer of the peer that was asked.
+        if var repair = gapRepairs[key], let version = store.sessions[key]?.version {
+            for (waiting, needed) in repair.ackTo.sorted(by: { $0.key < $1.key }) where needed <= version {
                 directives.append(.send(.ack(key: key, version: version), to: waiting))
+                repair.ackTo[waiting] = nil
             }
+            gapRepairs[key] = repair.ackTo.isEmpty || repair.askedFrom == peer ? nil : repair
         }
         if pendingFetches.removeValue(forKey: key) != nil {
             directives.append(.fetchCompleted(key: key, store.sessions[key]))

@@ -86,6 +86,16 @@ public struct ReplicationEngine: Sendable {
         store.sessions[key]
     }
 
+    /// The session with random part `key` if this node holds it and it has not been idle
+    /// longer than its `maxIdle` (the sweep removes such sessions only periodically).
+    public func usableSession(forKey key: String, now: Instant) -> Session? {
+        guard let session = store.sessions[key], now - session.lastAccess <= session.maxIdle else { return nil }
+        return session
+    }
+
+    /// Whether `peer` is in the replication group.
+    public func isPeer(_ peer: String) -> Bool { peers.contains(peer) }
+
     /// Writes waiting for acks (for `/cluster` and metrics).
     public var pendingCommitCount: Int { pendingCommits.count }
 }
@@ -125,6 +135,7 @@ struct PendingFetch: Hashable, Sendable {
 
 struct GapRepair: Hashable, Sendable {
     var askedFrom: String
-    var ackTo: Set<String>
+    /// Peers waiting for our ack, and the version each waits for.
+    var ackTo: [String: SessionVersion]
     var deadline: Instant
 }

@@ -107,7 +107,7 @@ extension ByteBuffer {
     /// Reads the key (random part) of a session id.
     mutating func readCohortSessionKey() throws(WireError) -> String {
         let key = try readCohortString(maxLength: SessionID.maxKeyLength, "session key")
-        guard SessionID.isValidWireKey(key) else { throw .malformed("session key is not 22...64 base64url characters") }
+        guard SessionID.isValidKey(key) else { throw .malformed("session key is not 22...64 base64url characters") }
         return key
     }
 
@@ -187,19 +187,3 @@ enum MinimumSize {
     static let attribute = 6
 }
 
-extension SessionID {
-    /// The wire's check of a session key: the same rule as `SessionID(parsing:)`
-    /// (22...64 characters from `A-Z a-z 0-9 - _`).
-    static func isValidWireKey(_ key: String) -> Bool {
-        let bytes = key.utf8
-        return (minKeyLength...maxKeyLength).contains(bytes.count) && bytes.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
-                true
-            default:
-                false
-            }
-        }
-    }
-}

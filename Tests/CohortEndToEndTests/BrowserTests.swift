@@ -51,7 +51,9 @@ enum BrowserTestSetup {
 
     static let script = repositoryRoot.appendingPathComponent("scripts/browser-test.py")
 
-    static let chromium: String? = ProcessInfo.processInfo.environment["CHROMIUM"].flatMap { $0.isEmpty ? nil : $0 }
+    /// `$CHROMIUM` if it names an executable, else the first Chromium on `$PATH`.
+    static let chromium: String? = ProcessInfo.processInfo.environment["CHROMIUM"]
+        .flatMap { FileManager.default.isExecutableFile(atPath: $0) ? $0 : nil }
         ?? findExecutable(["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"])
 
     static let python: String? = findExecutable(["python3"])

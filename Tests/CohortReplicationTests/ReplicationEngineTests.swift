@@ -114,6 +114,21 @@ import Testing
         #expect(n2.session(forKey: id.key)?.attributes == ["a": [1], "b": [2]])
     }
 
+    @Test func anOlderCopyFromAThirdPeerDoesNotCancelTheAckAGapRepairOwes() {
+        // n2 restarted: n3's delta v2 arrives before n1's hand-over of v1, then n3's answer.
+        var n2 = engine("n2", peers: ["n1", "n3"])
+        let v1 = SessionVersion(counter: 1, origin: "n3")
+        let v2 = SessionVersion(counter: 2, origin: "n3")
+        let delta = SessionDelta(id: id, base: v1, version: v2, changes: [set("a", 2)], maxIdle: .seconds(60))
+        #expect(sends(n2.onPeerMessage(.delta(delta), from: "n3", now: t0)).map(\.0) == [.fetch(key: id.key)])
+        let older = SessionSnapshot(id: id, version: v1, attributes: ["a": [1]], maxIdle: .seconds(60), idleFor: .zero)
+        #expect(sends(n2.onPeerMessage(.session(older), from: "n1", now: t0)).isEmpty)  // v1 does not cover v2
+        let answer = SessionSnapshot(id: id, version: v2, attributes: ["a": [2]], maxIdle: .seconds(60), idleFor: .zero)
+        let acks = sends(n2.onPeerMessage(.session(answer), from: "n3", now: t0))
+        #expect(acks.map(\.0) == [.ack(key: id.key, version: v2)])
+        #expect(acks.map(\.1) == ["n3"])
+    }
+
     @Test func reorderedDeltasEndInTheSameStateAsInOrder() {
         var n1 = engine("n1", peers: ["n2"])
         var version = SessionVersion.zero
@@ -173,6 +188,20 @@ import Testing
         #expect(pushed.allSatisfy { $0.1 == "n2" })
         // A second joiner: n1 still pushes its own session; the orphan goes from the first node by name (n1).
         #expect(sends(n1.onPeerUp("n3", now: t0)).count == 2)
+    }
+
+    @Test func aRestartedPeerGetsBackTheSessionsRoutedToIt() {
+        var n1 = engine("n1", peers: ["n3"])
+        let routedToN2 = SessionID(key: "DDDDDDDDDDDDDDDDDDDDDDDDDDD", route: "n2")
+        _ = n1.onPeerMessage(.session(SessionSnapshot(id: routedToN2, version: SessionVersion(counter: 2, origin: "n2"), attributes: [:], maxIdle: .seconds(60), idleFor: .zero)), from: "n2", now: t0)
+        // n2 restarts and comes back: n1 (first live by name) hands its sessions back.
+        let pushed = sends(n1.onPeerUp("n2", now: t0))
+        #expect(pushed.count == 1)
+        #expect(pushed.first?.1 == "n2")
+        // n3 is not first by name: it leaves that to n1.
+        var n3 = engine("n3", peers: ["n1"])
+        _ = n3.onPeerMessage(.session(SessionSnapshot(id: routedToN2, version: SessionVersion(counter: 2, origin: "n2"), attributes: [:], maxIdle: .seconds(60), idleFor: .zero)), from: "n2", now: t0)
+        #expect(sends(n3.onPeerUp("n2", now: t0)).isEmpty)
     }
 
     @Test func fetchOnMissAsksEveryReachablePeerAndReturnsTheFirstCopy() {

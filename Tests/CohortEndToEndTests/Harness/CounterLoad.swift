@@ -63,6 +63,8 @@ final class CounterLoad: Sendable {
         var cookies = CookieJar()
         var requests = 0
         var lastCount = 0
+        /// The last usable answer, for reports: "count 11 from n1 (sent at 3100 ms, 4 ms)".
+        var lastAnswer = "none"
         var key: String?
         var busy = false
         /// The violation recorded for this client's last request, which got no usable
@@ -193,7 +195,10 @@ final class CounterLoad: Sendable {
                 state.totals.slowestRequest = "client \(index) request #\(client.requests) at \(elapsed.readable) (\(phase))"
             }
             let unresolved = client.unresolved
-            let usable = Self.check(outcome, sentID: sentID, client: &client, totals: &state.totals, problems: &problems)
+            let usable = Self.check(
+                outcome, sentID: sentID, timing: "sent at \(elapsed.readable), \(latency.readable)",
+                client: &client, totals: &state.totals, problems: &problems
+            )
             if let unresolved, usable {
                 let applied = client.lastCount - state.totals.countBeforeViolation[unresolved]
                 state.totals.violations[unresolved].what += applied == 2
@@ -214,7 +219,7 @@ final class CounterLoad: Sendable {
 
     /// Checks one answer; returns whether it was usable (a decodable 200).
     private static func check(
-        _ outcome: Result<HTTPResponse, HTTPClientError>, sentID: String?,
+        _ outcome: Result<HTTPResponse, HTTPClientError>, sentID: String?, timing: String,
         client: inout Client, totals: inout Totals, problems: inout [String]
     ) -> Bool {
         let response: HTTPResponse
@@ -243,9 +248,12 @@ final class CounterLoad: Sendable {
         if let sentID, sentID != info.id { totals.rebinds += 1 }
         let acceptable = client.unresolved == nil ? [client.lastCount + 1] : [client.lastCount + 1, client.lastCount + 2]
         if !acceptable.contains(info.count) {
-            problems.append("count \(info.count) after \(client.lastCount) (id \(info.id), served by \(info.node))")
+            problems.append(
+                "count \(info.count) after \(client.lastCount) (id \(info.id), served by \(info.node), \(timing); previous answer: \(client.lastAnswer))"
+            )
         }
         client.lastCount = info.count
+        client.lastAnswer = "count \(info.count) id \(info.id) from \(info.node) (\(timing))"
         if let key = client.key, key != info.key {
             problems.append("random part changed: \(key) -> \(info.id) (served by \(info.node))")
         }
