@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import CohortCore
 import CohortHummingbird
 import CohortNode
@@ -55,7 +56,7 @@ struct NodeCommand: AsyncParsableCommand {
     var noRebind = false
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = "info"
+    var logLevel: String = ProcessInfo.processInfo.environment["COHORT_LOG_LEVEL"] ?? "info"
 
     func validate() throws {
         guard NodeID.isValidName(name) else { throw ValidationError("--name must be 1-64 characters from A-Z a-z 0-9 - _") }

@@ -99,6 +99,9 @@ extension ClusterNode {
     }
 
     func onReplicationMessage(_ message: ReplicationMessage, from peer: NodeID) {
+        if logger.logLevel <= .trace {
+            logger.trace("replication message in", metadata: ["cluster.peer": "\(peer)", "cluster.message": "\(message.logSummary)"])
+        }
         input { state, now, effects in
             state.ensureReplyLink(to: peer, makeLink: makeLink, into: &effects)
             state.absorb(state.engine.onPeerMessage(message, from: peer.name, now: now), into: &effects)
@@ -129,8 +132,33 @@ extension ClusterNode {
     private func input(_ body: (inout NodeState, Instant, inout [NodeEffect]) -> Void) {
         let now = self.now
         var effects: [NodeEffect] = []
-        state.withLockedValue { body(&$0, now, &effects) }
+        state.withLockedValue { state in
+            body(&state, now, &effects)
+            enqueueFrames(&effects, counters: &state.counters)
+        }
         perform(effects)
+    }
+
+    /// Moves the frames among `effects` into their peers' links, in order. Called with
+    /// the state lock held: the engine's order of messages to one peer (a whole session
+    /// before the deltas made on top of it) must be the order on the wire, and two
+    /// threads performing effects after the lock could otherwise swap them. Enqueueing
+    /// only appends to a buffer; the write happens on the link's event loop.
+    func enqueueFrames(_ effects: inout [NodeEffect], counters: inout NodeCounters) {
+        guard effects.contains(where: { if case .frame = $0 { true } else { false } }) else { return }
+        let codec = self.codec
+        let trace = logger.logLevel <= .trace
+        effects.removeAll { effect in
+            guard case .frame(let message, let link) = effect else { return false }
+            if trace {
+                logger.trace("replication message out", metadata: ["cluster.peer": "\(link.peer)", "cluster.message": "\(message.logSummary)"])
+            }
+            if !link.send({ codec.encode(.replication(message), into: &$0) }) {
+                counters.sendQueueDrops += 1
+                metrics.sendQueueDrops.increment()
+            }
+            return true
+        }
     }
 
     func makeLink(_ peer: NodeID) -> PeerLink {
@@ -157,12 +185,8 @@ extension ClusterNode {
                     let frame = codec.encode(.membership(packet))
                     beacon.channel.writeAndFlush(AddressedEnvelope(remoteAddress: beacon.target, data: frame), promise: nil)
                 }
-            case .frame(let message, let link):
-                let codec = self.codec
-                if !link.send({ codec.encode(.replication(message), into: &$0) }) {
-                    state.withLockedValue { $0.counters.sendQueueDrops += 1 }
-                    metrics.sendQueueDrops.increment()
-                }
+            case .frame:
+                preconditionFailure("frames are enqueued under the state lock (enqueueFrames)")
             case .startLink(let link):
                 link.start()
             case .closeLink(let link):

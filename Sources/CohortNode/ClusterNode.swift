@@ -145,6 +145,7 @@ public final class ClusterNode: Service, Sendable {
                 case .pending:
                     state.fetchWaiters[key, default: []].append(continuation)
                     state.absorb(directives, into: &effects)
+                    enqueueFrames(&effects, counters: &state.counters)
                     return .none
                 }
             }
@@ -173,6 +174,7 @@ public final class ClusterNode: Service, Sendable {
             let commit = state.withLockedValue { state in
                 let (commit, directives) = state.engine.onLocalCommit(change, durability: durability, now: now)
                 state.absorb(directives, into: &effects)
+                enqueueFrames(&effects, counters: &state.counters)
                 return commit
             }
             perform(effects)
@@ -187,6 +189,7 @@ public final class ClusterNode: Service, Sendable {
                 let (commit, directives) = state.engine.onLocalCommit(change, durability: durability, now: now)
                 if let id = commit.awaiting { state.commitWaiters[id] = continuation }
                 state.absorb(directives, into: &effects)
+                enqueueFrames(&effects, counters: &state.counters)
                 return commit
             }
             session = commit.session

@@ -162,15 +162,15 @@ extension ReplicationEngine {
                 statistics.sessionsReceived += 1
             }
         }
-        // Ack the peers whose delta this copy now covers. A whole session from another
-        // peer may be older than what a waiting peer needs: those keep waiting for the
-        // answer of the peer that was asked.
+        // Ack the peers whose delta this copy now covers. A whole session pushed earlier
+        // (or by another peer) may be older than what a waiting peer needs: those keep
+        // waiting for the answer to the fetch (or the repair's deadline).
         if var repair = gapRepairs[key], let version = store.sessions[key]?.version {
             for (waiting, needed) in repair.ackTo.sorted(by: { $0.key < $1.key }) where needed <= version {
                 directives.append(.send(.ack(key: key, version: version), to: waiting))
                 repair.ackTo[waiting] = nil
             }
-            gapRepairs[key] = repair.ackTo.isEmpty || repair.askedFrom == peer ? nil : repair
+            gapRepairs[key] = repair.ackTo.isEmpty ? nil : repair
         }
         if pendingFetches.removeValue(forKey: key) != nil {
             directives.append(.fetchCompleted(key: key, store.sessions[key]))

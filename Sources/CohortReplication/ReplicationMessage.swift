@@ -20,3 +20,19 @@ public enum ReplicationMessage: Hashable, Sendable {
     /// clocks so copies do not expire sessions that are in use.
     case touched(keys: [String])
 }
+
+extension ReplicationMessage {
+    /// A one-line description for logs: the kind, the session's log tag and versions,
+    /// never a full session id or attribute values.
+    public var logSummary: String {
+        switch self {
+        case .delta(let delta): "delta \(delta.id.logTag) \(delta.base)->\(delta.version)"
+        case .ack(let key, let version): "ack \(SessionID(key: key, route: "").logTag) \(version)"
+        case .fetch(let key): "fetch \(SessionID(key: key, route: "").logTag)"
+        case .session(let snapshot): "session \(snapshot.id.logTag) \(snapshot.version)"
+        case .missing(let key): "missing \(SessionID(key: key, route: "").logTag)"
+        case .removed(let key, let version): "removed \(SessionID(key: key, route: "").logTag) \(version)"
+        case .touched(let keys): "touched \(keys.count)"
+        }
+    }
+}

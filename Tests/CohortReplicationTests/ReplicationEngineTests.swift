@@ -114,15 +114,17 @@ import Testing
         #expect(n2.session(forKey: id.key)?.attributes == ["a": [1], "b": [2]])
     }
 
-    @Test func anOlderCopyFromAThirdPeerDoesNotCancelTheAckAGapRepairOwes() {
-        // n2 restarted: n3's delta v2 arrives before n1's hand-over of v1, then n3's answer.
+    @Test(arguments: ["n1", "n3"])
+    func anOlderCopyDoesNotCancelTheAckAGapRepairOwes(olderFrom: String) {
+        // n2 restarted: n3's delta v2 arrives before a hand-over of v1 (from n1, or an
+        // earlier push of n3's), then n3's answer to the fetch.
         var n2 = engine("n2", peers: ["n1", "n3"])
         let v1 = SessionVersion(counter: 1, origin: "n3")
         let v2 = SessionVersion(counter: 2, origin: "n3")
         let delta = SessionDelta(id: id, base: v1, version: v2, changes: [set("a", 2)], maxIdle: .seconds(60))
         #expect(sends(n2.onPeerMessage(.delta(delta), from: "n3", now: t0)).map(\.0) == [.fetch(key: id.key)])
         let older = SessionSnapshot(id: id, version: v1, attributes: ["a": [1]], maxIdle: .seconds(60), idleFor: .zero)
-        #expect(sends(n2.onPeerMessage(.session(older), from: "n1", now: t0)).isEmpty)  // v1 does not cover v2
+        #expect(sends(n2.onPeerMessage(.session(older), from: olderFrom, now: t0)).isEmpty)  // v1 does not cover v2
         let answer = SessionSnapshot(id: id, version: v2, attributes: ["a": [2]], maxIdle: .seconds(60), idleFor: .zero)
         let acks = sends(n2.onPeerMessage(.session(answer), from: "n3", now: t0))
         #expect(acks.map(\.0) == [.ack(key: id.key, version: v2)])
