@@ -9,7 +9,7 @@ extension BalancerServer {
     /// - `GET /_cohort/backends` → `{"backends":[{"name":…,"address":…,"state":"up|down|draining",
     ///   "outstanding":N,"consecutiveFailures":N}]}`
     /// - `POST /_cohort/drain/NAME`, `POST /_cohort/undrain/NAME` → 200 with the backend's row, 404 if unknown.
-    /// Request bodies are read and ignored (at most `maxRequestBodyBytes`).
+    /// Request bodies are read and ignored (at most `retryBufferBytes`).
     func serveAdmin(_ connection: HTTPServerConnection) async {
         do {
             try await connection.executeThenClose { inbound, outbound in
@@ -20,7 +20,7 @@ extension BalancerServer {
                     while let part = try await parts.next() {
                         if case .body(let chunk) = part {
                             bodyBytes += chunk.readableBytes
-                            if bodyBytes > configuration.maxRequestBodyBytes { return }
+                            if bodyBytes > configuration.retryBufferBytes { return }
                         }
                         if case .end = part { break }
                     }

@@ -29,9 +29,14 @@ extension BalancerServer {
         public var maxHeaderBytes: Int = 32 * 1024
         /// Request head limit: number of header fields. Over it → 431.
         public var maxHeaderCount: Int = 100
-        /// Request bodies are buffered up to this size so that a failed attempt can be resent
-        /// to another backend; larger bodies are refused with 413.
-        public var maxRequestBodyBytes: Int = 1 << 20
+        /// Request bodies up to this size are buffered so that a failed attempt can be resent
+        /// to another backend (retry rules permitting). Larger bodies, and chunked bodies once
+        /// they exceed it, are streamed to the backend with back-pressure and are not retried
+        /// once any body byte was sent.
+        public var retryBufferBytes: Int = 1 << 20
+        /// Absolute request body limit; larger bodies are refused with 413 (up front when
+        /// `Content-Length` declares it, else when the limit is crossed).
+        public var maxRequestBodyBytes: Int = 1 << 30
         /// Idle keep-alive connections kept per backend; extra ones are closed on release.
         public var maxIdleConnectionsPerBackend: Int = 16
 

@@ -17,8 +17,10 @@ enum AttemptOutcome {
     case failedBeforeSending
     /// The request was (possibly) sent, and the backend closed or reset before any response byte.
     case failedBeforeResponse
-    /// No response byte within the response timeout.
+    /// No response byte within the response timeout (or a streamed body write stalled as long).
     case timedOut
+    /// A streamed body crossed `maxRequestBodyBytes`.
+    case bodyTooLarge
 }
 
 /// Request methods that are retried after the request was sent (RFC 9110 §9.2.2).
@@ -33,6 +35,7 @@ extension BalancerServer {
     /// Serves one client connection: requests one at a time (pipelined requests wait in
     /// NIO's pipelining handler). Body-size and header limits answer 413/431 and close;
     /// malformed requests get 400 from NIO's error handler and close only this connection.
+    /// Bodies up to `retryBufferBytes` are buffered (resendable); larger ones are streamed.
     func serveClient(_ connection: HTTPServerConnection) async {
         let channel = connection.channel
         let clientIP = channel.remoteAddress?.ipAddress
@@ -47,24 +50,24 @@ extension BalancerServer {
                         try await respond(outbound, status: .requestHeaderFieldsTooLarge, version: head.version, keepAlive: false)
                         break
                     }
-                    let declared = head.headers.first(name: "content-length").flatMap { Int($0) } ?? 0
-                    if declared > configuration.maxRequestBodyBytes {
+                    // NIO's decoder rejects a malformed or conflicting Content-Length (400).
+                    let declared = head.headers.first(name: "content-length").flatMap { Int($0) }
+                    if let declared, declared > configuration.maxRequestBodyBytes {
                         try await respond(outbound, status: .payloadTooLarge, version: head.version, keepAlive: false)
                         break
                     }
                     if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
                         try await outbound.write(.head(HTTPResponseHead(version: head.version, status: .continue)))
                     }
-                    var body = channel.allocator.buffer(capacity: declared)
+                    let bufferLimit = min(configuration.retryBufferBytes, configuration.maxRequestBodyBytes)
+                    var body = channel.allocator.buffer(capacity: min(declared ?? 0, bufferLimit))
                     var complete = false
-                    var tooLarge = false
-                    bodyLoop: while let part = try await parts.next() {
+                    // A declared length over the buffer streams at once; a chunked body once it outgrows it.
+                    var overflow = (declared ?? 0) > bufferLimit
+                    bodyLoop: while !overflow, let part = try await parts.next() {
                         switch part {
                         case .body(var chunk):
-                            guard body.readableBytes + chunk.readableBytes <= configuration.maxRequestBodyBytes else {
-                                tooLarge = true
-                                break bodyLoop
-                            }
+                            overflow = body.readableBytes + chunk.readableBytes > bufferLimit
                             body.writeBuffer(&chunk)
                         case .end:
                             complete = true
@@ -73,16 +76,23 @@ extension BalancerServer {
                             break bodyLoop
                         }
                     }
-                    guard complete else {
-                        if tooLarge {
+                    let requestBody: RequestBody
+                    if overflow {
+                        guard bufferLimit < configuration.maxRequestBodyBytes else {
                             try await respond(outbound, status: .payloadTooLarge, version: head.version, keepAlive: false)
+                            break
                         }
-                        break
+                        requestBody = .streamed(StreamedBody(parts: parts, prefix: body, declaredLength: declared,
+                                                             limit: configuration.maxRequestBodyBytes))
+                    } else {
+                        guard complete else { break }
+                        requestBody = .buffered(body)
                     }
                     let wantsKeepAlive = head.isKeepAlive && !connections.isShuttingDown
-                    let keepAlive = try await forward(head: head, body: body, clientIP: clientIP,
+                    let keepAlive = try await forward(head: head, body: requestBody, clientIP: clientIP,
                                                       keepAlive: wantsKeepAlive, outbound: outbound)
-                    if !keepAlive { break }
+                    if case .streamed(let stream) = requestBody { parts = stream.parts }
+                    if !keepAlive || !requestBody.isFinished { break }
                 }
             }
         } catch {
@@ -91,7 +101,7 @@ extension BalancerServer {
         connections.markBusy(channel)
     }
 
-    /// Routes and forwards one buffered request, failing over between backends. Returns
+    /// Routes and forwards one request, failing over between backends. Returns
     /// whether the client connection may be reused. Throws when the client connection must
     /// be closed (client gone, or a backend failed after the response had started).
     ///
@@ -100,13 +110,13 @@ extension BalancerServer {
     /// methods, and for others only with a `Cohort-Request-Id` (the node then answers a
     /// retry of an already applied write with its recorded response, never applying it
     /// twice); a timeout is retried once for idempotent methods. Each backend is tried at
-    /// most once per request.
-    func forward(head: HTTPRequestHead, body: ByteBuffer, clientIP: String?, keepAlive: Bool,
+    /// most once per request. A streamed body is never resent once any body byte was sent.
+    func forward(head: HTTPRequestHead, body: RequestBody, clientIP: String?, keepAlive: Bool,
                  outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws -> Bool {
         let route = head.headers["cookie"].lazy.compactMap {
             StickyRoute.route(fromCookieHeader: $0, cookieName: self.configuration.cookieName)
         }.first
-        var upstreamHead = ProxyHeaders.upstreamHead(from: head, bodyLength: body.readableBytes, clientIP: clientIP)
+        var upstreamHead = ProxyHeaders.upstreamHead(from: head, bodyLength: body.length, clientIP: clientIP)
         let idempotent = isIdempotent(head.method)
         // A non-idempotent request gets a request id that Cohort nodes use to answer a
         // retry with the first attempt's response instead of applying it twice
@@ -122,8 +132,9 @@ extension BalancerServer {
             guard let choice = table.withLockedValue({ $0.choose(route: route, excluding: tried) }) else {
                 let status: HTTPResponseStatus = tried.isEmpty ? .serviceUnavailable : .badGateway
                 logger.warning("no live backend", metadata: ["balancer.tried": "\(tried.sorted())", "http.status": "\(status.code)"])
-                try await respond(outbound, status: status, version: head.version, keepAlive: keepAlive)
-                return keepAlive
+                let reusable = keepAlive && body.isFinished
+                try await respond(outbound, status: status, version: head.version, keepAlive: reusable)
+                return reusable
             }
             tried.insert(choice.name)
             table.withLockedValue { $0.onRequestStarted(choice.name) }
@@ -134,6 +145,12 @@ extension BalancerServer {
             } catch {
                 table.withLockedValue { $0.onRequestFinished(choice.name) }
                 throw error
+            }
+            if case .bodyTooLarge = outcome {
+                // The client's fault, not the backend's.
+                table.withLockedValue { $0.onRequestFinished(choice.name) }
+                try await respond(outbound, status: .payloadTooLarge, version: head.version, keepAlive: false)
+                return false
             }
             let health = table.withLockedValue { table -> BackendTable.HealthOutcome in
                 table.onRequestFinished(choice.name)
@@ -146,20 +163,23 @@ extension BalancerServer {
             case .completed(let reusable):
                 return reusable
             case .failedBeforeSending:
-                retry = true
+                retry = body.isResendable
             case .failedBeforeResponse:
-                retry = idempotent || replayable
+                retry = (idempotent || replayable) && body.isResendable
             case .timedOut:
-                retry = idempotent && !retriedTimeout
+                retry = idempotent && !retriedTimeout && body.isResendable
                 retriedTimeout = true
+            case .bodyTooLarge:
+                return false
             }
             logger.info("attempt failed", metadata: [
                 "balancer.backend": "\(choice.name)", "balancer.outcome": "\(outcome)", "balancer.retry": "\(retry)",
             ])
             if !retry {
                 let status: HTTPResponseStatus = { if case .timedOut = outcome { return .gatewayTimeout } else { return .badGateway } }()
-                try await respond(outbound, status: status, version: head.version, keepAlive: keepAlive)
-                return keepAlive
+                let reusable = keepAlive && body.isFinished
+                try await respond(outbound, status: status, version: head.version, keepAlive: reusable)
+                return reusable
             }
         }
     }
@@ -167,24 +187,44 @@ extension BalancerServer {
     /// One attempt on one backend. Returns a failure outcome while nothing was written to
     /// the client; once the response head was relayed, upstream failures throw (the client
     /// connection is closed, as the response cannot be completed).
-    private func attempt(_ choice: BackendTable.Choice, head: HTTPRequestHead, body: ByteBuffer,
+    private func attempt(_ choice: BackendTable.Choice, head: HTTPRequestHead, body: RequestBody,
                          requestVersion: HTTPVersion, keepAlive: Bool,
                          outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws -> AttemptOutcome {
         let upstream: UpstreamConnection
         do {
-            upstream = try await pool.acquire(backend: choice.name, address: choice.address).connection
+            // A streamed body gets a fresh connection: a stale pooled one would fail it
+            // after body bytes were sent, when it can no longer go to another backend.
+            let fresh = if case .streamed = body { true } else { false }
+            upstream = try await pool.acquire(backend: choice.name, address: choice.address, fresh: fresh).connection
         } catch {
             logger.debug("connect failed", metadata: ["balancer.backend": "\(choice.name)", "balancer.error": "\(error)"])
             return .failedBeforeSending
         }
         do {
-            try await upstream.send(head: head, body: body)
+            switch body {
+            case .buffered(let buffer): try await upstream.send(head: head, body: buffer)
+            case .streamed: try await upstream.sendHead(head)
+            }
         } catch {
             upstream.close()
             if let error = error as? ChannelError, error == .ioOnClosedChannel || error == .alreadyClosed {
                 return .failedBeforeSending
             }
             return .failedBeforeResponse
+        }
+        if case .streamed(let stream) = body {
+            let result: StreamedBody.PumpResult
+            do {
+                result = try await stream.pump(to: upstream, writeTimeout: configuration.responseTimeout)
+            } catch {
+                upstream.close()
+                throw error
+            }
+            if case .tooLarge = result {
+                upstream.close()
+                return .bodyTooLarge
+            }
+            // After `.upstreamFailed`, a response the backend sent before failing is still relayed.
         }
         // Wait for the final response head, skipping 1xx interim responses.
         var responseHead: HTTPResponseHead
@@ -210,7 +250,7 @@ extension BalancerServer {
         }
         let upstreamKeepAlive = responseHead.isKeepAlive
         let framed = responseHead.headers.contains(name: "content-length") || requestVersion != .http1_0
-        let clientKeepAlive = keepAlive && framed
+        let clientKeepAlive = keepAlive && framed && body.isFinished
         responseHead = ProxyHeaders.clientHead(from: responseHead, requestVersion: requestVersion, keepAlive: clientKeepAlive)
         // Hold the response until it is complete or `responseBufferBytes` arrived: if the
         // backend dies before that, nothing reached the client and the request can still

@@ -44,16 +44,21 @@ enum ProxyHeaders {
     }
 
     /// The request as sent upstream: HTTP/1.1, keep-alive, hop-by-hop headers removed,
-    /// `Content-Length` set to the buffered body, and the forwarding headers appended
-    /// (`X-Forwarded-For`, `X-Forwarded-Proto: http`, `Forwarded: for=...;proto=http`).
-    static func upstreamHead(from head: HTTPRequestHead, bodyLength: Int, clientIP: String?) -> HTTPRequestHead {
+    /// `Content-Length` set to the body length (`nil`: unknown, sent chunked), and the
+    /// forwarding headers appended (`X-Forwarded-For`, `X-Forwarded-Proto: http`,
+    /// `Forwarded: for=...;proto=http`).
+    static func upstreamHead(from head: HTTPRequestHead, bodyLength: Int?, clientIP: String?) -> HTTPRequestHead {
         var headers = head.headers
         let hadBody = headers.contains(name: "content-length") || headers.contains(name: "transfer-encoding")
         stripHopByHop(&headers)
         headers.remove(name: "expect")
         headers.remove(name: "content-length")
-        if hadBody || bodyLength > 0 {
-            headers.add(name: "content-length", value: String(bodyLength))
+        if let bodyLength {
+            if hadBody || bodyLength > 0 {
+                headers.add(name: "content-length", value: String(bodyLength))
+            }
+        } else {
+            headers.add(name: "transfer-encoding", value: "chunked")
         }
         let client = clientIP ?? "unknown"
         let previous = headers["x-forwarded-for"].joined(separator: ", ")

@@ -53,6 +53,35 @@ final class UpstreamConnection: Sendable {
         }.get()
     }
 
+    /// Streaming a request: writes and flushes the head; send body parts with `sendBody`
+    /// and finish with `sendEnd`.
+    func sendHead(_ head: HTTPRequestHead) async throws {
+        let handler = self.handler
+        try await channel.eventLoop.flatSubmit {
+            handler.value.write(.head(head), timeout: nil)
+        }.get()
+    }
+
+    /// Writes and flushes one body part, returning once it was handed to the socket (so the
+    /// caller reads no more from its client than the backend takes). When the write does not
+    /// complete within `timeout` the connection is closed and later reads fail with
+    /// `UpstreamError.timeout`.
+    func sendBody(_ chunk: ByteBuffer, timeout: Duration?) async throws {
+        let handler = self.handler
+        let amount = timeout.map { TimeAmount.nanoseconds($0.nanosecondsClamped) }
+        try await channel.eventLoop.flatSubmit {
+            handler.value.write(.body(.byteBuffer(chunk)), timeout: amount)
+        }.get()
+    }
+
+    /// Ends a streamed request.
+    func sendEnd() async throws {
+        let handler = self.handler
+        try await channel.eventLoop.flatSubmit {
+            handler.value.write(.end(nil), timeout: nil)
+        }.get()
+    }
+
     /// The next response part, `nil` once the backend closed the connection. Throws
     /// `UpstreamError.timeout` (and closes) when nothing arrives within `timeout`.
     func nextPart(timeout: Duration?) async throws -> HTTPClientResponsePart? {
@@ -160,6 +189,29 @@ final class UpstreamHandler: ChannelInboundHandler {
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
         return promise.futureResult
+    }
+
+    /// Writes and flushes one part of a streamed request; a head marks the connection busy.
+    func write(_ part: HTTPClientRequestPart, timeout: TimeAmount?) -> EventLoopFuture<Void> {
+        guard let context, !isClosed else {
+            return eventLoop.makeFailedFuture(failure ?? ChannelError.ioOnClosedChannel)
+        }
+        if case .head = part { isIdle = false }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(part), promise: promise)
+        if let timeout {
+            let task = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+                self?.onWriteTimeout()
+            }
+            promise.futureResult.assumeIsolated().whenComplete { _ in task.cancel() }
+        }
+        return promise.futureResult
+    }
+
+    private func onWriteTimeout() {
+        guard !isClosed else { return }
+        failure = UpstreamError.timeout
+        context?.close(promise: nil)
     }
 
     func next(timeout: TimeAmount?) -> EventLoopFuture<HTTPClientResponsePart?> {

@@ -20,10 +20,10 @@ final class UpstreamPool: Sendable {
         self.maxIdlePerBackend = max(0, maxIdlePerBackend)
     }
 
-    /// An idle connection to `backend` if one is still open (`reused: true`), else a new one.
-    /// Throws only when connecting fails.
-    func acquire(backend: String, address: Address) async throws -> (connection: UpstreamConnection, reused: Bool) {
-        while let candidate = idle.withLockedValue({ $0[backend]?.popLast() }) {
+    /// An idle connection to `backend` if one is still open (`reused: true`), else a new one
+    /// (always a new one with `fresh`). Throws only when connecting fails.
+    func acquire(backend: String, address: Address, fresh: Bool = false) async throws -> (connection: UpstreamConnection, reused: Bool) {
+        while !fresh, let candidate = idle.withLockedValue({ $0[backend]?.popLast() }) {
             if candidate.isActive { return (candidate, true) }
             candidate.close()
         }

@@ -29,6 +29,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(name: .long, help: "acknowledged or async.")
     var durability: String = "acknowledged"
 
+    @Flag(name: .customLong("keep-files"), help: "Keep the key and the nodes' logs (in /tmp/cohort-demo-*) after the demo stops.")
+    var keepFiles = false
+
     func validate() throws {
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard (1...9).contains(nodes) else { throw ValidationError("--nodes must be 1...9") }
@@ -39,6 +42,15 @@ struct DemoCommand: AsyncParsableCommand {
         CommandLogging.bootstrap(level: .warning)
         let logger = Logger(label: "cohort.demo")
         let directory = try DemoFiles.makeTemporaryDirectory()
+        defer {
+            if !keepFiles {
+                do {
+                    try FileManager.default.removeItem(atPath: directory)
+                } catch {
+                    say("could not remove \(directory): \(error)")
+                }
+            }
+        }
         let keyPath = directory + "/cluster.key"
         try KeyFile.write(ClusterKey.generate().fileContents, to: keyPath)
 
@@ -73,9 +85,10 @@ struct DemoCommand: AsyncParsableCommand {
         let url = "http://127.0.0.1:\(balancer.listenAddress.port)/"
         let summary = specs.map { "\($0.name) http \($0.http)" }.joined(separator: ", ")
         let nodeCount = nodes
+        let keep = keepFiles
         let supervisor = NodeSupervisor(executable: executable, children: commands, logger: logger) {
             say("Cohort demo: \(url)")
-            say("  \(nodeCount) nodes (\(summary)), logs in \(directory)")
+            say("  \(nodeCount) nodes (\(summary)), logs in \(directory)\(keep ? "" : " (removed at exit; --keep-files keeps them)")")
             say("  open the URL, press Increment, then 'Crash this node'; Ctrl-C stops everything")
         }
         let group = ServiceGroup(

@@ -10,12 +10,16 @@ import NIOPosix
 final class TestBackend: Sendable {
     let name: String
     let port: Int
+    /// Request body bytes received so far, over all requests (counted as they arrive).
+    let receivedBodyBytes: NIOLockedValueBox<Int>
     private let serverChannel: any Channel
     private let children: NIOLockedValueBox<[any Channel]>
 
-    private init(name: String, port: Int, serverChannel: any Channel, children: NIOLockedValueBox<[any Channel]>) {
+    private init(name: String, port: Int, received: NIOLockedValueBox<Int>, serverChannel: any Channel,
+                 children: NIOLockedValueBox<[any Channel]>) {
         self.name = name
         self.port = port
+        self.receivedBodyBytes = received
         self.serverChannel = serverChannel
         self.children = children
     }
@@ -23,18 +27,19 @@ final class TestBackend: Sendable {
     /// `silent`: never answers anything but `/health` (a hung node).
     static func start(name: String, group: any EventLoopGroup, silent: Bool = false) async throws -> TestBackend {
         let children = NIOLockedValueBox<[any Channel]>([])
+        let received = NIOLockedValueBox(0)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 children.withLockedValue { $0.append(channel) }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Responder(name: name, silent: silent))
+                    try channel.pipeline.syncOperations.addHandler(Responder(name: name, silent: silent, received: received))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
         guard let port = channel.localAddress?.port else { throw ChannelError.unknownLocalAddress }
-        return TestBackend(name: name, port: port, serverChannel: channel, children: children)
+        return TestBackend(name: name, port: port, received: received, serverChannel: channel, children: children)
     }
 
     func stop() async {
@@ -49,12 +54,14 @@ final class TestBackend: Sendable {
         typealias OutboundOut = HTTPServerResponsePart
         let name: String
         let silent: Bool
+        let received: NIOLockedValueBox<Int>
         var head: HTTPRequestHead?
         var bodyBytes = 0
 
-        init(name: String, silent: Bool) {
+        init(name: String, silent: Bool, received: NIOLockedValueBox<Int>) {
             self.name = name
             self.silent = silent
+            self.received = received
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -64,6 +71,7 @@ final class TestBackend: Sendable {
                 bodyBytes = 0
             case .body(let chunk):
                 bodyBytes += chunk.readableBytes
+                received.withLockedValue { $0 += chunk.readableBytes }
             case .end:
                 guard let head, !silent || head.uri == "/health" else { return }
                 let route = head.headers["cookie"].lazy.flatMap { $0.split(separator: ";") }.compactMap { pair -> String? in
@@ -123,6 +131,57 @@ func sendRequest(port: Int, method: HTTPMethod = .GET, path: String = "/", heade
             case .end:
                 return response
             }
+        }
+        return response
+    }
+}
+
+/// A POST of `chunks` body parts of `chunkSize` bytes on a fresh connection, with
+/// `Content-Length` (or chunked when `chunked`). `beforeLast` runs before the last part is
+/// written, e.g. to check that the backend already received data.
+func sendStreamingPost(port: Int, chunks: Int, chunkSize: Int, chunked: Bool = false, group: any EventLoopGroup,
+                       beforeLast: @Sendable () async throws -> Void = {}) async throws -> TestResponse {
+    let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port) { channel in
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+            return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+        }
+    }
+    return try await channel.executeThenClose { inbound, outbound in
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: "127.0.0.1:\(port)")
+        headers.add(name: "connection", value: "close")
+        if chunked {
+            headers.add(name: "transfer-encoding", value: "chunked")
+        } else {
+            headers.add(name: "content-length", value: String(chunks * chunkSize))
+        }
+        try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/upload", headers: headers)))
+        let chunk = ByteBuffer(repeating: UInt8(ascii: "x"), count: chunkSize)
+        var response = TestResponse(status: 0, headers: [:], body: "")
+        do {
+            for index in 0..<chunks {
+                if index == chunks - 1 { try await beforeLast() }
+                try await outbound.write(.body(.byteBuffer(chunk)))
+            }
+            try await outbound.write(.end(nil))
+        } catch {
+            // The server answered early and closed; read what it sent.
+        }
+        do {
+            for try await part in inbound {
+                switch part {
+                case .head(let head):
+                    response.status = Int(head.status.code)
+                    response.headers = head.headers
+                case .body(let chunk):
+                    response.body += String(buffer: chunk)
+                case .end:
+                    return response
+                }
+            }
+        } catch where response.status == 0 {
+            // Reset before a response arrived: status stays 0.
         }
         return response
     }
