@@ -48,6 +48,9 @@ extension BalancerServer {
         /// fails before the response completed or exceeded this can still be replaced by
         /// another (retry rules permitting); beyond it the response is streamed.
         public var responseBufferBytes: Int = 64 * 1024
+        /// A client connection silent this long between requests, or while sending one, is
+        /// closed (slow-request protection); time spent waiting for a backend never counts.
+        public var clientIdleTimeout: Duration = .seconds(60)
         public init(listen: Address, admin: Address? = nil, backends: [Backend]) {
             self.listen = listen
             self.admin = admin

@@ -63,11 +63,11 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
         eventLoopGroup: any EventLoopGroup,
         logger: Logger
     ) async throws -> BalancerServer {
-        let listener = try await bindHTTP(configuration.listen, group: eventLoopGroup)
+        let listener = try await bindHTTP(configuration.listen, group: eventLoopGroup, idleTimeout: configuration.clientIdleTimeout)
         var adminListener: HTTPListener?
         if let admin = configuration.admin {
             do {
-                adminListener = try await bindHTTP(admin, group: eventLoopGroup)
+                adminListener = try await bindHTTP(admin, group: eventLoopGroup, idleTimeout: configuration.clientIdleTimeout)
             } catch {
                 listener.channel.close(promise: nil)
                 throw error
@@ -77,7 +77,7 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
                               listener: listener, adminListener: adminListener)
     }
 
-    private static func bindHTTP(_ address: Address, group: any EventLoopGroup) async throws -> HTTPListener {
+    private static func bindHTTP(_ address: Address, group: any EventLoopGroup, idleTimeout: Duration) async throws -> HTTPListener {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -87,6 +87,9 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withPipeliningAssistance: true,
                         withErrorHandling: true
+                    )
+                    try channel.pipeline.syncOperations.addHandler(
+                        ClientIdleTimeoutHandler(timeout: .nanoseconds(idleTimeout.nanosecondsClamped))
                     )
                     return try HTTPServerConnection(wrappingChannelSynchronously: channel)
                 }

@@ -1,0 +1,204 @@
+// Micro-benchmarks of Cohort's hot paths: wire codec, replication engine, session ids,
+// balancer routing and a node's local commit/load. Each benchmark runs its operation
+// `scalingFactor` times per sample; run with `--scale` to see figures per operation.
+
+import Benchmark
+import CohortBalancerCore
+import CohortCore
+import CohortNode
+import CohortReplication
+import CohortWire
+import NIOCore
+
+// MARK: - Fixtures
+
+/// A typical session id: 27-character random key, route `n1`.
+let sessionID: SessionID = {
+    var generator = SystemRandomNumberGenerator()
+    return SessionID.generate(route: "n1", using: &generator)
+}()
+
+/// The demo's counter write: one attribute `count` of a few bytes.
+let countChange: [AttributeChange] = [.set(name: "count", value: Array("12345".utf8))]
+
+/// A typical delta, as a commit on n1 produces it and a peer receives it.
+func typicalDelta(counter: UInt64) -> SessionDelta {
+    SessionDelta(
+        id: sessionID,
+        base: SessionVersion(counter: counter, origin: "n1"),
+        version: SessionVersion(counter: counter + 1, origin: "n1"),
+        changes: countChange,
+        maxIdle: .seconds(1800)
+    )
+}
+
+let deltaMessage = WireMessage.replication(.delta(typicalDelta(counter: 41)))
+let sealedCodec = FrameCodec(protection: .sealed(ClusterKey.generate()))
+let insecureCodec = FrameCodec(protection: .insecure)
+let sealedFrame = sealedCodec.encode(deltaMessage)
+let insecureFrame = insecureCodec.encode(deltaMessage)
+
+let cookieName = "COHORTSESSION"
+let cookieHeader = "theme=dark; \(cookieName)=\(sessionID.key).n2; _ga=GA1.2.123456789.1700000000"
+
+/// Node used by the `ClusterNode` benchmarks; bound in their setup hook, closed in teardown.
+nonisolated(unsafe) var benchNode: ClusterNode?
+
+// MARK: - Benchmarks
+
+let benchmarks: @Sendable () -> Void = {
+    let fast = Benchmark.Configuration(
+        metrics: [.wallClock, .throughput, .mallocCountTotal],
+        scalingFactor: .kilo,
+        maxDuration: .seconds(2),
+        maxIterations: 100_000
+    )
+
+    // Wire: encode + seal, open + decode.
+    Benchmark("Frame encode+seal (delta, sealed)", configuration: fast) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(sealedCodec.encode(deltaMessage))
+        }
+    }
+    Benchmark("Frame open+decode (delta, sealed)", configuration: fast) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try! sealedCodec.decode(frame: sealedFrame))
+        }
+    }
+    Benchmark("Frame encode (delta, insecure)", configuration: fast) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(insecureCodec.encode(deltaMessage))
+        }
+    }
+    Benchmark("Frame decode (delta, insecure)", configuration: fast) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try! insecureCodec.decode(frame: insecureFrame))
+        }
+    }
+
+    // Replication engine (pure state machine).
+    Benchmark("Engine delta apply (peer .delta at base)", configuration: fast) { benchmark in
+        // A peer's copy at v1; each operation applies the next delta of the chain (vN -> vN+1),
+        // as a replica does for consecutive writes. Deltas are built before measuring.
+        var engine = ReplicationEngine(nodeName: "n2")
+        _ = engine.onPeerUp("n1", now: .zero)
+        _ = engine.onPeerMessage(.delta(typicalDelta(counter: 0)), from: "n1", now: .zero)
+        let deltas = (1...UInt64(benchmark.scaledIterations.count)).map { ReplicationMessage.delta(typicalDelta(counter: $0)) }
+        let now = Instant(seconds: 1)
+        benchmark.startMeasurement()
+        for delta in deltas {
+            blackHole(engine.onPeerMessage(delta, from: "n1", now: now))
+        }
+        benchmark.stopMeasurement()
+        precondition(engine.statistics.deltasApplied == deltas.count + 1)
+    }
+    Benchmark("Engine local commit (async, 2 peers)", configuration: fast) { benchmark in
+        var engine = ReplicationEngine(nodeName: "n1")
+        _ = engine.onPeerUp("n2", now: .zero)
+        _ = engine.onPeerUp("n3", now: .zero)
+        let change = LocalChange(id: sessionID, loadedVersion: .zero, changes: countChange, maxIdle: .seconds(1800))
+        _ = engine.onLocalCommit(change, durability: .async, now: .zero)
+        let now = Instant(seconds: 1)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            blackHole(engine.onLocalCommit(change, durability: .async, now: now))
+        }
+    }
+    Benchmark("Engine local commit + 2 acks (acknowledged, 2 peers)", configuration: fast) { benchmark in
+        var engine = ReplicationEngine(nodeName: "n1")
+        _ = engine.onPeerUp("n2", now: .zero)
+        _ = engine.onPeerUp("n3", now: .zero)
+        let change = LocalChange(id: sessionID, loadedVersion: .zero, changes: countChange, maxIdle: .seconds(1800))
+        _ = engine.onLocalCommit(change, durability: .async, now: .zero)
+        let now = Instant(seconds: 1)
+        let key = sessionID.key
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let (commit, sends) = engine.onLocalCommit(change, durability: .acknowledged, now: now)
+            let version = commit.session!.version
+            blackHole(sends)
+            blackHole(engine.onPeerMessage(.ack(key: key, version: version), from: "n2", now: now))
+            blackHole(engine.onPeerMessage(.ack(key: key, version: version), from: "n3", now: now))
+        }
+        benchmark.stopMeasurement()
+        precondition(engine.pendingCommitCount == 0)
+    }
+
+    // Session ids.
+    Benchmark("SessionID.generate (SystemRandomNumberGenerator)", configuration: fast) { benchmark in
+        var generator = SystemRandomNumberGenerator()
+        for _ in benchmark.scaledIterations {
+            blackHole(SessionID.generate(route: "n1", using: &generator))
+        }
+    }
+
+    // Balancer routing decision.
+    Benchmark("Balancer StickyRoute.route(fromCookieHeader:)", configuration: fast) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(StickyRoute.route(fromCookieHeader: cookieHeader, cookieName: cookieName))
+        }
+    }
+    Benchmark("Balancer BackendTable.choose (sticky, 3 backends)", configuration: fast) { benchmark in
+        var table = BackendTable(backends: (1...3).map { Backend(name: "n\($0)", address: Address(host: "127.0.0.1", port: 8080 + $0)) })
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            blackHole(table.choose(route: "n2"))
+        }
+    }
+    Benchmark("Balancer BackendTable.choose (failover, excluding route)", configuration: fast) { benchmark in
+        var table = BackendTable(backends: (1...3).map { Backend(name: "n\($0)", address: Address(host: "127.0.0.1", port: 8080 + $0)) })
+        let excluding: Set<String> = ["n2"]
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            blackHole(table.choose(route: "n2", excluding: excluding))
+        }
+    }
+    Benchmark("Balancer cookie -> route -> choose (one request)", configuration: fast) { benchmark in
+        var table = BackendTable(backends: (1...3).map { Backend(name: "n\($0)", address: Address(host: "127.0.0.1", port: 8080 + $0)) })
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let route = StickyRoute.route(fromCookieHeader: cookieHeader, cookieName: cookieName)
+            blackHole(table.choose(route: route))
+        }
+    }
+
+    // ClusterNode: what the middleware calls per request (load, then commit), no peers.
+    let nodeSetup: BenchmarkSetupHook = {
+        benchNode = try await ClusterNode.bind(configuration: .init(
+            name: "n1",
+            clusterAddress: Address(host: "127.0.0.1", port: 0),
+            protection: .sealed(ClusterKey.generate()),
+            durability: .async
+        ))
+        _ = await benchNode!.commit(LocalChange(id: sessionID, loadedVersion: .zero, changes: countChange, maxIdle: .seconds(1800)))
+    }
+    let nodeTeardown: BenchmarkTeardownHook = {
+        // The node never ran; nothing to stop. Its sockets close with the process.
+        benchNode = nil
+    }
+    Benchmark("ClusterNode.commit (async durability, no peers)", configuration: fast, closure: { benchmark in
+        let node = benchNode!
+        let change = LocalChange(id: sessionID, loadedVersion: .zero, changes: countChange, maxIdle: .seconds(1800))
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            blackHole(await node.commit(change))
+        }
+    }, setup: nodeSetup, teardown: nodeTeardown)
+    Benchmark("ClusterNode.load (held session)", configuration: fast, closure: { benchmark in
+        let node = benchNode!
+        let key = sessionID.key
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            blackHole(await node.load(key: key))
+        }
+    }, setup: nodeSetup, teardown: nodeTeardown)
+    Benchmark("ClusterNode.load + commit (one request's session work)", configuration: fast, closure: { benchmark in
+        let node = benchNode!
+        let key = sessionID.key
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let session = await node.load(key: key)!
+            blackHole(await node.commit(LocalChange(id: session.id, loadedVersion: session.version, changes: countChange, maxIdle: session.maxIdle)))
+        }
+    }, setup: nodeSetup, teardown: nodeTeardown)
+}

@@ -1,0 +1,28 @@
+import CohortBalancer
+import NIOCore
+import NIOPosix
+import Testing
+
+@Suite struct ClientIdleTimeoutTests {
+    @Test("a client that sends half a request head and stalls is disconnected; normal requests are not")
+    func slowClientsAreDisconnected() async throws {
+        try await withHarness(configure: { $0.clientIdleTimeout = .milliseconds(300) }) { (h: Harness) async throws in
+            let channel = try await ClientBootstrap(group: h.group)
+                .connect(host: "127.0.0.1", port: h.balancer.listenAddress.port).get()
+            try await channel.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: slow\r\n")).get()
+            let started = ContinuousClock.now
+            let closed = try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask { try await channel.closeFuture.get(); return true }
+                group.addTask { try await Task.sleep(for: .seconds(5)); return false }
+                defer { group.cancelAll() }
+                return try await group.next() ?? false
+            }
+            #expect(closed, "the stalled connection was still open after 5 s")
+            #expect(ContinuousClock.now - started >= .milliseconds(250))
+            if !closed { try await channel.close() }
+
+            let response = try await h.get(route: "a")
+            #expect(response.status == 200)
+        }
+    }
+}
