@@ -49,6 +49,15 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: "Seconds a session may stay unused.")
     var idleTimeout: Int = 1800
 
+    @Option(name: .customLong("probe-interval"), help: "Milliseconds between failure-detector probes.")
+    var probeInterval: Int = 200
+
+    @Option(name: .customLong("suspicion-multiplier"), help: "A suspect is declared dead after this × log2(N) probe intervals.")
+    var suspicionMultiplier: Int = 3
+
+    @Option(name: .customLong("ack-timeout"), help: "Milliseconds an acknowledged write waits for its acks before completing degraded.")
+    var ackTimeout: Int = 2000
+
     @Flag(name: .long, help: "Demo mode: the page gets a button that crashes this node (SIGKILL), for failover demos.")
     var demo = false
 
@@ -69,6 +78,9 @@ struct NodeCommand: AsyncParsableCommand {
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
+        guard (20...60_000).contains(probeInterval) else { throw ValidationError("--probe-interval must be 20...60000 ms") }
+        guard (1...20).contains(suspicionMultiplier) else { throw ValidationError("--suspicion-multiplier must be 1...20") }
+        guard (10...600_000).contains(ackTimeout) else { throw ValidationError("--ack-timeout must be 10...600000 ms") }
         if keyFile == nil && !insecure {
             throw ValidationError("no cluster key: give --key-file PATH (make one with `cohort keygen --out PATH`), or --insecure to run without authentication and encryption")
         }
@@ -98,6 +110,13 @@ struct NodeCommand: AsyncParsableCommand {
             durability: durability
         )
         configuration.httpAddress = httpAddress
+        configuration.membership.probeInterval = .milliseconds(probeInterval)
+        // Keep the probe's own timeouts inside the interval, in the defaults' proportions.
+        configuration.membership.pingTimeout = .milliseconds(max(5, probeInterval * 3 / 10))
+        configuration.membership.probeTimeout = .milliseconds(max(10, probeInterval * 9 / 10))
+        configuration.membership.suspicionMultiplier = suspicionMultiplier
+        configuration.replication.ackTimeout = .milliseconds(ackTimeout)
+        logger.info("failure detection bound for 3 members: \(configuration.membership.detectionBound(clusterSize: 3))")
         if let group = multicast.flatMap({ Address(parsing: $0) }) {
             configuration.multicast = MulticastConfiguration(group: group, interface: multicastInterface, ttl: multicastTTL)
         }
