@@ -25,7 +25,7 @@ let countChange: [AttributeChange] = [.set(name: "count", value: Array("12345".u
 func typicalDelta(counter: UInt64) -> SessionDelta {
     SessionDelta(
         id: sessionID,
-        base: SessionVersion(counter: counter, origin: "n1"),
+        base: counter == 0 ? .zero : SessionVersion(counter: counter, origin: "n1"),
         version: SessionVersion(counter: counter + 1, origin: "n1"),
         changes: countChange,
         maxIdle: .seconds(1800)
@@ -163,7 +163,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // ClusterNode: what the middleware calls per request (load, then commit), no peers.
-    let nodeSetup: BenchmarkSetupHook = {
+    let nodeSetup: Benchmark.BenchmarkSetupHook = {
         benchNode = try await ClusterNode.bind(configuration: .init(
             name: "n1",
             clusterAddress: Address(host: "127.0.0.1", port: 0),
@@ -172,7 +172,7 @@ let benchmarks: @Sendable () -> Void = {
         ))
         _ = await benchNode!.commit(LocalChange(id: sessionID, loadedVersion: .zero, changes: countChange, maxIdle: .seconds(1800)))
     }
-    let nodeTeardown: BenchmarkTeardownHook = {
+    let nodeTeardown: Benchmark.BenchmarkTeardownHook = {
         // The node never ran; nothing to stop. Its sockets close with the process.
         benchNode = nil
     }
