@@ -22,22 +22,43 @@ public enum StickyRoute {
 
     /// The first valid session id in `cookieHeader` under `cookieName` (see `route`).
     public static func sessionID(fromCookieHeader cookieHeader: some StringProtocol, cookieName: String) -> SessionID? {
-        let bytes = cookieHeader.utf8
-        guard !cookieName.isEmpty, bytes.count <= maxHeaderLength else { return nil }
+        guard !cookieName.isEmpty, cookieHeader.utf8.count <= maxHeaderLength else { return nil }
+        var header = String(cookieHeader)
+        var name = cookieName
+        return header.withUTF8 { header in
+            name.withUTF8 { name in sessionID(in: header, named: name) }
+        }
+    }
+
+    /// One pass over the header's bytes: `pair (";" pair)*`, each `name=value` with
+    /// optional whitespace around it and optional quotes around the value.
+    private static func sessionID(in header: UnsafeBufferPointer<UInt8>, named name: UnsafeBufferPointer<UInt8>) -> SessionID? {
+        let semicolon = UInt8(ascii: ";"), equals = UInt8(ascii: "="), quote = UInt8(ascii: "\"")
+        func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        var start = 0
         var examined = 0
-        for pair in cookieHeader.split(separator: ";", omittingEmptySubsequences: true) {
+        while start < header.count {
+            var end = start
+            while end < header.count && header[end] != semicolon { end += 1 }
+            defer { start = end + 1 }
+            var pairStart = start
+            while pairStart < end && isSpace(header[pairStart]) { pairStart += 1 }
+            guard pairStart < end else { continue }  // an empty pair
             examined += 1
             if examined > maxCookies { return nil }
-            let trimmed = pair.drop(while: { $0 == " " || $0 == "\t" })
-            guard let equals = trimmed.firstIndex(of: "=") else { continue }
-            let name = trimmed[trimmed.startIndex..<equals]
-            guard name.utf8.elementsEqual(cookieName.utf8) else { continue }
-            var value = trimmed[trimmed.index(after: equals)...]
-            while let last = value.last, last == " " || last == "\t" { value = value.dropLast() }
-            if value.count >= 2, value.first == "\"", value.last == "\"" {
-                value = value.dropFirst().dropLast()
+            var separator = pairStart
+            while separator < end && header[separator] != equals { separator += 1 }
+            guard separator < end, separator - pairStart == name.count,
+                  name.indices.allSatisfy({ header[pairStart + $0] == name[$0] })
+            else { continue }
+            var valueStart = separator + 1
+            var valueEnd = end
+            while valueEnd > valueStart && isSpace(header[valueEnd - 1]) { valueEnd -= 1 }
+            if valueEnd - valueStart >= 2 && header[valueStart] == quote && header[valueEnd - 1] == quote {
+                valueStart += 1
+                valueEnd -= 1
             }
-            if let id = SessionID(parsing: value) { return id }
+            if let id = SessionID(utf8: UnsafeBufferPointer(rebasing: header[valueStart..<valueEnd])) { return id }
         }
         return nil
     }

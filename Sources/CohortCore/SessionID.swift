@@ -23,14 +23,34 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
     /// of 22...64 base64url characters and a valid node name as route. Nothing else is
     /// looked up, so hostile values never reach a store.
     public init?(parsing text: some StringProtocol) {
-        guard text.utf8.count <= Self.maxKeyLength + 1 + NodeID.maxNameLength,
-              let dot = text.firstIndex(of: ".")
+        let parsed: SessionID?? = text.utf8.withContiguousStorageIfAvailable { SessionID(utf8: $0) }
+        if let parsed {
+            guard let parsed else { return nil }
+            self = parsed
+        } else {
+            guard let parsed = Array(text.utf8).withUnsafeBufferPointer({ SessionID(utf8: $0) }) else { return nil }
+            self = parsed
+        }
+    }
+
+    /// Parses `<key>.<route>` from UTF-8 bytes (the rule of ``init(parsing:)``), with one
+    /// pass over the bytes and no allocation beyond the two strings it returns.
+    public init?(utf8 bytes: UnsafeBufferPointer<UInt8>) {
+        guard bytes.count <= Self.maxKeyLength + 1 + NodeID.maxNameLength,
+              let dot = bytes.firstIndex(of: UInt8(ascii: "."))
         else { return nil }
-        let key = text[text.startIndex..<dot]
-        let route = text[text.index(after: dot)...]
-        guard Self.isValidKey(key), NodeID.isValidName(route)
+        let keyLength = dot
+        let routeLength = bytes.count - dot - 1
+        guard (Self.minKeyLength...Self.maxKeyLength).contains(keyLength),
+              (1...NodeID.maxNameLength).contains(routeLength)
         else { return nil }
-        self.init(key: String(key), route: String(route))
+        for index in bytes.indices where index != dot {
+            guard Self.isTokenByte(bytes[index]) else { return nil }
+        }
+        self.init(
+            key: String(decoding: UnsafeBufferPointer(rebasing: bytes[..<dot]), as: UTF8.self),
+            route: String(decoding: UnsafeBufferPointer(rebasing: bytes[(dot + 1)...]), as: UTF8.self)
+        )
     }
 
     /// A new id for a session created on the node whose route is `route`.
