@@ -36,29 +36,38 @@ final class NodeSupervisor: Service, Sendable {
         var running: [String: Process] = [:]
         var restartAt: [String: ContinuousClock.Instant] = [:]
         var announced = false
-        defer { stopAll(running) }
-        for child in children {
-            running[child.name] = try start(child)
-        }
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await clock.sleep(for: .milliseconds(100))
+        do {
             for child in children {
-                if let process = running[child.name], !process.isRunning {
-                    running[child.name] = nil
-                    restartAt[child.name] = clock.now + restartDelay
-                    say("node \(child.name) exited (\(describe(process))); starting it again in \(restartDelay)")
+                running[child.name] = try start(child)
+            }
+            while !Task.isShuttingDownGracefully {
+                do {
+                    try await clock.sleep(for: .milliseconds(100))
+                } catch {
+                    break  // cancelled: stop the children below
                 }
-                if running[child.name] == nil, let at = restartAt[child.name], clock.now >= at {
-                    restartAt[child.name] = nil
-                    running[child.name] = try start(child)
-                    say("node \(child.name) started again")
+                for child in children {
+                    if let process = running[child.name], !process.isRunning {
+                        running[child.name] = nil
+                        restartAt[child.name] = clock.now + restartDelay
+                        say("node \(child.name) exited (\(describe(process))); starting it again in \(restartDelay)")
+                    }
+                    if running[child.name] == nil, let at = restartAt[child.name], clock.now >= at {
+                        restartAt[child.name] = nil
+                        running[child.name] = try start(child)
+                        say("node \(child.name) started again")
+                    }
+                }
+                if !announced && children.allSatisfy({ Self.accepts($0.http) }) {
+                    announced = true
+                    onReady()
                 }
             }
-            if !announced && children.allSatisfy({ Self.accepts($0.http) }) {
-                announced = true
-                onReady()
-            }
+        } catch {
+            await stopAll(running, clock: clock)
+            throw error
         }
+        await stopAll(running, clock: clock)
     }
 
     private func start(_ child: Child) throws -> Process {
@@ -79,12 +88,18 @@ final class NodeSupervisor: Service, Sendable {
         return process
     }
 
-    private func stopAll(_ running: [String: Process]) {
+    /// SIGTERM to every child, then SIGKILL to those still running after 5 s (or at once
+    /// if this task is cancelled meanwhile).
+    private func stopAll(_ running: [String: Process], clock: ContinuousClock) async {
         let processes = running.values.filter(\.isRunning)
         for process in processes { process.terminate() }
-        let deadline = ContinuousClock.now + .seconds(5)
-        while processes.contains(where: \.isRunning) && ContinuousClock.now < deadline {
-            usleep(50_000)
+        let deadline = clock.now + .seconds(5)
+        while processes.contains(where: \.isRunning) && clock.now < deadline {
+            do {
+                try await clock.sleep(for: .milliseconds(50))
+            } catch {
+                break
+            }
         }
         for process in processes where process.isRunning {
             kill(process.processIdentifier, SIGKILL)
