@@ -49,17 +49,42 @@ enum DemoApp {
             var gapsDetected: Int
             var conflicts: Int
         }
+        struct PeerQueue: Encodable {
+            var peer: String
+            var bytes: Int
+        }
         var node: String
+        var ready: Bool
+        var placement: String
         var members: [MemberInfo]
+        /// Every copy this node holds.
         var sessions: Int
+        /// Copies this node is the primary of, holds as a backup, or holds without owning.
+        var primary: Int
+        var backup: Int
+        var stray: Int
+        var pendingPulls: Int
+        var pendingHandoffs: Int
+        /// Bytes queued for each peer's replication connection.
+        var queues: [PeerQueue]
         var counters: Counters
     }
+
+    /// `POST /api/login`: the user name this session is logged in as.
+    struct LoginInfo: ResponseEncodable {
+        var id: String
+        var user: String?
+    }
+
+    static let userKey = "user"
 
     static let countKey = "count"
 
     static func make(node: ClusterNode, sessions: ClusterSessionConfiguration, address: Address, demo: Bool, logger: Logger) -> some ApplicationProtocol {
         let router = Router(context: Context.self)
-        router.get("/health") { _, _ in HTTPResponse.Status.ok }
+        // 503 until this node holds what it should (state transfer), then 200; a
+        // balancer or orchestrator can wait for it.
+        router.get("/health") { _, _ in node.isReady ? HTTPResponse.Status.ok : .serviceUnavailable }
         if demo {
             // Demo mode only: the crash button. SIGKILL, like a real crash: no leave
             // message, no flush; the response may or may not make it out.
@@ -83,6 +108,21 @@ enum DemoApp {
                 let count = try context.session.get(Int.self, forKey: countKey) ?? 0
                 try context.session.set(count + 1, forKey: countKey)
                 return try sessionInfo(context, node: node)
+            }
+            .post("/api/login") { request, context in
+                // The demo's login: any name. A real app checks credentials first; what
+                // matters here is the rotation: privileges change, so the id changes.
+                let name = request.uri.queryParameters["user"].map(String.init) ?? "demo"
+                guard (1...64).contains(name.utf8.count), name.utf8.allSatisfy({ SessionID.isTokenByte($0) }) else {
+                    throw HTTPError(.badRequest, message: "user must be 1-64 characters from A-Z a-z 0-9 - _")
+                }
+                try context.session.set(name, forKey: userKey)
+                context.session.rotateID()
+                return LoginInfo(id: context.session.id?.description ?? "", user: name)
+            }
+            .post("/api/logout") { _, context in
+                context.session.invalidate()
+                return HTTPResponse.Status.noContent
             }
             .get("/") { _, context in
                 let count = try context.session.get(Int.self, forKey: countKey)
@@ -118,8 +158,11 @@ enum DemoApp {
     static func clusterInfo(_ node: ClusterNode) -> ClusterInfo {
         let counters = node.counters
         let statistics = node.replicationStatistics
+        let report = node.placementReport()
         return ClusterInfo(
             node: node.configuration.name,
+            ready: node.isReady,
+            placement: report.placement.description,
             members: currentMembers(node).map { member in
                 .init(
                     name: member.id.name, status: member.status.description, address: member.id.address.description,
@@ -128,6 +171,9 @@ enum DemoApp {
                 )
             },
             sessions: node.sessionCount,
+            primary: report.primary, backup: report.backup, stray: report.stray,
+            pendingPulls: report.pendingPulls, pendingHandoffs: report.pendingHandoffs,
+            queues: report.queueBytes.sorted { $0.key < $1.key }.map { ClusterInfo.PeerQueue(peer: $0.key, bytes: $0.value) },
             counters: .init(
                 framesRejected: counters.framesRejected, sendQueueDrops: counters.sendQueueDrops,
                 degradedCommits: counters.degradedCommits, deltasApplied: statistics.deltasApplied,

@@ -46,8 +46,14 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "acknowledged (respond after every peer applied the write) or async.")
     var durability: String = "acknowledged"
 
-    @Option(name: .customLong("idle-timeout"), help: "Seconds a session may stay unused.")
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a session may stay unused (sliding).")
     var idleTimeout: Int = 1800
+
+    @Option(name: .customLong("max-lifetime"), help: "Seconds a session may live from its creation, however busy (default: no limit).")
+    var maxLifetime: Int?
+
+    @Option(name: .long, help: "Which nodes hold each session: every (every node; simple, for up to ~4 nodes) or owners:N (the serving node and N-1 backups).")
+    var placement: String = "every"
 
     @Option(name: .customLong("probe-interval"), help: "Milliseconds between failure-detector probes.")
     var probeInterval: Int = 200
@@ -78,6 +84,8 @@ struct NodeCommand: AsyncParsableCommand {
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
+        if let maxLifetime, maxLifetime <= 0 { throw ValidationError("--max-lifetime must be positive") }
+        guard Placement(argument: placement) != nil else { throw ValidationError("--placement must be every or owners:N (N from 1 to 64)") }
         guard (20...60_000).contains(probeInterval) else { throw ValidationError("--probe-interval must be 20...60000 ms") }
         guard (1...20).contains(suspicionMultiplier) else { throw ValidationError("--suspicion-multiplier must be 1...20") }
         guard (10...600_000).contains(ackTimeout) else { throw ValidationError("--ack-timeout must be 10...600000 ms") }
@@ -99,7 +107,8 @@ struct NodeCommand: AsyncParsableCommand {
         }
         // Validated in validate().
         guard let httpAddress = Address(parsing: http), let clusterAddress = Address(parsing: cluster),
-              let durability = ReplicationEngine.Durability(rawValue: durability)
+              let durability = ReplicationEngine.Durability(rawValue: durability),
+              let placement = Placement(argument: placement)
         else { throw ValidationError("invalid arguments") }
 
         var configuration = ClusterNode.Configuration(
@@ -116,6 +125,7 @@ struct NodeCommand: AsyncParsableCommand {
         configuration.membership.probeTimeout = .milliseconds(max(10, probeInterval * 9 / 10))
         configuration.membership.suspicionMultiplier = suspicionMultiplier
         configuration.replication.ackTimeout = .milliseconds(ackTimeout)
+        configuration.replication.placement = placement
         logger.info("failure detection bound for 3 members: \(configuration.membership.detectionBound(clusterSize: 3))")
         if let group = multicast.flatMap({ Address(parsing: $0) }) {
             configuration.multicast = MulticastConfiguration(group: group, interface: multicastInterface, ttl: multicastTTL)
@@ -124,6 +134,7 @@ struct NodeCommand: AsyncParsableCommand {
 
         var sessions = ClusterSessionConfiguration()
         sessions.idleTimeout = .seconds(idleTimeout)
+        sessions.maxLifetime = maxLifetime.map { .seconds($0) }
         sessions.rebindRoutes = !noRebind
         let app = DemoApp.make(node: node, sessions: sessions, address: httpAddress, demo: demo, logger: logger)
         let group = ServiceGroup(

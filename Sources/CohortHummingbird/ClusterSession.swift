@@ -28,6 +28,10 @@ public final class ClusterSession: Sendable {
         var idChanged = false
         /// The route the session had when loaded, if it was rebound.
         var originalRoute: String?
+        /// Set by ``rotateID()``: the key the session was loaded under.
+        var renamedFrom: String?
+        /// The route of ids this node issues.
+        var servingRoute: String?
     }
 
     let state: Mutex<State>
@@ -39,12 +43,13 @@ public final class ClusterSession: Sendable {
 
     /// A new session with a fresh id, stored only once something is set in it.
     init(newID: SessionID) {
-        self.state = Mutex(State(id: newID))
+        self.state = Mutex(State(id: newID, servingRoute: newID.route))
     }
 
     /// A stored session; `route`, if given and different, is the route it is rebound to.
-    init(loaded session: Session, route: String? = nil) {
-        var state = State(id: session.id, loadedVersion: session.version, attributes: session.attributes)
+    /// `servingRoute` is the route of ids this node issues (for ``rotateID()``).
+    init(loaded session: Session, route: String? = nil, servingRoute: String? = nil) {
+        var state = State(id: session.id, loadedVersion: session.version, attributes: session.attributes, servingRoute: servingRoute)
         if let route, route != session.id.route {
             state.id = session.id.rebound(to: route)
             state.idChanged = true
@@ -100,7 +105,7 @@ public final class ClusterSession: Sendable {
     }
 
     /// Whether the request changed anything so far.
-    var hasChanges: Bool { state.withLock { !$0.changes.isEmpty || $0.invalidated } }
+    var hasChanges: Bool { state.withLock { !$0.changes.isEmpty || $0.invalidated || $0.renamedFrom != nil } }
 
     /// The write this session last recorded for replay (see ``RequestReplay``).
     func recordedRequest() -> RequestReplay.Record? {
@@ -114,6 +119,23 @@ public final class ClusterSession: Sendable {
             guard !state.invalidated else { return }
             state.attributes[RequestReplay.attributeName] = bytes
             state.changes[RequestReplay.attributeName] = .set(name: RequestReplay.attributeName, value: bytes)
+        }
+    }
+
+    /// Gives the session a new id, keeping its data: call it when the user's privileges
+    /// change (after login), so an id an attacker planted or saw before is worthless
+    /// (session fixation). The new id is visible at once through ``id``; the browser gets
+    /// it with this response, and the old id stops working on every node once the
+    /// request commits.
+    public func rotateID() {
+        var generator = SystemRandomNumberGenerator()
+        state.withLock { state in
+            guard let id = state.id else { return }
+            let route = state.servingRoute ?? id.route
+            if state.loadedVersion != .zero, state.renamedFrom == nil { state.renamedFrom = id.key }
+            state.id = SessionID.generate(route: route, using: &generator)
+            state.idChanged = true
+            state.originalRoute = nil
         }
     }
 
@@ -133,6 +155,7 @@ public final class ClusterSession: Sendable {
             defer {
                 state.changes = [:]
                 state.idChanged = false
+                state.renamedFrom = nil
             }
             return state
         }

@@ -10,8 +10,11 @@ public struct ClusterSessionConfiguration: Sendable {
     public var secure: Bool = false
     /// Hide the cookie from scripts (on by default).
     public var httpOnly: Bool = true
-    /// A session unused this long ends.
+    /// A session unused this long ends (sliding: every request restarts it).
     public var idleTimeout: Duration = .seconds(30 * 60)
+    /// A session ends this long after it was created, however busy (`nil`: never).
+    /// Measured on one node's clock at a time: the age travels as a duration.
+    public var maxLifetime: Duration?
     /// Route rebinding (Tomcat's `JvmRouteBinderValve`): when this node serves a session
     /// whose route names a node that cannot serve it (it died or its process is
     /// unreachable), the session is renamed

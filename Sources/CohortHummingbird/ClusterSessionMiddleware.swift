@@ -14,6 +14,8 @@ public import Hummingbird
 ///   acknowledged durability the response waits until the peers applied it. A request
 ///   that changed nothing only restarts the session's idle clock.
 /// - If the handler throws, nothing it changed is committed.
+/// - ``ClusterSession/rotateID()`` commits the session under a new id (even without other
+///   changes) and ends the old one everywhere.
 /// - With ``ClusterSessionConfiguration/rebindRoutes`` (the default), a session whose route
 ///   names a node that cannot serve it (dead, suspect, unreachable, unknown) takes this
 ///   node's route before the handler runs (handlers see the new id) and the rename is
@@ -31,9 +33,10 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let requested = request.cookies[configuration.cookieName].flatMap { SessionID(parsing: $0.value) }
         var context = context
-        if let requested, let stored = await node.load(key: requested.key) {
+        if let requested, let stored = await node.load(id: requested) {
             let rebind = configuration.rebindRoutes && !node.isServing(route: stored.id.route)
-            context.session = ClusterSession(loaded: stored, route: rebind ? node.configuration.name : nil)
+            context.session = ClusterSession(
+                loaded: stored, route: rebind ? node.configuration.name : nil, servingRoute: node.configuration.name)
         } else {
             context.session = ClusterSession(newID: node.makeSessionID())
         }
@@ -66,18 +69,23 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
 
         if outcome.invalidated {
             if let id = outcome.id, outcome.loadedVersion != .zero {
-                _ = await node.commit(LocalChange(id: id, loadedVersion: outcome.loadedVersion, changes: [], maxIdle: configuration.idleTimeout, invalidate: true))
+                // A session rotated and invalidated in one request ends under the key it had.
+                let ended = outcome.renamedFrom.map { SessionID(key: $0, route: id.route) } ?? id
+                _ = await node.commit(LocalChange(
+                    id: ended, loadedVersion: outcome.loadedVersion, changes: [], maxIdle: configuration.idleTimeout, invalidate: true))
             }
             if requested != nil { response.setCookie(expiredCookie()) }
             return response
         }
-        guard !outcome.changes.isEmpty || outcome.idChanged else {
+        guard !outcome.changes.isEmpty || outcome.idChanged || outcome.renamedFrom != nil else {
             if let id = outcome.id, outcome.loadedVersion != .zero { node.recordAccess(key: id.key) }
             return response
         }
         guard let id = outcome.id else { return response }
         let changes = outcome.changes.keys.sorted().compactMap { outcome.changes[$0] }
-        let report = await node.commit(LocalChange(id: id, loadedVersion: outcome.loadedVersion, changes: changes, maxIdle: configuration.idleTimeout))
+        let report = await node.commit(LocalChange(
+            id: id, loadedVersion: outcome.loadedVersion, changes: changes, maxIdle: configuration.idleTimeout,
+            maxLifetime: configuration.maxLifetime, renamedFrom: outcome.renamedFrom))
         if case .timedOut(let missing) = report.outcome {
             context.logger.warning("session write not acknowledged by every peer", metadata: [
                 "session.id_hash": "\(id.logTag)", "cluster.peers.missing": "\(missing.joined(separator: ","))",

@@ -34,6 +34,9 @@ extension ClusterNode {
         public var maxPendingBytesPerPeer: Int
         /// Longest wait between reconnect attempts to a peer.
         public var maxReconnectBackoff: Duration
+        /// How long a starting node that has seeds waits for discovery before it decides
+        /// it is alone (it then reports ready if no peer answered).
+        public var discoveryGrace: Duration
 
         public init(
             name: String,
@@ -56,6 +59,7 @@ extension ClusterNode {
             self.limits = .init()
             self.maxPendingBytesPerPeer = 32 << 20
             self.maxReconnectBackoff = .seconds(1)
+            self.discoveryGrace = .seconds(3)
         }
     }
 }

@@ -29,6 +29,7 @@ extension ClusterNode {
         }
         leave()
         await closeSockets()
+        eventListeners.finishAll()
         logger.info("node stopped")
     }
 
@@ -44,9 +45,23 @@ extension ClusterNode {
 
     func tick() {
         let beaconInterval = configuration.multicast?.interval
+        let hasSeeds = !configuration.seeds.isEmpty || configuration.multicast != nil
+        let grace = configuration.discoveryGrace
         input { state, now, effects in
             state.absorb(state.membership.onTick(now: now), now: now, makeLink: makeLink, into: &effects)
+            if !state.engine.isReady {
+                let started = state.startedAt ?? now
+                state.startedAt = started
+                // Discovery is done when there is nobody to ask, shortly after the first
+                // peer answered (gossip brings the rest with it), or after the grace.
+                let settled = state.firstPeerSeenAt.map { now - $0 >= configuration.membership.probeInterval * 3 } ?? false
+                if !hasSeeds || settled || now - started >= grace { state.engine.markDiscovered() }
+            }
             state.absorb(state.engine.onTick(now: now), into: &effects)
+            if state.engine.statistics.conflicts != state.counters.conflictsLogged {
+                state.counters.conflictsLogged = state.engine.statistics.conflicts
+                effects.append(.conflicts(state.engine.drainConflicts()))
+            }
             if let beaconInterval, now >= state.nextBeacon, !state.stopping {
                 state.nextBeacon = now + beaconInterval
                 effects.append(.beacon(Membership.Packet(from: state.membership.myself, message: .ping(sequence: 0))))
@@ -198,6 +213,16 @@ extension ClusterNode {
             case .memberChanged(let member, let previous):
                 logMemberChange(member, previous: previous)
                 for observer in memberObservers.withLockedValue({ $0 }) { observer(member, previous) }
+            case .event(let event):
+                eventListeners.publish(event)
+            case .conflicts(let records):
+                metrics.conflicts.increment(by: records.count)
+                for record in records {
+                    logger.warning("conflicting writes during a partition; the higher version wins", metadata: [
+                        "cluster.session": "\(SessionID(key: record.key, route: "").logTag)",
+                        "cluster.version.kept": "\(record.kept)", "cluster.version.lost": "\(record.lost)",
+                    ])
+                }
             case .commitDegraded(let missing):
                 metrics.degradedCommits.increment()
                 logger.warning("write completed without every ack (timeout)", metadata: ["cluster.peers.missing": "\(missing.joined(separator: ","))"])

@@ -37,6 +37,7 @@ public final class ClusterNode: Service, Sendable {
     let helloFrame: ByteBuffer
     let resolvedAddresses = NIOLockedValueBox<[Address: SocketAddress]>([:])
     let memberObservers = NIOLockedValueBox<[@Sendable (Membership.Member, Membership.Status?) -> Void]>([])
+    let eventListeners = SessionEventListeners()
 
     /// Opens the cluster port and creates the node. It does not contact anyone until
     /// ``run()``.
@@ -125,20 +126,21 @@ public final class ClusterNode: Service, Sendable {
         return SessionID.generate(route: configuration.name, using: &generator)
     }
 
-    /// The session with random part `key`: this node's copy, or, if it holds none, the
-    /// copy a peer sends when asked (fetch on miss). `nil` if no live node holds it, or if
-    /// it has been idle longer than its idle timeout.
-    public func load(key: String) async -> Session? {
+    /// The session `id`: this node's copy, or, if it holds none, the copy an owner sends
+    /// when asked (fetch on miss). `nil` if no live node holds it, or if it is past its
+    /// idle timeout or lifetime.
+    public func load(id: SessionID) async -> Session? {
+        let key = id.key
         let now = self.now
         let held: Session?? = state.withLockedValue { state in
             state.engine.session(forKey: key) == nil ? .none : .some(state.engine.usableSession(forKey: key, now: now))
         }
         if let held { return held }
-        return await withCheckedContinuation { (continuation: CheckedContinuation<Session?, Never>) in
+        let fetched = await withCheckedContinuation { (continuation: CheckedContinuation<Session?, Never>) in
             var effects: [NodeEffect] = []
             let immediate: Session?? = state.withLockedValue { state in
                 if state.engine.session(forKey: key) != nil { return .some(state.engine.usableSession(forKey: key, now: now)) }
-                let (start, directives) = state.engine.onLocalMiss(key: key, now: now)
+                let (start, directives) = state.engine.onLocalMiss(id: id, now: now)
                 switch start {
                 case .notFound:
                     return .some(nil)
@@ -152,6 +154,8 @@ public final class ClusterNode: Service, Sendable {
             if let immediate { continuation.resume(returning: immediate) }
             perform(effects)
         }
+        guard let fetched, !fetched.isExpired(now: self.now) else { return nil }
+        return fetched
     }
 
     /// What a commit did.
@@ -238,6 +242,42 @@ public final class ClusterNode: Service, Sendable {
     /// Sessions this node holds (all copies).
     public var sessionCount: Int {
         state.withLockedValue { $0.engine.store.count }
+    }
+
+    /// Whether this node holds what it should (state transfer done); until then it serves
+    /// with fetch on miss. `/health` reports it.
+    public var isReady: Bool {
+        state.withLockedValue { $0.engine.isReady }
+    }
+
+    /// What the node holds and is sending, for `/cluster`. Counting roles is O(sessions).
+    public func placementReport() -> PlacementReport {
+        let (roles, links, pulls, handoffs) = state.withLockedValue { state in
+            (state.engine.roleCounts(), state.links, state.engine.pendingPulls, state.engine.pendingHandoffs)
+        }
+        var queues: [String: Int] = [:]
+        for (name, link) in links { queues[name] = link.pendingBytes }
+        return PlacementReport(
+            placement: configuration.replication.placement, primary: roles.primary, backup: roles.backup, stray: roles.stray,
+            pendingPulls: pulls, pendingHandoffs: handoffs, queueBytes: queues)
+    }
+
+    /// Session events on this node (created, changed, id changed, expired, invalidated),
+    /// local and from peers, in the order this node applied them. Each call returns a new
+    /// sequence; it buffers up to `bufferSize` events and drops the oldest beyond that
+    /// (a slow listener never slows the node). Ends when the task iterating it is
+    /// cancelled or the node stops.
+    public func sessionEvents(bufferSize: Int = 10_000) -> AsyncStream<SessionEvent> {
+        let (stream, continuation) = AsyncStream.makeStream(of: SessionEvent.self, bufferingPolicy: .bufferingNewest(bufferSize))
+        let token = eventListeners.add(continuation)
+        continuation.onTermination = { [weak self] _ in
+            guard let self else { return }
+            if self.eventListeners.remove(token) {
+                self.state.withLockedValue { $0.engine.eventsEnabled = false }
+            }
+        }
+        state.withLockedValue { $0.engine.eventsEnabled = true }
+        return stream
     }
 
     /// Traffic counters.

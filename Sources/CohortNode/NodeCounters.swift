@@ -12,6 +12,8 @@ public struct NodeCounters: Hashable, Sendable {
     public var degradedCommits = 0
     /// Connections to peers (re)established.
     public var peerConnects = 0
+    /// Conflicts already logged (the engine counts them).
+    var conflictsLogged = 0
 }
 
 /// The metrics handles, created once per node.
@@ -20,6 +22,7 @@ struct NodeMetrics: Sendable {
     let sendQueueDrops: Counter
     let degradedCommits: Counter
     let commits: Counter
+    let conflicts: Counter
 
     init(node: String) {
         let dimensions = [("node", node)]
@@ -27,5 +30,6 @@ struct NodeMetrics: Sendable {
         sendQueueDrops = Counter(label: "cohort_send_queue_drops_total", dimensions: dimensions)
         degradedCommits = Counter(label: "cohort_degraded_commits_total", dimensions: dimensions)
         commits = Counter(label: "cohort_commits_total", dimensions: dimensions)
+        conflicts = Counter(label: "cohort_conflicts_total", dimensions: dimensions)
     }
 }

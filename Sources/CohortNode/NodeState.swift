@@ -18,6 +18,9 @@ struct NodeState: Sendable {
     var counters = NodeCounters()
     var stopping = false
     var nextBeacon: Instant = .zero
+    /// When the node started ticking, and when it first saw a live peer (discovery).
+    var startedAt: Instant?
+    var firstPeerSeenAt: Instant?
 }
 
 /// IO and wake-ups decided under the lock, carried out after it is released.
@@ -31,6 +34,8 @@ enum NodeEffect: Sendable {
     case resumeFetch([CheckedContinuation<Session?, Never>], Session?)
     case memberChanged(Membership.Member, previous: Membership.Status?)
     case commitDegraded(missing: [String])
+    case event(SessionEvent)
+    case conflicts([ConflictRecord])
 }
 
 extension NodeState {
@@ -52,6 +57,7 @@ extension NodeState {
                 // replicated to.
                 guard membership.myself.role == .node, member.role == .node, member.id.name != engine.nodeName else { continue }
                 let name = member.id.name
+                if member.status.isLive, firstPeerSeenAt == nil { firstPeerSeenAt = now }
                 if member.status.isLive {
                     if let link = links[name] {
                         if link.peer.uid == member.id.uid {
@@ -110,6 +116,8 @@ extension NodeState {
                 if let waiters = fetchWaiters.removeValue(forKey: key) {
                     effects.append(.resumeFetch(waiters, session))
                 }
+            case .event(let event):
+                effects.append(.event(event))
             }
         }
     }

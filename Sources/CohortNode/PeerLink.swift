@@ -73,6 +73,11 @@ final class PeerLink: Sendable {
         return accepted
     }
 
+    /// Bytes waiting to be written to the peer (the replication queue depth).
+    var pendingBytes: Int {
+        state.withLockedValue { $0.pending.readableBytes }
+    }
+
     /// Closes the link for good; pending frames are discarded.
     func close() {
         let channel: (any Channel)? = state.withLockedValue { state in

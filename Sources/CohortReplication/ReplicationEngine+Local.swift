@@ -6,50 +6,76 @@ extension ReplicationEngine {
         /// The session after the commit (`nil` if it was invalidated).
         public var session: Session?
         /// Set when the caller must wait for ``ReplicationDirective/commitCompleted(_:_:)``
-        /// with this id before answering (acknowledged durability with live peers).
+        /// with this id before answering (acknowledged durability with reachable owners).
         public var awaiting: CommitID?
     }
 
     /// Commits the changes one request made to one session and replicates them.
     ///
-    /// Changes are merged per attribute on top of the copy this node holds now, so two
-    /// concurrent requests on one session never lose each other's changes to different
-    /// attributes; for the same attribute the later commit wins. The new version is one
-    /// more than both the held and the loaded version, made by this node.
+    /// Concurrency contract: changes are merged per attribute on top of the copy this node
+    /// holds now, so two concurrent requests on one session never lose each other's
+    /// changes to different attributes; for the same attribute the later commit wins.
+    /// The new version is one more than both the held and the loaded version, made by this
+    /// node. A rotation (`change.renamedFrom`) moves the session to `change.id` and ends
+    /// the old key everywhere.
     public mutating func onLocalCommit(_ change: LocalChange, durability: Durability, now: Instant) -> (LocalCommit, [ReplicationDirective]) {
         var directives: [ReplicationDirective] = []
         let key = change.id.key
-        let current = store.sessions[key]
+        let oldKey = change.renamedFrom ?? key
+        let current = store.sessions[oldKey] ?? (change.renamedFrom == nil ? nil : store.sessions[key])
         let base = current?.version ?? .zero
         let counter = max(base.counter, change.loadedVersion.counter, store.tombstones[key]?.version.counter ?? 0) + 1
         let version = SessionVersion(counter: counter, origin: nodeName)
+        let targets = replicaTargets(of: change.id)
 
         var result: Session?
         if change.invalidate {
-            store.remove(key: key, version: version, forgetAt: now + configuration.tombstoneRetention)
-            pendingTouches.remove(key)
-            for peer in peers.sorted() {
-                directives.append(.send(.removed(key: key, version: version), to: peer))
+            store.end(key: oldKey, version: version, reason: .invalidated, forgetAt: now + configuration.tombstoneRetention)
+            pendingTouches.remove(oldKey)
+            for peer in targets {
+                directives.append(.send(.removed(key: oldKey, version: version, reason: .invalidated), to: peer))
             }
+            emit(.invalidated, id: current?.id ?? change.id, origin: .local, into: &directives)
         } else {
-            var session = current ?? Session(id: change.id, version: version, maxIdle: change.maxIdle, lastAccess: now)
+            var session = current ?? Session(
+                id: change.id, version: version, maxIdle: change.maxIdle, maxLifetime: change.maxLifetime, lastAccess: now)
+            let previousID = session.id
+            if let renamedFrom = change.renamedFrom, renamedFrom != key {
+                store.end(key: renamedFrom, version: version, reason: .rotated, forgetAt: now + configuration.tombstoneRetention)
+                pendingTouches.remove(renamedFrom)
+            }
             session.id = change.id
+            session.base = base
             session.version = version
             session.maxIdle = change.maxIdle
             session.lastAccess = now
             Self.apply(change.changes, to: &session.attributes)
+            let isNew = store.sessions[key] == nil
             store.sessions[key] = session
             store.tombstones[key] = nil
+            if isNew { expiry.schedule(key, at: deadline(of: session)) }
             pendingTouches.remove(key)
             result = session
-            let delta = SessionDelta(id: change.id, base: base, version: version, changes: change.changes, maxIdle: change.maxIdle)
-            for peer in peers.sorted() {
+            let delta = SessionDelta(
+                id: change.id, base: base, version: version, changes: change.changes, maxIdle: change.maxIdle,
+                maxLifetime: session.maxLifetime, renamedFrom: change.renamedFrom)
+            for peer in targets {
                 directives.append(.send(.delta(delta), to: peer))
+            }
+            if let renamedFrom = change.renamedFrom {
+                // Owners of the old key that do not own the new one drop their copy.
+                let oldOwners = self.owners(key: renamedFrom, route: previousID.route, in: view)
+                for peer in oldOwners where peer != nodeName && !targets.contains(peer) {
+                    directives.append(.send(.removed(key: renamedFrom, version: version, reason: .rotated), to: peer))
+                }
+            }
+            if eventsEnabled {
+                emitChangeEvents(current: current, previousID: previousID, session: session, changes: change.changes, origin: .local, into: &directives)
             }
         }
 
         var awaiting: CommitID?
-        let ackers = peers.subtracting(unreachable)
+        let ackers = Set(targets).subtracting(unreachable)
         if durability == .acknowledged && !ackers.isEmpty {
             let id = CommitID(rawValue: nextCommitID)
             nextCommitID += 1
@@ -59,34 +85,39 @@ extension ReplicationEngine {
         return (LocalCommit(session: result, awaiting: awaiting), directives)
     }
 
-    /// A request read session `key` without changing it: restart its idle clock here and,
-    /// if this node owns it, tell the peers at the next touch flush.
+    /// A request read session `key` without changing it: restart its idle clock here and
+    /// tell the other owners at the next touch flush.
     public mutating func onLocalAccess(key: String, now: Instant) {
         guard var session = store.sessions[key] else { return }
         session.lastAccess = now
         store.sessions[key] = session
-        if session.id.route == nodeName {
-            pendingTouches.insert(key)
-        }
+        if !peers.isEmpty { pendingTouches.insert(key) }
     }
 
     /// Whether a fetch on miss was started.
     public enum FetchStart: Hashable, Sendable {
-        /// No live peer to ask: the session does not exist in the cluster.
+        /// No live owner to ask, or the key is known to have ended.
         case notFound
         /// Wait for ``ReplicationDirective/fetchCompleted(key:_:)``.
         case pending
     }
 
-    /// A request names session `key`, which this node does not hold (it just joined, or the
-    /// copy has not arrived): ask every live peer for it. Concurrent misses on one key
-    /// share one fetch.
-    public mutating func onLocalMiss(key: String, now: Instant) -> (FetchStart, [ReplicationDirective]) {
+    /// A request names session `id`, which this node does not hold (it just joined, is not
+    /// one of the session's owners, or the copy has not arrived): ask the session's other
+    /// owners (every live peer if the route names no live node, so a session whose
+    /// owners all changed at once is still found). Concurrent misses share one fetch.
+    public mutating func onLocalMiss(id: SessionID, now: Instant) -> (FetchStart, [ReplicationDirective]) {
+        let key = id.key
         if pendingFetches[key] != nil { return (.pending, []) }
-        let reachable = peers.subtracting(unreachable)
-        guard !reachable.isEmpty, store.tombstones[key] == nil else { return (.notFound, []) }
-        pendingFetches[key] = PendingFetch(waitingFor: reachable, deadline: now + configuration.fetchTimeout)
-        return (.pending, reachable.sorted().map { .send(.fetch(key: key), to: $0) })
+        guard store.tombstones[key] == nil else { return (.notFound, []) }
+        var asked = Set(replicaTargets(of: id))
+        if case .owners = configuration.placement, !peers.contains(id.route) {
+            asked = peers
+        }
+        asked.subtract(unreachable)
+        guard !asked.isEmpty else { return (.notFound, []) }
+        pendingFetches[key] = PendingFetch(waitingFor: asked, deadline: now + configuration.fetchTimeout)
+        return (.pending, asked.sorted().map { .send(.fetch(key: key), to: $0) })
     }
 
     static func apply(_ changes: [AttributeChange], to attributes: inout [String: [UInt8]]) {
@@ -95,6 +126,28 @@ extension ReplicationEngine {
             case .set(let name, let value): attributes[name] = value
             case .remove(let name): attributes[name] = nil
             }
+        }
+    }
+
+    // MARK: - Events
+
+    func emit(_ kind: SessionEvent.Kind, id: SessionID, origin: SessionEvent.Origin, into directives: inout [ReplicationDirective]) {
+        guard eventsEnabled else { return }
+        directives.append(.event(SessionEvent(kind, id: id, origin: origin)))
+    }
+
+    func emitChangeEvents(
+        current: Session?, previousID: SessionID, session: Session, changes: [AttributeChange], origin: SessionEvent.Origin,
+        into directives: inout [ReplicationDirective]
+    ) {
+        if current == nil {
+            emit(.created, id: session.id, origin: origin, into: &directives)
+        } else if previousID != session.id {
+            emit(.idChanged(previous: previousID), id: session.id, origin: origin, into: &directives)
+        }
+        let names = changes.map(\.name).filter { !$0.hasPrefix("cohort.") }
+        if !names.isEmpty {
+            emit(.attributesChanged(names), id: session.id, origin: origin, into: &directives)
         }
     }
 }

@@ -9,7 +9,7 @@ extension ReplicationEngine {
         case .delta(let delta):
             onDelta(delta, from: peer, now: now, into: &directives)
         case .ack(let key, let version):
-            onAck(key: key, version: version, from: peer, into: &directives)
+            onAck(key: key, version: version, from: peer, now: now, into: &directives)
         case .fetch(let key):
             if let session = store.sessions[key] {
                 directives.append(.send(.session(session.snapshot(now: now)), to: peer))
@@ -19,83 +19,20 @@ extension ReplicationEngine {
         case .session(let snapshot):
             onSession(snapshot, from: peer, now: now, into: &directives)
         case .missing(let key):
-            onMissing(key: key, from: peer, into: &directives)
-        case .removed(let key, let version):
-            if let held = store.sessions[key], held.version > version { break }
-            store.remove(key: key, version: version, forgetAt: now + configuration.tombstoneRetention)
-            pendingTouches.remove(key)
+            onMissing(key: key, from: peer, now: now, into: &directives)
+        case .removed(let key, let version, let reason):
+            onRemoved(key: key, version: version, reason: reason, from: peer, now: now, into: &directives)
         case .touched(let keys):
             for key in keys {
                 guard var session = store.sessions[key] else { continue }
                 session.lastAccess = now
                 store.sessions[key] = session
             }
+        case .offer(let entries):
+            onOffer(entries, from: peer, now: now, into: &directives)
+        case .offerEnd:
+            onOfferEnd(from: peer, now: now)
         }
-        return directives
-    }
-
-    /// `peer` became live: it joins the replication group and receives the sessions this
-    /// node is responsible for handing over: those this node owns, and, if this node is
-    /// the first live node by name (so each is sent once), those whose owner is not live,
-    /// including those routed to `peer` itself (a restarted node lost its copies).
-    public mutating func onPeerUp(_ peer: String, now: Instant) -> [ReplicationDirective] {
-        guard peer != nodeName, !peers.contains(peer) else { return [] }
-        let otherPeers = peers
-        peers.insert(peer)
-        let firstLive = otherPeers.allSatisfy { nodeName < $0 }
-        var directives: [ReplicationDirective] = []
-        for session in store.sessions.values {
-            let route = session.id.route
-            let ownerLive = route == nodeName || otherPeers.contains(route)
-            if route == nodeName || (!ownerLive && firstLive) {
-                directives.append(.send(.session(session.snapshot(now: now)), to: peer))
-            }
-        }
-        return directives
-    }
-
-    /// The connection to live `peer` broke (its process probably crashed; membership has
-    /// not declared it dead yet). Writes stop waiting for it until ``onPeerReachable(_:)``,
-    /// so a crash costs a write no more than a reconnect attempt. The write is then held
-    /// by this node and every reachable peer, which keeps the single-crash promise.
-    public mutating func onPeerUnreachable(_ peer: String, now: Instant) -> [ReplicationDirective] {
-        guard peers.contains(peer), unreachable.insert(peer).inserted else { return [] }
-        return releaseWaits(on: peer)
-    }
-
-    /// The connection to `peer` works again.
-    public mutating func onPeerReachable(_ peer: String) {
-        unreachable.remove(peer)
-    }
-
-    /// `peer` is no longer live: writes stop waiting for it, fetches stop asking it.
-    public mutating func onPeerDown(_ peer: String, now: Instant) -> [ReplicationDirective] {
-        guard peers.remove(peer) != nil else { return [] }
-        unreachable.remove(peer)
-        return releaseWaits(on: peer)
-    }
-
-    private mutating func releaseWaits(on peer: String) -> [ReplicationDirective] {
-        var directives: [ReplicationDirective] = []
-        for id in pendingCommits.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
-            guard var pending = pendingCommits[id], pending.waitingFor.remove(peer) != nil else { continue }
-            if pending.waitingFor.isEmpty {
-                pendingCommits[id] = nil
-                directives.append(.commitCompleted(id, .acknowledged))
-            } else {
-                pendingCommits[id] = pending
-            }
-        }
-        for key in pendingFetches.keys.sorted() {
-            guard var pending = pendingFetches[key], pending.waitingFor.remove(peer) != nil else { continue }
-            if pending.waitingFor.isEmpty {
-                pendingFetches[key] = nil
-                directives.append(.fetchCompleted(key: key, store.sessions[key]))
-            } else {
-                pendingFetches[key] = pending
-            }
-        }
-        gapRepairs = gapRepairs.filter { $0.value.askedFrom != peer }
         return directives
     }
 
@@ -108,12 +45,21 @@ extension ReplicationEngine {
             directives.append(.send(.ack(key: key, version: delta.version), to: peer))
             return
         }
+        // A rotation: the copy under the old key moves to the new one.
+        if let oldKey = delta.renamedFrom, oldKey != key {
+            if let old = store.sessions[oldKey], store.sessions[key] == nil, old.version == delta.base {
+                store.sessions[key] = old
+                expiry.schedule(key, at: deadline(of: old))
+            }
+            store.end(key: oldKey, version: delta.version, reason: .rotated, forgetAt: now + configuration.tombstoneRetention)
+            pendingTouches.remove(oldKey)
+        }
         let held = store.sessions[key]
         let heldVersion = held?.version ?? .zero
         if heldVersion >= delta.version {
             // Already applied (a duplicate), or a concurrent write that wins the tie-break.
             if heldVersion.counter == delta.version.counter && heldVersion != delta.version {
-                statistics.conflicts += 1
+                countConflict(key: key, versions: (heldVersion, delta.version))
             } else {
                 statistics.duplicatesIgnored += 1
             }
@@ -122,20 +68,47 @@ extension ReplicationEngine {
         }
         guard heldVersion == delta.base else {
             // A gap (or a concurrent history): the delta cannot be applied on this copy.
-            if held != nil && heldVersion.counter >= delta.base.counter { statistics.conflicts += 1 }
+            if held != nil && heldVersion.counter >= delta.base.counter { countConflict(key: key, versions: (heldVersion, delta.version)) }
             statistics.gapsDetected += 1
             requestRepair(key: key, from: peer, ackTo: peer, version: delta.version, now: now, into: &directives)
             return
         }
-        var session = held ?? Session(id: delta.id, version: delta.version, maxIdle: delta.maxIdle, lastAccess: now)
+        var session = held ?? Session(
+            id: delta.id, version: delta.version, maxIdle: delta.maxIdle, maxLifetime: delta.maxLifetime, lastAccess: now)
+        let previousID = delta.renamedFrom.map { SessionID(key: $0, route: session.id.route) } ?? session.id
         session.id = delta.id
+        session.base = delta.base
         session.version = delta.version
         session.maxIdle = delta.maxIdle
         session.lastAccess = now
         Self.apply(delta.changes, to: &session.attributes)
         store.sessions[key] = session
+        if held == nil { expiry.schedule(key, at: deadline(of: session)) }
         statistics.deltasApplied += 1
         directives.append(.send(.ack(key: key, version: delta.version), to: peer))
+        if eventsEnabled {
+            let created = held == nil && delta.base == .zero
+            emitChangeEvents(
+                current: created ? nil : (held ?? session), previousID: previousID, session: session, changes: delta.changes,
+                origin: .peer(peer), into: &directives)
+        }
+    }
+
+    private mutating func onRemoved(
+        key: String, version: SessionVersion, reason: EndReason, from peer: String, now: Instant,
+        into directives: inout [ReplicationDirective]
+    ) {
+        let held = store.sessions[key]
+        if let held, held.version > version { return }
+        if store.isEnded(key: key, version: version) { return }
+        store.end(key: key, version: version, reason: reason, forgetAt: now + configuration.tombstoneRetention)
+        pendingTouches.remove(key)
+        transfer.handoffs[key] = nil
+        switch reason {
+        case .invalidated: emit(.invalidated, id: held?.id ?? SessionID(key: key, route: ""), origin: .peer(peer), into: &directives)
+        case .expired: emit(.expired, id: held?.id ?? SessionID(key: key, route: ""), origin: .peer(peer), into: &directives)
+        case .rotated: break  // The delta carrying the new id raises idChanged.
+        }
     }
 
     private mutating func requestRepair(
@@ -151,17 +124,46 @@ extension ReplicationEngine {
         directives.append(.send(.fetch(key: key), to: peer))
     }
 
-    private mutating func onSession(_ snapshot: SessionSnapshot, from peer: String, now: Instant, into directives: inout [ReplicationDirective]) {
+    /// Stores `snapshot` if it is newer than the held copy. Returns whether it did.
+    @discardableResult
+    mutating func adopt(_ snapshot: SessionSnapshot, now: Instant) -> Bool {
         let key = snapshot.id.key
-        if !store.isEnded(key: key, version: snapshot.version) {
-            let held = store.sessions[key]
-            if held.map({ $0.version < snapshot.version }) ?? true {
-                var session = snapshot.session(now: now)
-                if let held, held.lastAccess > session.lastAccess { session.lastAccess = held.lastAccess }
-                store.sessions[key] = session
-                statistics.sessionsReceived += 1
+        guard !store.isEnded(key: key, version: snapshot.version) else { return false }
+        let held = store.sessions[key]
+        if let held {
+            guard held.version < snapshot.version else {
+                if snapshot.version < held.version, isDivergent(snapshot.version, from: held) {
+                    countConflict(key: key, versions: (held.version, snapshot.version))
+                }
+                return false
+            }
+            if held.version != snapshot.base, held.version.counter >= snapshot.base.counter {
+                countConflict(key: key, versions: (held.version, snapshot.version))
             }
         }
+        var session = snapshot.session(now: now)
+        if let held, held.lastAccess > session.lastAccess { session.lastAccess = held.lastAccess }
+        store.sessions[key] = session
+        if held == nil { expiry.schedule(key, at: deadline(of: session)) }
+        statistics.sessionsReceived += 1
+        return true
+    }
+
+    /// Whether `version` is on another branch than `session`'s history: it is not an
+    /// ancestor, which versions can tell when its counter is at least the session's base.
+    private func isDivergent(_ version: SessionVersion, from session: Session) -> Bool {
+        version != session.base && version.counter >= session.base.counter
+    }
+
+    mutating func countConflict(key: String, versions: (SessionVersion, SessionVersion)) {
+        statistics.conflicts += 1
+        transfer.recentConflicts.append(ConflictRecord(key: key, kept: max(versions.0, versions.1), lost: min(versions.0, versions.1)))
+        if transfer.recentConflicts.count > 64 { transfer.recentConflicts.removeFirst() }
+    }
+
+    private mutating func onSession(_ snapshot: SessionSnapshot, from peer: String, now: Instant, into directives: inout [ReplicationDirective]) {
+        let key = snapshot.id.key
+        adopt(snapshot, now: now)
         // Ack the peers whose delta this copy now covers. A whole session pushed earlier
         // (or by another peer) may be older than what a waiting peer needs: those keep
         // waiting for the answer to the fetch (or the repair's deadline).
@@ -172,15 +174,17 @@ extension ReplicationEngine {
             }
             gapRepairs[key] = repair.ackTo.isEmpty ? nil : repair
         }
+        completePull(key: key, from: peer, now: now, into: &directives)
         if pendingFetches.removeValue(forKey: key) != nil {
             directives.append(.fetchCompleted(key: key, store.sessions[key]))
         }
     }
 
-    private mutating func onMissing(key: String, from peer: String, into directives: inout [ReplicationDirective]) {
+    private mutating func onMissing(key: String, from peer: String, now: Instant, into directives: inout [ReplicationDirective]) {
         if let repair = gapRepairs[key], repair.askedFrom == peer {
             gapRepairs[key] = nil
         }
+        pullMissed(key: key, from: peer, now: now, into: &directives)
         guard var pending = pendingFetches[key], pending.waitingFor.remove(peer) != nil else { return }
         if pending.waitingFor.isEmpty {
             pendingFetches[key] = nil
@@ -190,7 +194,8 @@ extension ReplicationEngine {
         }
     }
 
-    private mutating func onAck(key: String, version: SessionVersion, from peer: String, into directives: inout [ReplicationDirective]) {
+    private mutating func onAck(key: String, version: SessionVersion, from peer: String, now: Instant, into directives: inout [ReplicationDirective]) {
+        handoffAcked(key: key, version: version, from: peer)
         guard !pendingCommits.isEmpty else { return }
         for id in pendingCommits.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
             guard var pending = pendingCommits[id], pending.key == key, pending.version <= version,
@@ -204,4 +209,11 @@ extension ReplicationEngine {
             }
         }
     }
+}
+
+/// A conflict seen recently, for logs and `/cluster`.
+public struct ConflictRecord: Hashable, Sendable {
+    public var key: String
+    public var kept: SessionVersion
+    public var lost: SessionVersion
 }

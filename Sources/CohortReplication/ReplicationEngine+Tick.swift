@@ -1,9 +1,10 @@
 import CohortCore
 
 extension ReplicationEngine {
-    /// Time passed: fire ack and fetch timeouts, announce touches, expire idle sessions.
-    /// Call it often (the shell uses its membership tick); work per call is bounded by
-    /// what is due.
+    /// Time passed: fire ack and fetch timeouts, advance the placement scan and the pulls,
+    /// announce touches, expire sessions. Call it often (the shell uses its membership
+    /// tick); the work per call is bounded by `scanBatch`, `sweepBatch` and `pullWindow`,
+    /// whatever the number of sessions.
     public mutating func onTick(now: Instant) -> [ReplicationDirective] {
         var directives: [ReplicationDirective] = []
         expireWaits(now: now, into: &directives)
@@ -11,10 +12,18 @@ extension ReplicationEngine {
             nextTouchFlush = now + configuration.touchInterval
             flushTouches(into: &directives)
         }
-        if now >= nextSweep {
-            nextSweep = now + configuration.sweepInterval
-            sweep(now: now, into: &directives)
+        if transfer.scanRequested { startScan() }
+        stepScan(now: now, into: &directives)
+        if now >= nextHousekeeping {
+            nextHousekeeping = now + .seconds(1)
+            retryHandoffs(now: now, into: &directives)
+            retryPulls(now: now)
         }
+        pumpPulls(now: now, into: &directives)
+        sweep(now: now, into: &directives)
+        store.forgetTombstones(now: now, limit: configuration.sweepBatch)
+        flushOffers(into: &directives)
+        updateReadiness()
         return directives
     }
 
@@ -41,44 +50,118 @@ extension ReplicationEngine {
         }
     }
 
+    /// Sends the keys used since the last flush to the sessions' other owners.
     private mutating func flushTouches(into directives: inout [ReplicationDirective]) {
         guard !pendingTouches.isEmpty else { return }
         let keys = pendingTouches.sorted()
         pendingTouches.removeAll(keepingCapacity: true)
         guard !peers.isEmpty else { return }
-        var start = 0
-        while start < keys.count {
-            let batch = Array(keys[start..<min(keys.count, start + Self.maxTouchBatch)])
-            for peer in peers.sorted() {
+        var byPeer: [String: [String]] = [:]
+        for key in keys {
+            guard let session = store.sessions[key] else { continue }
+            for peer in replicaTargets(of: session.id) { byPeer[peer, default: []].append(key) }
+        }
+        for (peer, keys) in byPeer.sorted(by: { $0.key < $1.key }) {
+            var start = 0
+            while start < keys.count {
+                let batch = Array(keys[start..<min(keys.count, start + Self.maxTouchBatch)])
                 directives.append(.send(.touched(keys: batch), to: peer))
+                start += Self.maxTouchBatch
             }
-            start += Self.maxTouchBatch
         }
     }
 
-    /// Owned sessions expire after `maxIdle` and the peers are told; copies expire by
-    /// themselves only after `maxIdle × copyExpiryFactor`, in case the owner died.
-    /// Idle time is measured on this node's clock only.
-    private mutating func sweep(now: Instant, into directives: inout [ReplicationDirective]) {
-        store.forgetTombstones(now: now)
-        var expired: [(String, SessionVersion, Bool)] = []
-        for (key, session) in store.sessions {
-            let idle = now - session.lastAccess
-            let owned = session.id.route == nodeName
-            let limit = owned ? session.maxIdle : session.maxIdle * configuration.copyExpiryFactor
-            if idle > limit {
-                expired.append((key, session.version, owned))
-            }
+    /// When session `session` must next be looked at, on this node's clock: its primary
+    /// expires it after `maxIdle` idle or at the end of its lifetime; other owners only
+    /// well after that (`copyExpiryFactor`), in case the primary died; a copy this node
+    /// does not own is handed over after `strayRetention` idle.
+    func deadline(of session: Session) -> Instant {
+        let owners = self.owners(of: session.id)
+        let primary = owners.first == nodeName
+        let idle = primary ? session.maxIdle : session.maxIdle * configuration.copyExpiryFactor
+        var deadline = session.lastAccess + idle
+        if let lifetime = session.maxLifetime {
+            deadline = min(deadline, session.createdAt + lifetime + (primary ? .zero : session.maxIdle))
         }
-        for (key, version, owned) in expired.sorted(by: { $0.0 < $1.0 }) {
-            store.remove(key: key, version: version, forgetAt: now + configuration.tombstoneRetention)
-            pendingTouches.remove(key)
-            statistics.expired += 1
-            if owned {
-                for peer in peers.sorted() {
-                    directives.append(.send(.removed(key: key, version: version), to: peer))
+        if !owners.contains(nodeName) {
+            deadline = min(deadline, session.lastAccess + configuration.strayRetention)
+        }
+        return deadline
+    }
+
+    /// Looks at up to `sweepBatch` sessions whose deadline passed. Idle time and age are
+    /// measured on this node's clock only.
+    private mutating func sweep(now: Instant, into directives: inout [ReplicationDirective]) {
+        let due = expiry.due(now: now, limit: configuration.sweepBatch)
+        for key in due {
+            guard let session = store.sessions[key] else { continue }
+            let owners = self.owners(of: session.id)
+            let primary = owners.first == nodeName
+            let idleLimit = primary ? session.maxIdle : session.maxIdle * configuration.copyExpiryFactor
+            let lifetimeOver = session.maxLifetime.map { now - session.createdAt > $0 + (primary ? .zero : session.maxIdle) } ?? false
+            if now - session.lastAccess > idleLimit || lifetimeOver {
+                store.end(key: key, version: session.version, reason: .expired, forgetAt: now + configuration.tombstoneRetention)
+                pendingTouches.remove(key)
+                transfer.handoffs[key] = nil
+                statistics.expired += 1
+                if primary {
+                    for peer in owners where peer != nodeName {
+                        directives.append(.send(.removed(key: key, version: session.version, reason: .expired), to: peer))
+                    }
+                }
+                emit(.expired, id: session.id, origin: .local, into: &directives)
+                continue
+            }
+            if !owners.contains(nodeName), transfer.handoffs[key] == nil, now - session.lastAccess >= configuration.strayRetention {
+                startHandoff(session, now: now, into: &directives)
+            }
+            expiry.schedule(key, at: max(deadline(of: session), now + .seconds(1)))
+        }
+    }
+}
+
+/// Sessions by the second at which they must next be looked at: scheduling and finding
+/// what is due cost O(1) per session, so expiry never scans the whole store.
+///
+/// A session is scheduled at most once (at its earliest slot); when its slot comes and it
+/// is not due after all (it was used meanwhile), the sweep schedules it again.
+struct ExpiryWheel: Sendable {
+    private var buckets: [Int64: [String]] = [:]
+    private var scheduled: [String: Int64] = [:]
+    private var cursor: Int64?
+
+    mutating func schedule(_ key: String, at deadline: Instant) {
+        var slot = deadline.nanoseconds / 1_000_000_000 + 1
+        if let cursor, slot < cursor { slot = cursor }
+        if let existing = scheduled[key], existing <= slot { return }
+        scheduled[key] = slot
+        buckets[slot, default: []].append(key)
+    }
+
+    /// Up to `limit` keys whose slot is at or before `now`.
+    mutating func due(now: Instant, limit: Int) -> [String] {
+        let current = now.nanoseconds / 1_000_000_000
+        var cursor = self.cursor ?? buckets.keys.min() ?? current
+        var result: [String] = []
+        while cursor <= current, result.count < limit {
+            guard var bucket = buckets[cursor] else {
+                cursor += 1
+                continue
+            }
+            while result.count < limit, let key = bucket.popLast() {
+                if scheduled[key] == cursor {
+                    scheduled[key] = nil
+                    result.append(key)
                 }
             }
+            if bucket.isEmpty {
+                buckets[cursor] = nil
+                cursor += 1
+            } else {
+                buckets[cursor] = bucket
+            }
         }
+        self.cursor = cursor
+        return result
     }
 }

@@ -4,42 +4,57 @@ import CohortCore
 ///
 /// The engine holds this node's ``SessionStore`` (every session copy it has), knows which
 /// peers are live, and turns inputs into ``ReplicationDirective``s:
-/// - a local commit (``onLocalCommit(_:durability:now:)``) becomes one delta sent to every
-///   peer; under ``Durability/acknowledged`` the commit completes only when every peer
-///   that was live at commit time acked it, left, or the ack timeout passed;
+/// - a local commit (``onLocalCommit(_:durability:now:)``) becomes one delta sent to each
+///   other *owner* of the session (every peer under ``Placement/everyNode``; n-1 nodes
+///   under ``Placement/owners(_:)``); under ``Durability/acknowledged`` the commit
+///   completes only when every reachable owner acked it, left, or the ack timeout passed;
 /// - a peer's message (``onPeerMessage(_:from:now:)``) is applied with the version rule of
 ///   ``SessionDelta``; gaps are repaired by fetching the whole session from the sender;
-/// - membership changes (``onPeerUp(_:now:)``, ``onPeerDown(_:now:)``) start a state
-///   transfer to the new peer or release writes waiting on the lost one;
-/// - ``onTick(now:)`` fires timeouts, flushes touches and expires idle sessions.
+/// - membership changes (``onPeerUp(_:now:)``, ``onPeerDown(_:now:)``) start a placement
+///   scan: in bounded steps per tick, each copy whose owners changed is *offered* to its
+///   new owners, which pull it at their own pace (see ReplicationEngine+Transfer.swift);
+/// - ``onTick(now:)`` fires timeouts, advances the scan and the pulls, flushes touches and
+///   expires sessions with bounded work per call.
 ///
 /// Ordering obligations for the shell: messages to one peer must be delivered in the
 /// order they were emitted (one TCP connection per peer does this).
-///
-/// Placement is every node (Tomcat's DeltaManager): every node holds every session.
 public struct ReplicationEngine: Sendable {
     /// How long a write may wait for a peer's ack.
     public enum Durability: String, Hashable, Sendable, CaseIterable {
         /// Respond without waiting (Tomcat's default): a crash can lose the last writes.
         case async
-        /// Respond after every live peer applied the write: survives any one crash.
+        /// Respond after every reachable owner applied the write: survives any one crash.
         case acknowledged
     }
 
     public struct Configuration: Hashable, Sendable {
+        /// Which nodes hold each session.
+        public var placement: Placement = .everyNode
         /// How long an acknowledged write waits for its acks before it completes degraded.
         public var ackTimeout: Duration = .seconds(2)
-        /// How long a fetch on miss waits for peers' answers.
+        /// How long a fetch (on miss, or a state-transfer pull) waits for an answer.
         public var fetchTimeout: Duration = .seconds(1)
-        /// How often read-only use of owned sessions is announced to peers.
+        /// How often read-only use of sessions is announced to the other owners.
         public var touchInterval: Duration = .seconds(1)
-        /// How often idle sessions are looked for.
-        public var sweepInterval: Duration = .seconds(1)
-        /// A copy (a session another node owns) expires by itself only after
-        /// `maxIdle × copyExpiryFactor` idle, in case its owner died.
+        /// A copy (a session this node is not the primary of) expires by itself only after
+        /// `maxIdle × copyExpiryFactor` idle (or its lifetime plus `maxIdle`), in case the
+        /// primary died before telling it.
         public var copyExpiryFactor: Int = 2
         /// How long an ended session's id stays blocked, so late copies cannot revive it.
         public var tombstoneRetention: Duration = .seconds(600)
+        /// A copy this node holds without being an owner (it served a request for a
+        /// session another node owns) is handed back to the owners after this long idle.
+        public var strayRetention: Duration = .seconds(10)
+        /// Sessions the placement scan looks at per tick.
+        public var scanBatch: Int = 2048
+        /// Expiry checks per tick.
+        public var sweepBatch: Int = 2048
+        /// Most entries in one offer message.
+        public var offerBatch: Int = 512
+        /// Most state-transfer pulls outstanding at once: the receiver's back-pressure.
+        public var pullWindow: Int = 512
+        /// How long a hand-over waits for the owners' acks before offering again.
+        public var handoffRetry: Duration = .seconds(3)
 
         public init() {}
     }
@@ -52,7 +67,7 @@ public struct ReplicationEngine: Sendable {
 
     /// How a waiting write ended.
     public enum CommitOutcome: Hashable, Sendable {
-        /// Every peer that was live at commit time applied it (or left the cluster).
+        /// Every owner that was reachable at commit time applied it (or left the cluster).
         case acknowledged
         /// The ack timeout passed; these peers had not confirmed.
         case timedOut(missing: [String])
@@ -66,7 +81,11 @@ public struct ReplicationEngine: Sendable {
     /// Live peers whose connection is down right now: writes do not wait for them.
     public internal(set) var unreachable: Set<String> = []
     public internal(set) var statistics = Statistics()
+    /// Emit ``ReplicationDirective/event(_:)`` directives (off until someone listens).
+    public var eventsEnabled = false
 
+    /// Live node names (this one included) with their rendezvous hashes, sorted by name.
+    var view: [(name: String, hash: UInt64)]
     var nextCommitID: UInt64 = 1
     var pendingCommits: [CommitID: PendingCommit] = [:]
     var pendingFetches: [String: PendingFetch] = [:]
@@ -74,11 +93,15 @@ public struct ReplicationEngine: Sendable {
     var gapRepairs: [String: GapRepair] = [:]
     var pendingTouches: Set<String> = []
     var nextTouchFlush: Instant = .zero
-    var nextSweep: Instant = .zero
+    var nextHousekeeping: Instant = .zero
+    var transfer = TransferState()
+    var expiry = ExpiryWheel()
 
     public init(nodeName: String, configuration: Configuration = .init()) {
         self.nodeName = nodeName
         self.configuration = configuration
+        self.view = [(nodeName, Rendezvous.nodeHash(nodeName))]
+        self.transfer.baseView = [nodeName]
     }
 
     /// The session with random part `key`, if this node holds a copy.
@@ -86,10 +109,10 @@ public struct ReplicationEngine: Sendable {
         store.sessions[key]
     }
 
-    /// The session with random part `key` if this node holds it and it has not been idle
-    /// longer than its `maxIdle` (the sweep removes such sessions only periodically).
+    /// The session with random part `key` if this node holds it and it is within its idle
+    /// timeout and lifetime (the sweep removes expired sessions only in steps).
     public func usableSession(forKey key: String, now: Instant) -> Session? {
-        guard let session = store.sessions[key], now - session.lastAccess <= session.maxIdle else { return nil }
+        guard let session = store.sessions[key], !session.isExpired(now: now) else { return nil }
         return session
     }
 
@@ -98,6 +121,52 @@ public struct ReplicationEngine: Sendable {
 
     /// Writes waiting for acks (for `/cluster` and metrics).
     public var pendingCommitCount: Int { pendingCommits.count }
+
+    /// The live nodes holding session `id` under the current membership, primary first.
+    public func owners(of id: SessionID) -> [String] {
+        owners(key: id.key, route: id.route, in: view)
+    }
+
+    func owners(key: String, route: String, in view: [(name: String, hash: UInt64)]) -> [String] {
+        let names = view.map(\.name)
+        switch configuration.placement {
+        case .everyNode:
+            guard !names.contains(route) else { return [route] + names.filter { $0 != route } }
+            let hash = Rendezvous.keyHash(key)
+            let first = view.max { lhs, rhs in
+                let l = Rendezvous.score(keyHash: hash, nodeHash: lhs.hash), r = Rendezvous.score(keyHash: hash, nodeHash: rhs.hash)
+                return l != r ? l < r : lhs.name > rhs.name
+            }
+            guard let first else { return [] }
+            return [first.name] + names.filter { $0 != first.name }
+        case .owners(let count):
+            return Rendezvous.owners(key: key, route: route, live: view, count: count)
+        }
+    }
+
+    /// The other nodes a write to session `id` goes to.
+    func replicaTargets(of id: SessionID) -> [String] {
+        switch configuration.placement {
+        case .everyNode: peers.sorted()
+        case .owners: owners(of: id).filter { $0 != nodeName }
+        }
+    }
+
+    /// What this node is for the sessions it holds: (primary, backup, stray) counts. O(n).
+    public func roleCounts() -> (primary: Int, backup: Int, stray: Int) {
+        var counts = (primary: 0, backup: 0, stray: 0)
+        for session in store.sessions.values {
+            let owners = self.owners(of: session.id)
+            if owners.first == nodeName {
+                counts.primary += 1
+            } else if owners.contains(nodeName) {
+                counts.backup += 1
+            } else {
+                counts.stray += 1
+            }
+        }
+        return counts
+    }
 }
 
 /// What the shell must do after an input.
@@ -108,6 +177,8 @@ public enum ReplicationDirective: Hashable, Sendable {
     case commitCompleted(ReplicationEngine.CommitID, ReplicationEngine.CommitOutcome)
     /// A fetch on miss for `key` ended: the session, or `nil` if no peer holds it.
     case fetchCompleted(key: String, Session?)
+    /// Publish this to the session event listeners.
+    case event(SessionEvent)
 }
 
 /// Counters the engine keeps; the shell exports them as metrics.
@@ -115,10 +186,18 @@ public struct Statistics: Hashable, Sendable {
     public var deltasApplied = 0
     public var duplicatesIgnored = 0
     public var gapsDetected = 0
+    /// Two nodes wrote the same session concurrently (during a partition); the higher
+    /// version won.
     public var conflicts = 0
     public var sessionsReceived = 0
     public var ackTimeouts = 0
     public var expired = 0
+    /// Offer entries sent during state transfer.
+    public var offered = 0
+    /// Sessions pulled from a peer during state transfer.
+    public var pulled = 0
+    /// Copies dropped after the owners confirmed they hold them.
+    public var handedOver = 0
 }
 
 struct PendingCommit: Hashable, Sendable {

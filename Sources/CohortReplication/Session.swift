@@ -24,23 +24,37 @@ public struct SessionVersion: Hashable, Comparable, Sendable, CustomStringConver
     public var description: String { "v\(counter)@\(origin)" }
 }
 
-/// One replicated session: id, attributes as opaque bytes, version and idle timeout.
+/// One replicated session: id, attributes as opaque bytes, version and expiry settings.
 ///
-/// `lastAccess` is an instant on *this* node's clock; on the wire a session carries how
-/// long it has been idle instead (see ``SessionSnapshot``).
+/// `lastAccess` and `createdAt` are instants on *this* node's clock; on the wire a session
+/// carries how long it has been idle and how old it is instead (see ``SessionSnapshot``),
+/// so no two nodes' clocks are ever compared.
 public struct Session: Hashable, Sendable {
     public var id: SessionID
     public var version: SessionVersion
+    /// The version the latest write was made on top of (``SessionVersion/zero`` for the
+    /// first): lets a node tell a copy that lags from one that diverged (a conflict).
+    public var base: SessionVersion
     public var attributes: [String: [UInt8]]
+    /// Sliding idle timeout.
     public var maxIdle: Duration
+    /// Absolute lifetime from creation; `nil`: none.
+    public var maxLifetime: Duration?
     public var lastAccess: Instant
+    public var createdAt: Instant
 
-    public init(id: SessionID, version: SessionVersion, attributes: [String: [UInt8]] = [:], maxIdle: Duration, lastAccess: Instant) {
+    public init(
+        id: SessionID, version: SessionVersion, base: SessionVersion = .zero, attributes: [String: [UInt8]] = [:],
+        maxIdle: Duration, maxLifetime: Duration? = nil, lastAccess: Instant, createdAt: Instant? = nil
+    ) {
         self.id = id
         self.version = version
+        self.base = base
         self.attributes = attributes
         self.maxIdle = maxIdle
+        self.maxLifetime = maxLifetime
         self.lastAccess = lastAccess
+        self.createdAt = createdAt ?? lastAccess
     }
 
     /// Approximate size in bytes (keys and values), for limits and metrics.
@@ -48,9 +62,16 @@ public struct Session: Hashable, Sendable {
         attributes.reduce(id.key.utf8.count + id.route.utf8.count) { $0 + $1.key.utf8.count + $1.value.count }
     }
 
-    /// The session as it travels: `idleFor` replaces the local `lastAccess`.
+    /// Whether the session is past its idle timeout or lifetime at `now`, on this node's clock.
+    public func isExpired(now: Instant) -> Bool {
+        now - lastAccess > maxIdle || maxLifetime.map { now - createdAt > $0 } ?? false
+    }
+
+    /// The session as it travels: durations replace the local instants.
     public func snapshot(now: Instant) -> SessionSnapshot {
-        SessionSnapshot(id: id, version: version, attributes: attributes, maxIdle: maxIdle, idleFor: max(.zero, now - lastAccess))
+        SessionSnapshot(
+            id: id, version: version, base: base, attributes: attributes, maxIdle: maxIdle, maxLifetime: maxLifetime,
+            idleFor: max(.zero, now - lastAccess), age: max(.zero, now - createdAt))
     }
 }
 
@@ -58,21 +79,33 @@ public struct Session: Hashable, Sendable {
 public struct SessionSnapshot: Hashable, Sendable {
     public var id: SessionID
     public var version: SessionVersion
+    public var base: SessionVersion
     public var attributes: [String: [UInt8]]
     public var maxIdle: Duration
+    public var maxLifetime: Duration?
     /// How long the session had been idle on the sender when it was sent.
     public var idleFor: Duration
+    /// How old the session was on the sender when it was sent.
+    public var age: Duration
 
-    public init(id: SessionID, version: SessionVersion, attributes: [String: [UInt8]], maxIdle: Duration, idleFor: Duration) {
+    public init(
+        id: SessionID, version: SessionVersion, base: SessionVersion = .zero, attributes: [String: [UInt8]],
+        maxIdle: Duration, maxLifetime: Duration? = nil, idleFor: Duration, age: Duration = .zero
+    ) {
         self.id = id
         self.version = version
+        self.base = base
         self.attributes = attributes
         self.maxIdle = maxIdle
+        self.maxLifetime = maxLifetime
         self.idleFor = idleFor
+        self.age = age
     }
 
     /// The session on the receiving node, whose clock reads `now`.
     public func session(now: Instant) -> Session {
-        Session(id: id, version: version, attributes: attributes, maxIdle: maxIdle, lastAccess: now - idleFor)
+        Session(
+            id: id, version: version, base: base, attributes: attributes, maxIdle: maxIdle, maxLifetime: maxLifetime,
+            lastAccess: now - idleFor, createdAt: now - max(age, idleFor))
     }
 }

@@ -25,16 +25,25 @@ public struct SessionDelta: Hashable, Sendable {
     public var version: SessionVersion
     public var changes: [AttributeChange]
     public var maxIdle: Duration
+    public var maxLifetime: Duration?
     /// The session ends with this delta.
     public var invalidated: Bool
+    /// Set when the write rotated the session's id: the key it had before. Receivers move
+    /// their copy to the new key and block the old one.
+    public var renamedFrom: String?
 
-    public init(id: SessionID, base: SessionVersion, version: SessionVersion, changes: [AttributeChange], maxIdle: Duration, invalidated: Bool = false) {
+    public init(
+        id: SessionID, base: SessionVersion, version: SessionVersion, changes: [AttributeChange], maxIdle: Duration,
+        maxLifetime: Duration? = nil, invalidated: Bool = false, renamedFrom: String? = nil
+    ) {
         self.id = id
         self.base = base
         self.version = version
         self.changes = changes
         self.maxIdle = maxIdle
+        self.maxLifetime = maxLifetime
         self.invalidated = invalidated
+        self.renamedFrom = renamedFrom
     }
 }
 
@@ -45,13 +54,24 @@ public struct LocalChange: Hashable, Sendable {
     public var loadedVersion: SessionVersion
     public var changes: [AttributeChange]
     public var maxIdle: Duration
+    /// Absolute lifetime; used when the write creates the session (a session's lifetime
+    /// never changes afterwards).
+    public var maxLifetime: Duration?
     public var invalidate: Bool
+    /// Set when the request rotated the session's id (`id` is the new one): the key the
+    /// session was loaded under, which becomes unusable everywhere.
+    public var renamedFrom: String?
 
-    public init(id: SessionID, loadedVersion: SessionVersion, changes: [AttributeChange], maxIdle: Duration, invalidate: Bool = false) {
+    public init(
+        id: SessionID, loadedVersion: SessionVersion, changes: [AttributeChange], maxIdle: Duration,
+        maxLifetime: Duration? = nil, invalidate: Bool = false, renamedFrom: String? = nil
+    ) {
         self.id = id
         self.loadedVersion = loadedVersion
         self.changes = changes
         self.maxIdle = maxIdle
+        self.maxLifetime = maxLifetime
         self.invalidate = invalidate
+        self.renamedFrom = renamedFrom
     }
 }

@@ -185,5 +185,7 @@ enum MinimumSize {
     static let change = 3
     /// empty name 2 + value length 4.
     static let attribute = 6
+    /// SessionID (key + route of 1) + version (counter 8 + empty origin 2).
+    static let offer = sessionKey + 3 + 10
 }
 

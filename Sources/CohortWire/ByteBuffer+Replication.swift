@@ -5,10 +5,14 @@ internal import NIOCore
 // Replication message bodies (frame types 10...16); layout in Frame.swift.
 //
 //   delta    = SessionID | version base | version | duration maxIdle | u8 invalidated
-//              | u32 count | count × change
+//              | u32 count | count × change | duration maxLifetime (0: none)
+//              | u8 renamed [| string old key]
 //   change   = u8 kind (0 set, 1 remove) | string name [| u32 length | value bytes]
 //   session  = SessionID | version | duration maxIdle | duration idleFor | attributes
+//              | version base | duration age | duration maxLifetime (0: none)
 //   attributes = u32 count | count × (string name | u32 length | value bytes)
+//   offer    = u32 count | count × (SessionID | version)
+
 
 extension ByteBuffer {
     private enum ChangeKind: UInt8 {
@@ -105,7 +109,11 @@ extension ByteBuffer {
         for _ in 0..<count {
             changes.append(try readCohortAttributeChange(limits: limits))
         }
-        return SessionDelta(id: id, base: base, version: version, changes: changes, maxIdle: maxIdle, invalidated: invalidated)
+        let maxLifetime = try readCohortOptionalDuration("maxLifetime")
+        let renamedFrom = try readCohortFlag("renamed") ? try readCohortSessionKey() : nil
+        return SessionDelta(
+            id: id, base: base, version: version, changes: changes, maxIdle: maxIdle, maxLifetime: maxLifetime,
+            invalidated: invalidated, renamedFrom: renamedFrom)
     }
 
     mutating func writeCohortSessionDelta(_ delta: SessionDelta) {
@@ -118,6 +126,9 @@ extension ByteBuffer {
         for change in delta.changes {
             writeCohortAttributeChange(change)
         }
+        writeCohortDuration(delta.maxLifetime ?? .zero)
+        writeCohortFlag(delta.renamedFrom != nil)
+        if let renamedFrom = delta.renamedFrom { writeCohortString(renamedFrom) }
     }
 
     mutating func readCohortSessionSnapshot(limits: WireLimits) throws(WireError) -> SessionSnapshot {
@@ -126,7 +137,17 @@ extension ByteBuffer {
         let maxIdle = try readCohortDuration("maxIdle")
         let idleFor = try readCohortDuration("idleFor")
         let attributes = try readCohortAttributes(limits: limits)
-        return SessionSnapshot(id: id, version: version, attributes: attributes, maxIdle: maxIdle, idleFor: idleFor)
+        var snapshot = SessionSnapshot(id: id, version: version, attributes: attributes, maxIdle: maxIdle, idleFor: idleFor)
+        snapshot.base = try readCohortSessionVersion()
+        snapshot.age = try readCohortDuration("age")
+        snapshot.maxLifetime = try readCohortOptionalDuration("maxLifetime")
+        return snapshot
+    }
+
+    /// A duration where 0 means "none".
+    mutating func readCohortOptionalDuration(_ field: StaticString) throws(WireError) -> Duration? {
+        let duration = try readCohortDuration(field)
+        return duration == .zero ? nil : duration
     }
 
     mutating func writeCohortSessionSnapshot(_ snapshot: SessionSnapshot) {
@@ -135,6 +156,30 @@ extension ByteBuffer {
         writeCohortDuration(snapshot.maxIdle)
         writeCohortDuration(snapshot.idleFor)
         writeCohortAttributes(snapshot.attributes)
+        writeCohortSessionVersion(snapshot.base)
+        writeCohortDuration(snapshot.age)
+        writeCohortDuration(snapshot.maxLifetime ?? .zero)
+    }
+
+    // MARK: Offers
+
+    mutating func readCohortOffers(limits: WireLimits) throws(WireError) -> [SessionOffer] {
+        let count = try readCohortCount(limit: limits.maxOfferEntries, minimumElementSize: MinimumSize.offer, "offer entry")
+        var offers: [SessionOffer] = []
+        offers.reserveCapacity(count)
+        for _ in 0..<count {
+            let id = try readCohortSessionID()
+            offers.append(SessionOffer(id: id, version: try readCohortSessionVersion()))
+        }
+        return offers
+    }
+
+    mutating func writeCohortOffers(_ offers: [SessionOffer]) {
+        writeCohortCount(offers.count)
+        for offer in offers {
+            writeCohortSessionID(offer.id)
+            writeCohortSessionVersion(offer.version)
+        }
     }
 
     // MARK: Touched keys

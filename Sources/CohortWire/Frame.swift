@@ -32,13 +32,15 @@ internal import NIOCore
 /// |-----:|--------------------------------|------|
 /// |    1 | ``WireMessage/hello(_:)``      | NodeID |
 /// |    2 | ``WireMessage/membership(_:)`` | Member from, u8 kind + fields, u32 count + Member gossip |
-/// |   10 | ReplicationMessage.delta       | SessionID, SessionVersion base, SessionVersion version, duration maxIdle, u8 invalidated, u32 count + changes |
+/// |   10 | ReplicationMessage.delta       | SessionID, SessionVersion base, SessionVersion version, duration maxIdle, u8 invalidated, u32 count + changes, duration maxLifetime, u8 renamed [+ string old key] |
 /// |   11 | ReplicationMessage.ack         | string key, SessionVersion |
 /// |   12 | ReplicationMessage.fetch       | string key |
-/// |   13 | ReplicationMessage.session     | SessionID, SessionVersion, duration maxIdle, duration idleFor, attributes |
+/// |   13 | ReplicationMessage.session     | SessionID, SessionVersion, duration maxIdle, duration idleFor, attributes, SessionVersion base, duration age, duration maxLifetime |
 /// |   14 | ReplicationMessage.missing     | string key |
-/// |   15 | ReplicationMessage.removed     | string key, SessionVersion |
+/// |   15 | ReplicationMessage.removed     | string key, SessionVersion, u8 reason (0 invalidated, 1 expired, 2 rotated) |
 /// |   16 | ReplicationMessage.touched     | u32 count + string keys |
+/// |   17 | ReplicationMessage.offer       | u32 count + (SessionID, SessionVersion) |
+/// |   18 | ReplicationMessage.offerEnd    | empty |
 ///
 /// Field encodings (see the `ByteBuffer` extensions in this module):
 /// - string: u16 byte length + UTF-8 (validated on read; each field has its own bound).

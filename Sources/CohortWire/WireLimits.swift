@@ -23,6 +23,8 @@ public struct WireLimits: Sendable, Hashable {
     public var maxGossip: Int = 64
     /// Most session keys in one `touched` message. Default 4,096.
     public var maxTouchedKeys: Int = 4096
+    /// Most entries in one state-transfer offer. Default 4,096.
+    public var maxOfferEntries: Int = 4096
     /// Most attribute changes in one delta. Default 1,024.
     public var maxChanges: Int = 1024
 

@@ -29,6 +29,8 @@ enum WireMessageType: UInt8 {
     case missing = 14
     case removed = 15
     case touched = 16
+    case offer = 17
+    case offerEnd = 18
 }
 
 extension ByteBuffer {
@@ -56,9 +58,16 @@ extension ByteBuffer {
             return .replication(.missing(key: try readCohortSessionKey()))
         case .removed:
             let key = try readCohortSessionKey()
-            return .replication(.removed(key: key, version: try readCohortSessionVersion()))
+            let version = try readCohortSessionVersion()
+            let raw = try readCohortInteger(as: UInt8.self)
+            guard let reason = EndReason(rawValue: raw) else { throw .malformed("unknown end reason \(raw)") }
+            return .replication(.removed(key: key, version: version, reason: reason))
         case .touched:
             return .replication(.touched(keys: try readCohortTouchedKeys(limits: limits)))
+        case .offer:
+            return .replication(.offer(try readCohortOffers(limits: limits)))
+        case .offerEnd:
+            return .replication(.offerEnd)
         }
     }
 
@@ -96,13 +105,19 @@ extension ByteBuffer {
         case .missing(let key):
             writeInteger(WireMessageType.missing.rawValue)
             writeCohortString(key)
-        case .removed(let key, let version):
+        case .removed(let key, let version, let reason):
             writeInteger(WireMessageType.removed.rawValue)
             writeCohortString(key)
             writeCohortSessionVersion(version)
+            writeInteger(reason.rawValue)
         case .touched(let keys):
             writeInteger(WireMessageType.touched.rawValue)
             writeCohortTouchedKeys(keys)
+        case .offer(let offers):
+            writeInteger(WireMessageType.offer.rawValue)
+            writeCohortOffers(offers)
+        case .offerEnd:
+            writeInteger(WireMessageType.offerEnd.rawValue)
         }
     }
 }

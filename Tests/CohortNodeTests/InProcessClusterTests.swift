@@ -72,7 +72,7 @@ struct InProcessClusterTests {
             let n4 = try await Self.makeNode("n4", seeds: [n2.id.address])
             group.addTask { try await n4.run() }
             try await Self.waitUntil("n4 sees everyone") { Self.aliveNames(n4) == ["n1", "n2", "n3", "n4"] }
-            let fetched = await n4.load(key: id.key)
+            let fetched = await n4.load(id: id)
             #expect(fetched?.attributes["count"] == [5])
             #expect(fetched?.version == version)
         }

@@ -1,5 +1,6 @@
 import CohortCore
 import CohortReplication
+import CohortTestKit
 import Testing
 
 /// Unit specifications of the replication engine: each test feeds inputs and checks the
@@ -11,6 +12,9 @@ import Testing
     func engine(_ name: String, peers: [String] = []) -> ReplicationEngine {
         var engine = ReplicationEngine(nodeName: name)
         for peer in peers { _ = engine.onPeerUp(peer, now: t0) }
+        // The first tick runs the (empty) placement scan that joining starts.
+        engine.markDiscovered()
+        _ = engine.onTick(now: t0 - .seconds(1))
         return engine
     }
 
@@ -180,35 +184,42 @@ import Testing
         #expect(n1.statistics.conflicts + n2.statistics.conflicts >= 1)
     }
 
-    @Test func aJoiningPeerReceivesTheSessionsThisNodeOwnsAndOrphansOnce() {
-        var n1 = engine("n1")
-        _ = n1.onLocalCommit(LocalChange(id: id, loadedVersion: .zero, changes: [set("a", 1)], maxIdle: .seconds(60)), durability: .async, now: t0)
-        let orphanID = SessionID(key: "BBBBBBBBBBBBBBBBBBBBBBBBBBB", route: "n9")
-        _ = n1.onPeerMessage(.session(SessionSnapshot(id: orphanID, version: SessionVersion(counter: 3, origin: "n9"), attributes: [:], maxIdle: .seconds(60), idleFor: .zero)), from: "n9", now: t0)
-        let pushed = sends(n1.onPeerUp("n2", now: t0))
-        #expect(pushed.count == 2)
-        #expect(pushed.allSatisfy { $0.1 == "n2" })
-        // A second joiner: n1 still pushes its own session; the orphan goes from the first node by name (n1).
-        #expect(sends(n1.onPeerUp("n3", now: t0)).count == 2)
+    @Test func aJoiningNodePullsEverySessionOnceAndThenReportsReady() {
+        var simulation = ReplicationSimulation(nodes: ["n1", "n2", "n3"], configuration: .init())
+        var generator = SplitMix64(seed: 7)
+        for index in 0..<300 {
+            let node = ["n1", "n2", "n3"][index % 3]
+            simulation.write(SessionID.generate(route: node, using: &generator), on: node, [set("a", UInt8(index % 200))])
+        }
+        simulation.deliver()
+        simulation.join("n4")
+        #expect(simulation.engines["n4"]?.isReady == false)
+        simulation.settle()
+        let n4 = simulation.engines["n4"]
+        #expect(n4?.isReady == true)
+        #expect(n4?.store.count == 300)
+        // Offered by three nodes, pulled once.
+        #expect(n4?.statistics.pulled == 300)
+        #expect(simulation.copies().values.allSatisfy { $0.holders.count == 4 && $0.consistent })
     }
 
-    @Test func aRestartedPeerGetsBackTheSessionsRoutedToIt() {
-        var n1 = engine("n1", peers: ["n3"])
-        let routedToN2 = SessionID(key: "DDDDDDDDDDDDDDDDDDDDDDDDDDD", route: "n2")
-        _ = n1.onPeerMessage(.session(SessionSnapshot(id: routedToN2, version: SessionVersion(counter: 2, origin: "n2"), attributes: [:], maxIdle: .seconds(60), idleFor: .zero)), from: "n2", now: t0)
-        // n2 restarts and comes back: n1 (first live by name) hands its sessions back.
-        let pushed = sends(n1.onPeerUp("n2", now: t0))
-        #expect(pushed.count == 1)
-        #expect(pushed.first?.1 == "n2")
-        // n3 is not first by name: it leaves that to n1.
-        var n3 = engine("n3", peers: ["n1"])
-        _ = n3.onPeerMessage(.session(SessionSnapshot(id: routedToN2, version: SessionVersion(counter: 2, origin: "n2"), attributes: [:], maxIdle: .seconds(60), idleFor: .zero)), from: "n2", now: t0)
-        #expect(sends(n3.onPeerUp("n2", now: t0)).isEmpty)
+    @Test func aRestartedNodeGetsItsSessionsBack() {
+        var simulation = ReplicationSimulation(nodes: ["n1", "n2", "n3"], configuration: .init())
+        var generator = SplitMix64(seed: 8)
+        let ids = (0..<50).map { _ in SessionID.generate(route: "n2", using: &generator) }
+        for id in ids { simulation.write(id, on: "n2", [set("a", 1)]) }
+        simulation.deliver()
+        simulation.crash("n2")
+        simulation.settle()
+        simulation.join("n2")
+        simulation.settle()
+        #expect(simulation.engines["n2"]?.store.count == 50)
+        #expect(simulation.engines["n2"]?.isReady == true)
     }
 
     @Test func fetchOnMissAsksEveryReachablePeerAndReturnsTheFirstCopy() {
         var n3 = engine("n3", peers: ["n1", "n2"])
-        let (start, directives) = n3.onLocalMiss(key: id.key, now: t0)
+        let (start, directives) = n3.onLocalMiss(id: id, now: t0)
         #expect(start == .pending)
         #expect(Set(sends(directives).map(\.1)) == ["n1", "n2"])
         #expect(n3.onPeerMessage(.missing(key: id.key), from: "n1", now: t0).isEmpty)
@@ -217,7 +228,7 @@ import Testing
         #expect(done == [.fetchCompleted(key: id.key, snapshot.session(now: t0))])
         // Nobody to ask: not found at once.
         var alone = engine("n4")
-        #expect(alone.onLocalMiss(key: id.key, now: t0).0 == .notFound)
+        #expect(alone.onLocalMiss(id: id, now: t0).0 == .notFound)
     }
 
     @Test func ownersExpireIdleSessionsAndTellPeersCopiesWaitLonger() {
@@ -228,7 +239,7 @@ import Testing
         #expect(n1.onTick(now: t0 + .seconds(9)).isEmpty)
         let expiry = n1.onTick(now: t0 + .seconds(11))
         #expect(n1.session(forKey: id.key) == nil)
-        #expect(sends(expiry).map(\.0) == [.removed(key: id.key, version: SessionVersion(counter: 1, origin: "n1"))])
+        #expect(sends(expiry).map(\.0) == [.removed(key: id.key, version: SessionVersion(counter: 1, origin: "n1"), reason: .expired)])
         // The copy on n2 outlives the owner's deadline by itself...
         _ = n2.onTick(now: t0 + .seconds(11))
         #expect(n2.session(forKey: id.key) != nil)

@@ -55,7 +55,16 @@ enum Fixtures {
         ))),
         .replication(.session(SessionSnapshot(id: sessionID, version: .zero, attributes: [:], maxIdle: .seconds(60), idleFor: .zero))),
         .replication(.missing(key: key1)),
-        .replication(.removed(key: key2, version: v1)),
+        .replication(.removed(key: key2, version: v1, reason: .invalidated)),
+        .replication(.removed(key: key1, version: v2, reason: .rotated)),
+        .replication(.delta(SessionDelta(
+            id: sessionID, base: v1, version: v2, changes: [], maxIdle: .seconds(60), maxLifetime: .seconds(3600), renamedFrom: key1))),
+        .replication(.session(SessionSnapshot(
+            id: sessionID, version: v2, base: v1, attributes: ["a": [1]], maxIdle: .seconds(60), maxLifetime: .seconds(7200),
+            idleFor: .seconds(5), age: .seconds(90)))),
+        .replication(.offer([SessionOffer(id: sessionID, version: v2), SessionOffer(id: sessionID, version: .zero)])),
+        .replication(.offer([])),
+        .replication(.offerEnd),
         .replication(.touched(keys: [key1, key2, sessionID.key])),
         .replication(.touched(keys: [])),
     ]

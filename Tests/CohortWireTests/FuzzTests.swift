@@ -62,7 +62,7 @@ struct FuzzTests {
         var rejected = 0
         for iteration in 0..<Self.iterations {
             var plaintext = plaintexts[Int.random(in: 0..<plaintexts.count, using: &generator)]
-            for _ in 0..<Int.random(in: 1...3, using: &generator) {
+            for _ in 0..<Int.random(in: 1...3, using: &generator) where plaintext.count > 1 {
                 let position = Int.random(in: 1..<plaintext.count, using: &generator)  // keep the type byte
                 switch Int.random(in: 0..<4, using: &generator) {
                 case 0: plaintext[position] = .random(in: .min ... .max, using: &generator)
@@ -84,7 +84,7 @@ struct FuzzTests {
     @Test("random bodies after each known message type never crash the decoder")
     func randomBodies() {
         var generator = SplitMix64(seed: 4)
-        let types: [UInt8] = [1, 2, 10, 11, 12, 13, 14, 15, 16]
+        let types: [UInt8] = [1, 2, 10, 11, 12, 13, 14, 15, 16, 17, 18]
         var rejected = 0
         for _ in 0..<Self.iterations {
             let type = types[Int.random(in: 0..<types.count, using: &generator)]

@@ -96,23 +96,27 @@ struct RejectionTests {
 
     // MARK: Hostile counts and lengths
 
-    /// Messages whose body ends with a u32 count (or length) of zero.
-    static let trailingCounts: [(String, WireMessage)] = [
-        ("attributes", .replication(.session(SessionSnapshot(id: Fixtures.sessionID, version: Fixtures.v1, attributes: [:], maxIdle: .zero, idleFor: .zero)))),
-        ("attribute value", .replication(.session(SessionSnapshot(id: Fixtures.sessionID, version: Fixtures.v1, attributes: ["a": []], maxIdle: .zero, idleFor: .zero)))),
-        ("changes", .replication(.delta(SessionDelta(id: Fixtures.sessionID, base: .zero, version: Fixtures.v1, changes: [], maxIdle: .zero)))),
-        ("change value", .replication(.delta(SessionDelta(id: Fixtures.sessionID, base: .zero, version: Fixtures.v1, changes: [.set(name: "a", value: [])], maxIdle: .zero)))),
-        ("touched keys", .replication(.touched(keys: []))),
-        ("gossip", .membership(Membership.Packet(from: Fixtures.alive, message: .leave))),
+    /// Messages with a u32 count (or length) of zero, followed by `trailer` bytes of
+    /// fixed-size fields (a snapshot's base version, age and lifetime; a delta's lifetime
+    /// and rename flag).
+    static let trailingCounts: [(String, WireMessage, trailer: Int)] = [
+        ("attributes", .replication(.session(SessionSnapshot(id: Fixtures.sessionID, version: Fixtures.v1, attributes: [:], maxIdle: .zero, idleFor: .zero))), 26),
+        ("attribute value", .replication(.session(SessionSnapshot(id: Fixtures.sessionID, version: Fixtures.v1, attributes: ["a": []], maxIdle: .zero, idleFor: .zero))), 26),
+        ("changes", .replication(.delta(SessionDelta(id: Fixtures.sessionID, base: .zero, version: Fixtures.v1, changes: [], maxIdle: .zero))), 9),
+        ("change value", .replication(.delta(SessionDelta(id: Fixtures.sessionID, base: .zero, version: Fixtures.v1, changes: [.set(name: "a", value: [])], maxIdle: .zero))), 9),
+        ("touched keys", .replication(.touched(keys: [])), 0),
+        ("offer entries", .replication(.offer([])), 0),
+        ("gossip", .membership(Membership.Packet(from: Fixtures.alive, message: .leave)), 0),
     ]
 
     @Test("hostile counts are malformed, even with unlimited limits (no allocation by count)",
           arguments: trailingCounts.map(\.0), [UInt32.max, 0x8000_0000, 0x7FFF_FFFF, 0x0010_0000])
     func hostileCounts(field: String, count: UInt32) throws {
-        let message = try #require(Self.trailingCounts.first { $0.0 == field }?.1)
+        let entry = try #require(Self.trailingCounts.first { $0.0 == field })
+        let message = entry.1
         let plaintext = insecurePlaintext(message)
         #expect(try codec.decode(frame: rawFrame(payload: plaintext)) == message)
-        let hostile = patchingUInt32(plaintext, at: plaintext.count - 4, to: count)
+        let hostile = patchingUInt32(plaintext, at: plaintext.count - 4 - entry.trailer, to: count)
         #expect(throws: WireError.malformed) { try codec.decode(frame: rawFrame(payload: hostile)) }
         var unlimited = WireLimits()
         unlimited.maxAttributes = .max
@@ -120,6 +124,7 @@ struct RejectionTests {
         unlimited.maxChanges = .max
         unlimited.maxTouchedKeys = .max
         unlimited.maxGossip = .max
+        unlimited.maxOfferEntries = .max
         let unlimitedCodec = FrameCodec(protection: .insecure, limits: unlimited)
         #expect(throws: WireError.malformed) { try unlimitedCodec.decode(frame: rawFrame(payload: hostile)) }
     }
@@ -232,11 +237,11 @@ struct RejectionTests {
             #expect(throws: WireError.malformed, "byte \(offset) = \(value)") { try codec.decode(frame: rawFrame(payload: patched)) }
         }
 
-        // delta: ... | u8 invalidated | u32 count | u8 kind | name "a"
+        // delta: ... | u8 invalidated | u32 count | u8 kind | name "a" | u64 maxLifetime | u8 renamed
         let delta = insecurePlaintext(.replication(.delta(SessionDelta(
             id: Fixtures.sessionID, base: .zero, version: Fixtures.v1, changes: [.remove(name: "a")], maxIdle: .zero
         ))))
-        for (offset, value) in [(delta.count - 4, UInt8(2)), (delta.count - 4, 0), (delta.count - 9, 2)] {
+        for (offset, value) in [(delta.count - 13, UInt8(2)), (delta.count - 13, 0), (delta.count - 18, 2), (delta.count - 1, 2)] {
             var patched = delta
             patched[offset] = value
             #expect(throws: WireError.malformed, "byte \(offset) = \(value)") { try codec.decode(frame: rawFrame(payload: patched)) }
@@ -248,10 +253,10 @@ struct RejectionTests {
         func snapshot(_ attributes: [String: [UInt8]]) -> [UInt8] {
             insecurePlaintext(.replication(.session(SessionSnapshot(id: Fixtures.sessionID, version: Fixtures.v1, attributes: attributes, maxIdle: .zero, idleFor: .zero))))
         }
-        // ... | u16 2 | C3 A9 ("é") | u32 0
+        // ... | u16 2 | C3 A9 ("é") | u32 0 | version base (10) | u64 age | u64 maxLifetime
         var utf8 = snapshot(["\u{E9}": []])
-        #expect(Array(utf8[(utf8.count - 6)...]) == [0xC3, 0xA9, 0, 0, 0, 0])
-        utf8[utf8.count - 6] = 0xFF
+        #expect(Array(utf8[(utf8.count - 32)..<(utf8.count - 26)]) == [0xC3, 0xA9, 0, 0, 0, 0])
+        utf8[utf8.count - 32] = 0xFF
         #expect(throws: WireError.malformed) { try codec.decode(frame: rawFrame(payload: utf8)) }
 
         // The last "b" is the attribute name (attributes come last).
@@ -263,10 +268,11 @@ struct RejectionTests {
         repeated[bIndex] = UInt8(ascii: "a")
         #expect(throws: WireError.malformed) { try codec.decode(frame: rawFrame(payload: repeated)) }
 
-        // ... | u64 maxIdle | u64 idleFor | u32 count. Durations are bounded by Int64 nanoseconds.
+        // ... | u64 maxIdle | u64 idleFor | u32 count | version base (10) | u64 age | u64 maxLifetime.
+        // Durations are bounded by Int64 nanoseconds.
         let empty = snapshot([:])
         let longest = UInt64(Int64.max / 1_000_000)
-        for offset in [empty.count - 12, empty.count - 20] {
+        for offset in [empty.count - 38, empty.count - 46, empty.count - 16, empty.count - 8] {
             for (milliseconds, valid) in [(longest, true), (longest + 1, false), (UInt64.max, false)] {
                 var patched = empty
                 patched[offset..<offset + 8] = patchingUInt32(patchingUInt32(
