@@ -75,21 +75,35 @@ public enum Rendezvous {
     }
 
     /// ``owners(key:route:live:count:)`` with the members' ``nodeHash(_:)`` computed once.
+    /// O(live × count) with no sorting: the usual counts are 2 or 3.
     public static func owners(key: String, route: String, live: [(name: String, hash: UInt64)], count: Int?) -> [String] {
         let wanted = min(count ?? live.count, live.count)
         guard wanted > 0 else { return [] }
         let hash = keyHash(key)
-        var scored = live.map { (name: $0.name, score: score(keyHash: hash, nodeHash: $0.hash)) }
-        scored.sort { $0.score != $1.score ? $0.score > $1.score : $0.name < $1.name }
+        let routeLive = live.contains { $0.name == route }
+        let slots = wanted - (routeLive ? 1 : 0)
+        // The best `slots` candidates so far, best first.
+        var best: [(name: String, score: UInt64)] = []
+        best.reserveCapacity(slots + 1)
+        for member in live where !(routeLive && member.name == route) {
+            let candidate = (name: member.name, score: score(keyHash: hash, nodeHash: member.hash))
+            if best.count == slots, let last = best.last, !precedes(candidate, last) { continue }
+            var index = best.count
+            while index > 0 && precedes(candidate, best[index - 1]) { index -= 1 }
+            best.insert(candidate, at: index)
+            if best.count > slots { best.removeLast() }
+        }
         var owners: [String] = []
         owners.reserveCapacity(wanted)
-        let routeLive = live.contains { $0.name == route }
         if routeLive { owners.append(route) }
-        for candidate in scored where owners.count < wanted {
-            if routeLive && candidate.name == route { continue }
-            owners.append(candidate.name)
-        }
+        for candidate in best { owners.append(candidate.name) }
         return owners
+    }
+
+    /// Higher score first; equal scores (astronomically rare) by name.
+    @inlinable
+    static func precedes(_ lhs: (name: String, score: UInt64), _ rhs: (name: String, score: UInt64)) -> Bool {
+        lhs.score != rhs.score ? lhs.score > rhs.score : lhs.name < rhs.name
     }
 
     @inlinable

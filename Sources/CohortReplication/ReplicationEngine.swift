@@ -128,9 +128,9 @@ public struct ReplicationEngine: Sendable {
     }
 
     func owners(key: String, route: String, in view: [(name: String, hash: UInt64)]) -> [String] {
-        let names = view.map(\.name)
         switch configuration.placement {
         case .everyNode:
+            let names = view.map { $0.name }
             guard !names.contains(route) else { return [route] + names.filter { $0 != route } }
             let hash = Rendezvous.keyHash(key)
             let first = view.max { lhs, rhs in

@@ -86,13 +86,19 @@ public struct ReplicationSimulation {
     /// the copy it holds. Returns the committed session.
     @discardableResult
     public mutating func write(_ id: SessionID, on node: String, _ changes: [AttributeChange], maxIdle: Duration = .seconds(3600)) -> Session? {
-        guard var engine = engines[node] else { return nil }
-        let loaded = engine.session(forKey: id.key)?.version ?? .zero
-        let (commit, directives) = engine.onLocalCommit(
+        guard engines[node] != nil else { return nil }
+        let loaded = engines[node]?.session(forKey: id.key)?.version ?? .zero
+        // Mutated in place: a copy of the engine would copy its whole store on write.
+        guard let (commit, directives) = engines[node]?.onLocalCommit(
             LocalChange(id: id, loadedVersion: loaded, changes: changes, maxIdle: maxIdle), durability: .async, now: now)
-        engines[node] = engine
+        else { return nil }
         absorb(directives, from: node)
         return commit.session
+    }
+
+    /// A request on `node` reads session `id` without changing it.
+    public mutating func access(_ id: SessionID, on node: String) {
+        engines[node]?.onLocalAccess(key: id.key, now: now)
     }
 
     // MARK: - Time and delivery
@@ -121,13 +127,18 @@ public struct ReplicationSimulation {
     }
 
     /// Ticks until no node is scanning, pulling or handing over (or `limit` passes).
-    public mutating func settle(limit: Duration = .seconds(60)) {
+    /// Returns the simulated time it took.
+    @discardableResult
+    public mutating func settle(limit: Duration = .seconds(60)) -> Duration {
+        let start = now
         let deadline = now + limit
         repeat {
             tick()
         } while now < deadline && !isQuiet
+        let took = now - start
         // One more handoff-retry period for late acks.
         for _ in 0..<5 { tick(.seconds(1)) }
+        return took
     }
 
     var isQuiet: Bool {
