@@ -230,7 +230,10 @@ extension ReplicationEngine {
                 }
                 continue
             }
-            guard owners(of: entry.id).contains(nodeName) else { continue }
+            // Pulled even if this node does not (yet) count itself an owner: membership
+            // views converge at slightly different times, and an offer ignored now would
+            // not come again. If this node really is not an owner, the copy is a stray
+            // and goes back to the owners once idle.
             want(key, version: entry.version, from: peer)
         }
         pumpPulls(now: now, into: &directives)

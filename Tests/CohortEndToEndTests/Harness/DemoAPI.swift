@@ -33,7 +33,13 @@ struct ClusterView: Decodable, Sendable {
 
     var node: String
     var members: [Member]
+    /// Every copy the node holds.
     var sessions: Int
+    /// Copies it is the primary of, a backup of, or holds without owning.
+    var primary: Int?
+    var backup: Int?
+    var stray: Int?
+    var ready: Bool?
 
     /// The statuses of every entry named `name` (usually one).
     func statuses(of name: String) -> [String] {

@@ -9,6 +9,8 @@ struct NodeSpec: Sendable {
     var keyFile: String?
     var durability: String?
     var insecure = false
+    /// More `cohort node` arguments (e.g. `--placement owners:2`).
+    var extraArguments: [String] = []
 
     /// A node on fresh loopback ports.
     static func onFreePorts(_ name: String) throws -> NodeSpec {
@@ -21,7 +23,7 @@ struct NodeSpec: Sendable {
         if let keyFile { arguments += ["--key-file", keyFile] }
         if let durability { arguments += ["--durability", durability] }
         if insecure { arguments.append("--insecure") }
-        return arguments
+        return arguments + extraArguments
     }
 }
 
@@ -183,6 +185,7 @@ final class TestCluster {
         _ names: [String] = ["n1", "n2", "n3"],
         keyFile: String? = nil,
         durability: String? = nil,
+        extraArguments: [String] = [],
         convergenceTimeout: Duration = .seconds(10)
     ) async throws -> Duration {
         let key: String
@@ -192,6 +195,7 @@ final class TestCluster {
             specs[index].seeds = specs.filter { $0.name != specs[index].name }.map(\.cluster)
             specs[index].keyFile = key
             specs[index].durability = durability
+            specs[index].extraArguments = extraArguments
         }
         for spec in specs { try start(spec) }
         try await waitUntilHealthy(names)
