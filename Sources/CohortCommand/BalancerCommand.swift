@@ -95,7 +95,7 @@ struct BalancerCommand: AsyncParsableCommand {
         )
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if !join.isEmpty, let clusterAddress = Address(parsing: cluster) {
-            let protection: FrameProtection = try keyFile.map { .sealed(try KeyFile.read($0)) } ?? .insecure
+            let protection: FrameProtection = try keyFile.map { .keyring(try KeyFile.read($0)) } ?? .insecure
             var nodeConfiguration = ClusterNode.Configuration(
                 name: name, clusterAddress: clusterAddress, seeds: join.compactMap { Address(parsing: $0) }, protection: protection
             )
@@ -103,6 +103,9 @@ struct BalancerCommand: AsyncParsableCommand {
             let observer = try await ClusterNode.bind(configuration: nodeConfiguration, logger: logger)
             BalancerMembership.connect(observer, to: balancer)
             services.append(.init(service: observer))
+            if let keyFile {
+                services.append(.init(service: KeyReloadService(keyFile: keyFile, node: observer, logger: logger)))
+            }
         }
         services.append(.init(service: balancer))
         let group = ServiceGroup(

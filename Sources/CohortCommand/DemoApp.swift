@@ -48,11 +48,19 @@ enum DemoApp {
             var deltasApplied: Int
             var gapsDetected: Int
             var conflicts: Int
+            var keyReloads: Int
+        }
+        /// Key IDs only (never key material): which key seals, which are accepted.
+        struct Keys: Encodable {
+            var sending: Int
+            var accepted: [Int]
         }
         var node: String
         var members: [MemberInfo]
         var sessions: Int
         var counters: Counters
+        /// `nil` for an insecure node.
+        var keys: Keys?
     }
 
     static let countKey = "count"
@@ -131,8 +139,10 @@ enum DemoApp {
             counters: .init(
                 framesRejected: counters.framesRejected, sendQueueDrops: counters.sendQueueDrops,
                 degradedCommits: counters.degradedCommits, deltasApplied: statistics.deltasApplied,
-                gapsDetected: statistics.gapsDetected, conflicts: statistics.conflicts
-            )
+                gapsDetected: statistics.gapsDetected, conflicts: statistics.conflicts,
+                keyReloads: counters.keyReloads
+            ),
+            keys: node.keyring.map { .init(sending: Int($0.sendingKey.keyID), accepted: $0.acceptedKeys.map { Int($0.keyID) }) }
         )
     }
 }

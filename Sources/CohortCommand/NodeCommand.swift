@@ -37,7 +37,7 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("multicast-ttl"), help: "Multicast TTL: 0 stays on this host, 1 on the local network.")
     var multicastTTL: UInt8 = 0
 
-    @Option(name: .customLong("key-file"), help: "The cluster key file (from `cohort keygen`).")
+    @Option(name: .customLong("key-file"), help: "The cluster key file (from `cohort keygen`); several lines make a keyring: the first key seals, all are accepted. Re-read on SIGHUP (key roll, see SECURITY.md).")
     var keyFile: String?
 
     @Flag(name: .long, help: "Run without a cluster key: cluster traffic is neither authenticated nor encrypted.")
@@ -92,7 +92,7 @@ struct NodeCommand: AsyncParsableCommand {
         let logger = Logger(label: "cohort")
         let protection: FrameProtection
         if let keyFile {
-            protection = .sealed(try KeyFile.read(keyFile))
+            protection = .keyring(try KeyFile.read(keyFile))
         } else {
             logger.warning("running with --insecure: cluster traffic is not authenticated or encrypted")
             protection = .insecure
@@ -126,9 +126,13 @@ struct NodeCommand: AsyncParsableCommand {
         sessions.idleTimeout = .seconds(idleTimeout)
         sessions.rebindRoutes = !noRebind
         let app = DemoApp.make(node: node, sessions: sessions, address: httpAddress, demo: demo, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: node), .init(service: app)]
+        if let keyFile {
+            services.append(.init(service: KeyReloadService(keyFile: keyFile, node: node, logger: logger)))
+        }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: node), .init(service: app)],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

@@ -64,7 +64,7 @@ extension FrameProtection {
     /// Whether frames are sealed with a cluster key.
     var isSealed: Bool {
         switch self {
-        case .sealed: true
+        case .sealed, .keyring: true
         case .insecure: false
         }
     }

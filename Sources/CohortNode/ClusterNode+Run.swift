@@ -167,7 +167,7 @@ extension ClusterNode {
         return PeerLink(
             peer: peer,
             eventLoop: eventLoopGroup.next(),
-            hello: helloFrame,
+            hello: { [codecBox, id] in codecBox.withLockedValue { $0 }.encode(.hello(id)) },
             maxPendingBytes: configuration.maxPendingBytesPerPeer,
             maxBackoff: configuration.maxReconnectBackoff,
             logger: logger,

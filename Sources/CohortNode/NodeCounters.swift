@@ -12,6 +12,8 @@ public struct NodeCounters: Hashable, Sendable {
     public var degradedCommits = 0
     /// Connections to peers (re)established.
     public var peerConnects = 0
+    /// Successful ``ClusterNode/reloadKeys(_:)`` calls (key roll steps).
+    public var keyReloads = 0
 }
 
 /// The metrics handles, created once per node.

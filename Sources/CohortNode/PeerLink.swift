@@ -14,11 +14,12 @@ import NIOPosix
 /// - A failed connect or a lost connection is retried with exponential backoff until the
 ///   link is closed (the peer left or died).
 ///
-/// Every connection starts with a `hello` frame naming this node.
+/// Every connection starts with a `hello` frame naming this node, encoded when the
+/// connection is made (so it is sealed with the key current at that moment).
 final class PeerLink: Sendable {
     let peer: NodeID
     private let eventLoop: any EventLoop
-    private let hello: ByteBuffer
+    private let hello: @Sendable () -> ByteBuffer
     private let maxPendingBytes: Int
     private let maxBackoff: Duration
     private let logger: Logger
@@ -36,7 +37,7 @@ final class PeerLink: Sendable {
     init(
         peer: NodeID,
         eventLoop: any EventLoop,
-        hello: ByteBuffer,
+        hello: @escaping @Sendable () -> ByteBuffer,
         maxPendingBytes: Int,
         maxBackoff: Duration,
         logger: Logger,
@@ -134,7 +135,7 @@ final class PeerLink: Sendable {
         }
         logger.debug("connected to peer")
         onReachability(true)
-        channel.write(hello, promise: nil)
+        channel.write(hello(), promise: nil)
         flush()
         channel.flush()
     }
