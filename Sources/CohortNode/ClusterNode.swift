@@ -37,6 +37,10 @@ public final class ClusterNode: Service, Sendable {
     let handle: NodeHandle
     let resolvedAddresses = NIOLockedValueBox<[Address: SocketAddress]>([:])
     let memberObservers = NIOLockedValueBox<[@Sendable (Membership.Member, Membership.Status?) -> Void]>([])
+    /// Replay protection: the numbers stamped on frames sent, the windows of frames received.
+    let sequencer = FrameSequencer()
+    let replay = NIOLockedValueBox(ReplayState())
+    let rejectionLog = NIOLockedValueBox(LogThrottle())
 
     /// Opens the cluster port and creates the node. It does not contact anyone until
     /// ``run()``.

@@ -88,7 +88,9 @@ final class ReplicationInboundHandler: ChannelInboundHandler {
         }
         let message: WireMessage
         do {
-            message = try node.codec.decode(frame: frame)
+            let (envelope, decoded) = try node.codec.decodeFrame(frame)
+            if let rejection = node.admitStreamFrame(envelope, decoded, peer: peer) { throw rejection }
+            message = decoded
         } catch {
             node.rejectedFrame(error, from: context.remoteAddress)
             context.close(promise: nil)
@@ -130,8 +132,10 @@ final class MembershipDatagramHandler: ChannelInboundHandler {
         let envelope = unwrapInboundIn(data)
         guard let node = handle.node else { return }
         do {
-            switch try node.codec.decode(frame: envelope.data) {
+            let (frameEnvelope, message) = try node.codec.decodeFrame(envelope.data)
+            switch message {
             case .membership(let packet):
+                if let rejection = node.admitDatagram(frameEnvelope, from: packet) { throw rejection }
                 node.onMembershipPacket(packet)
             case .unknown:
                 break

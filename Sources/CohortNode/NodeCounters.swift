@@ -6,6 +6,9 @@ public struct NodeCounters: Hashable, Sendable {
     /// Frames that failed authentication or decoding (the connection was closed, or the
     /// datagram dropped).
     public var framesRejected = 0
+    /// Of ``framesRejected``: authenticated frames refused by replay protection (seen
+    /// before, older than the window, or sealed for another process or sender).
+    public var framesReplayed = 0
     /// Messages dropped because a peer's send queue was full.
     public var sendQueueDrops = 0
     /// Acknowledged writes that completed without every ack (timeout).
@@ -19,6 +22,7 @@ public struct NodeCounters: Hashable, Sendable {
 /// The metrics handles, created once per node.
 struct NodeMetrics: Sendable {
     let framesRejected: Counter
+    let framesReplayed: Counter
     let sendQueueDrops: Counter
     let degradedCommits: Counter
     let commits: Counter
@@ -26,6 +30,7 @@ struct NodeMetrics: Sendable {
     init(node: String) {
         let dimensions = [("node", node)]
         framesRejected = Counter(label: "cohort_frames_rejected_total", dimensions: dimensions)
+        framesReplayed = Counter(label: "cohort_frames_replayed_total", dimensions: dimensions)
         sendQueueDrops = Counter(label: "cohort_send_queue_drops_total", dimensions: dimensions)
         degradedCommits = Counter(label: "cohort_degraded_commits_total", dimensions: dimensions)
         commits = Counter(label: "cohort_commits_total", dimensions: dimensions)

@@ -28,8 +28,9 @@ public enum FrameProtection: Sendable {
 ///
 /// Decoding checks, in order: header (magic, version, length limit), that the frame has
 /// exactly the announced length, the key ID (``WireError/wrongKey``), authentication
-/// (``WireError/authenticationFailed``), and only then the message: nothing of an
-/// unauthenticated sealed frame is parsed.
+/// (``WireError/authenticationFailed``), and only then the envelope and the message:
+/// nothing of an unauthenticated sealed frame is parsed. Replay checks on the envelope
+/// are the receiver's (``ReplayWindow``); the codec has no state.
 public struct FrameCodec: Sendable {
     public let protection: FrameProtection
     public let limits: WireLimits
@@ -70,10 +71,11 @@ public struct FrameCodec: Sendable {
         }
     }
 
-    /// Encodes `message` as one whole frame, header included.
-    public func encode(_ message: WireMessage) -> ByteBuffer {
+    /// Encodes `message` as one whole frame, header included, with `envelope` (see
+    /// ``FrameEnvelope``; nodes always give one, tests and tools may leave it out).
+    public func encode(_ message: WireMessage, envelope: FrameEnvelope = .unsequenced) -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: 256)
-        encode(message, into: &buffer)
+        encode(message, envelope: envelope, into: &buffer)
         return buffer
     }
 
@@ -82,10 +84,11 @@ public struct FrameCodec: Sendable {
     ///
     /// The encoder does not check ``WireLimits``: callers keep messages within them
     /// (a frame over the receiver's ``WireLimits/maxFrameLength`` is rejected there).
-    public func encode(_ message: WireMessage, into buffer: inout ByteBuffer) {
+    public func encode(_ message: WireMessage, envelope: FrameEnvelope = .unsequenced, into buffer: inout ByteBuffer) {
         let frameStart = buffer.writerIndex
         let lengthIndex = buffer.writeCohortFrameHeader(keyID: keyID, payloadLength: 0)
         let plaintextStart = buffer.writerIndex
+        buffer.writeCohortFrameEnvelope(envelope)
         buffer.writeCohortWireMessage(message)
         let plaintextLength = buffer.writerIndex - plaintextStart
 
@@ -126,6 +129,12 @@ public struct FrameCodec: Sendable {
     /// - Throws: ``WireError``; the caller closes the connection (or drops the datagram).
     ///   A message type this node does not know decodes as ``WireMessage/unknown(type:)``.
     public func decode(frame: ByteBuffer) throws(WireError) -> WireMessage {
+        try decodeFrame(frame).message
+    }
+
+    /// Decodes one whole frame like ``decode(frame:)`` and also returns its envelope, for
+    /// the receiver's replay checks (the codec itself keeps no state).
+    public func decodeFrame(_ frame: ByteBuffer) throws(WireError) -> (envelope: FrameEnvelope, message: WireMessage) {
         guard let header = try FrameHeader.peek(in: frame, maxFrameLength: limits.maxFrameLength) else {
             throw .truncated
         }
@@ -143,7 +152,8 @@ public struct FrameCodec: Sendable {
             guard !keys.isEmpty else { throw .wrongKey(got: header.keyID, expected: keyID) }
             plaintext = try Self.open(frame: frame, keys: keys)
         }
-        return try plaintext.readCohortWireMessage(limits: limits)
+        let envelope = try plaintext.readCohortFrameEnvelope()
+        return (envelope, try plaintext.readCohortWireMessage(limits: limits))
     }
 
     /// Authenticates and decrypts a sealed frame whose header was validated, with the
