@@ -64,6 +64,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-rebind"), help: "Keep a session's route when another node serves it (no route rebinding).")
     var noRebind = false
 
+    @OptionGroup(title: "Limits and cookies")
+    var limits: NodeLimitOptions
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = ProcessInfo.processInfo.environment["COHORT_LOG_LEVEL"] ?? "info"
 
@@ -120,11 +123,11 @@ struct NodeCommand: AsyncParsableCommand {
         if let group = multicast.flatMap({ Address(parsing: $0) }) {
             configuration.multicast = MulticastConfiguration(group: group, interface: multicastInterface, ttl: multicastTTL)
         }
-        let node = try await ClusterNode.bind(configuration: configuration, logger: logger)
-
         var sessions = ClusterSessionConfiguration()
         sessions.idleTimeout = .seconds(idleTimeout)
         sessions.rebindRoutes = !noRebind
+        limits.apply(to: &configuration, sessions: &sessions)
+        let node = try await ClusterNode.bind(configuration: configuration, logger: logger)
         let app = DemoApp.make(node: node, sessions: sessions, address: httpAddress, demo: demo, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: node), .init(service: app)]
         if let keyFile {

@@ -40,7 +40,8 @@ public final class ClusterNode: Service, Sendable {
     /// Replay protection: the numbers stamped on frames sent, the windows of frames received.
     let sequencer = FrameSequencer()
     let replay = NIOLockedValueBox(ReplayState())
-    let rejectionLog = NIOLockedValueBox(LogThrottle())
+    /// Which rejections and refusals get a log line (one per remote and kind per 10 s).
+    let rejectionLog = NIOLockedValueBox(LogThrottle<Instant>())
 
     /// Opens the cluster port and creates the node. It does not contact anyone until
     /// ``run()``.

@@ -17,12 +17,18 @@ public struct NodeCounters: Hashable, Sendable {
     public var peerConnects = 0
     /// Successful ``ClusterNode/reloadKeys(_:)`` calls (key roll steps).
     public var keyReloads = 0
+    /// New sessions refused because the node held its maximum (HTTP 503).
+    public var sessionsRefused = 0
+    /// Session writes refused for breaking a per-session bound (HTTP 413).
+    public var sessionWritesRefused = 0
 }
 
 /// The metrics handles, created once per node.
 struct NodeMetrics: Sendable {
     let framesRejected: Counter
     let framesReplayed: Counter
+    let sessionsRefused: Counter
+    let sessionWritesRefused: Counter
     let sendQueueDrops: Counter
     let degradedCommits: Counter
     let commits: Counter
@@ -31,6 +37,8 @@ struct NodeMetrics: Sendable {
         let dimensions = [("node", node)]
         framesRejected = Counter(label: "cohort_frames_rejected_total", dimensions: dimensions)
         framesReplayed = Counter(label: "cohort_frames_replayed_total", dimensions: dimensions)
+        sessionsRefused = Counter(label: "cohort_sessions_refused_total", dimensions: dimensions)
+        sessionWritesRefused = Counter(label: "cohort_session_writes_refused_total", dimensions: dimensions)
         sendQueueDrops = Counter(label: "cohort_send_queue_drops_total", dimensions: dimensions)
         degradedCommits = Counter(label: "cohort_degraded_commits_total", dimensions: dimensions)
         commits = Counter(label: "cohort_commits_total", dimensions: dimensions)
