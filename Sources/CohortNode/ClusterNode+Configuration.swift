@@ -34,6 +34,8 @@ extension ClusterNode {
         public var maxPendingBytesPerPeer: Int
         /// Longest wait between reconnect attempts to a peer.
         public var maxReconnectBackoff: Duration
+        /// Mutual TLS for replication connections, in addition to sealed frames (`nil`: off).
+        public var tls: ClusterTLS?
 
         public init(
             name: String,
@@ -56,6 +58,7 @@ extension ClusterNode {
             self.limits = .init()
             self.maxPendingBytesPerPeer = 32 << 20
             self.maxReconnectBackoff = .seconds(1)
+        self.tls = nil
         }
     }
 }

@@ -165,6 +165,7 @@ extension ClusterNode {
             maxPendingBytes: configuration.maxPendingBytesPerPeer,
             maxBackoff: configuration.maxReconnectBackoff,
             logger: logger,
+            tls: configuration.tls,
             onReachability: { [weak self] reachable in self?.peerReachability(peer, reachable: reachable) }
         )
     }

@@ -59,7 +59,8 @@ public final class ClusterNode: Service, Sendable {
             port: configuration.clusterAddress.port,
             group: eventLoopGroup,
             handle: handle,
-            limits: configuration.limits
+            limits: configuration.limits,
+            tls: configuration.tls
         )
         var beacon: (channel: any Channel, target: SocketAddress)?
         if let multicast = configuration.multicast {
