@@ -47,12 +47,14 @@ extension BalancerServer {
                     connections.markBusy(channel)
                     guard case .head(let head) = first else { break }
                     if ProxyHeaders.exceedsLimits(head.headers, maxBytes: configuration.maxHeaderBytes, maxCount: configuration.maxHeaderCount) {
+                        refusals.record(.headersTooLarge, client: clientIP, logger: logger)
                         try await respond(outbound, status: .requestHeaderFieldsTooLarge, version: head.version, keepAlive: false)
                         break
                     }
                     // NIO's decoder rejects a malformed or conflicting Content-Length (400).
                     let declared = head.headers.first(name: "content-length").flatMap { Int($0) }
                     if let declared, declared > configuration.maxRequestBodyBytes {
+                        refusals.record(.bodyTooLarge, client: clientIP, logger: logger)
                         try await respond(outbound, status: .payloadTooLarge, version: head.version, keepAlive: false)
                         break
                     }
@@ -79,6 +81,7 @@ extension BalancerServer {
                     let requestBody: RequestBody
                     if overflow {
                         guard bufferLimit < configuration.maxRequestBodyBytes else {
+                            refusals.record(.bodyTooLarge, client: clientIP, logger: logger)
                             try await respond(outbound, status: .payloadTooLarge, version: head.version, keepAlive: false)
                             break
                         }
@@ -149,6 +152,7 @@ extension BalancerServer {
             if case .bodyTooLarge = outcome {
                 // The client's fault, not the backend's.
                 table.withLockedValue { $0.onRequestFinished(choice.name) }
+                refusals.record(.bodyTooLarge, client: clientIP, logger: logger)
                 try await respond(outbound, status: .payloadTooLarge, version: head.version, keepAlive: false)
                 return false
             }

@@ -32,6 +32,8 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
     let table: NIOLockedValueBox<BackendTable>
     let pool: UpstreamPool
     let connections = ClientConnections()
+    /// Requests refused at the balancer's own limits, counted and throttle-logged.
+    public let refusals = BalancerRefusals()
     private let listener: HTTPListener
     private let adminListener: HTTPListener?
 

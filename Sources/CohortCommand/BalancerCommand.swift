@@ -30,6 +30,15 @@ struct BalancerCommand: AsyncParsableCommand {
     @Option(name: .customLong("cookie-name"), help: "Name of the session cookie carrying <key>.<route>.")
     var cookieName: String = "COHORTSESSION"
 
+    @Option(name: .customLong("max-header-bytes"), help: "Largest request head (names + values) accepted; beyond, 431 (counted).")
+    var maxHeaderBytes: Int = 32 * 1024
+
+    @Option(name: .customLong("max-header-count"), help: "Most request header fields accepted; beyond, 431 (counted).")
+    var maxHeaderCount: Int = 100
+
+    @Option(name: .customLong("max-body-bytes"), help: "Largest request body accepted; beyond, 413 (counted).")
+    var maxBodyBytes: Int = 1 << 30
+
     @Option(name: .long, help: "HOST:PORT of a cluster node to join as an observer; backends are then learned from membership (repeatable).")
     var join: [String] = []
 
@@ -51,6 +60,9 @@ struct BalancerCommand: AsyncParsableCommand {
     func validate() throws {
         guard Address(parsing: listen) != nil else { throw ValidationError("--listen must be HOST:PORT") }
         if let admin, Address(parsing: admin) == nil { throw ValidationError("--admin must be HOST:PORT") }
+        guard (1024...(1 << 20)).contains(maxHeaderBytes) else { throw ValidationError("--max-header-bytes must be 1024...1048576") }
+        guard (8...10_000).contains(maxHeaderCount) else { throw ValidationError("--max-header-count must be 8...10000") }
+        guard maxBodyBytes >= 0 else { throw ValidationError("--max-body-bytes must not be negative") }
         guard !backend.isEmpty || !join.isEmpty else {
             throw ValidationError("give at least one --backend NAME=HOST:PORT, or --join HOST:PORT to learn them from the cluster")
         }
@@ -87,6 +99,9 @@ struct BalancerCommand: AsyncParsableCommand {
             backends: backend.compactMap(Self.parseBackend)
         )
         configuration.cookieName = cookieName
+        configuration.maxHeaderBytes = maxHeaderBytes
+        configuration.maxHeaderCount = maxHeaderCount
+        configuration.maxRequestBodyBytes = maxBodyBytes
         let balancer = try await BalancerServer.bind(
             configuration: configuration,
             clock: ContinuousClock(),
@@ -95,7 +110,7 @@ struct BalancerCommand: AsyncParsableCommand {
         )
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if !join.isEmpty, let clusterAddress = Address(parsing: cluster) {
-            let protection: FrameProtection = try keyFile.map { .sealed(try KeyFile.read($0)) } ?? .insecure
+            let protection: FrameProtection = try keyFile.map { .keyring(try KeyFile.read($0)) } ?? .insecure
             var nodeConfiguration = ClusterNode.Configuration(
                 name: name, clusterAddress: clusterAddress, seeds: join.compactMap { Address(parsing: $0) }, protection: protection
             )
@@ -103,6 +118,9 @@ struct BalancerCommand: AsyncParsableCommand {
             let observer = try await ClusterNode.bind(configuration: nodeConfiguration, logger: logger)
             BalancerMembership.connect(observer, to: balancer)
             services.append(.init(service: observer))
+            if let keyFile {
+                services.append(.init(service: KeyReloadService(keyFile: keyFile, node: observer, logger: logger)))
+            }
         }
         services.append(.init(service: balancer))
         let group = ServiceGroup(

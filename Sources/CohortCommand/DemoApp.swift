@@ -13,13 +13,15 @@ import Glibc
 
 /// The tutorial's sample application: a per-session counter, and views of the cluster.
 enum DemoApp {
-    struct Context: ClusterSessionRequestContext {
+    struct Context: ClusterSessionRequestContext, RemoteAddressRequestContext {
         var coreContext: CoreRequestContextStorage
         var session: ClusterSession
+        let remoteAddress: SocketAddress?
 
         init(source: ApplicationRequestContextSource) {
             self.coreContext = .init(source: source)
             self.session = ClusterSession()
+            self.remoteAddress = source.channel.remoteAddress
         }
     }
 
@@ -48,6 +50,15 @@ enum DemoApp {
             var deltasApplied: Int
             var gapsDetected: Int
             var conflicts: Int
+            var keyReloads: Int
+            var framesReplayed: Int
+            var sessionsRefused: Int
+            var sessionWritesRefused: Int
+        }
+        /// Key IDs only (never key material): which key seals, which are accepted.
+        struct Keys: Encodable {
+            var sending: Int
+            var accepted: [Int]
         }
         struct PeerQueue: Encodable {
             var peer: String
@@ -68,6 +79,8 @@ enum DemoApp {
         /// Bytes queued for each peer's replication connection.
         var queues: [PeerQueue]
         var counters: Counters
+        /// `nil` for an insecure node.
+        var keys: Keys?
     }
 
     /// `POST /api/login`: the user name this session is logged in as.
@@ -177,8 +190,11 @@ enum DemoApp {
             counters: .init(
                 framesRejected: counters.framesRejected, sendQueueDrops: counters.sendQueueDrops,
                 degradedCommits: counters.degradedCommits, deltasApplied: statistics.deltasApplied,
-                gapsDetected: statistics.gapsDetected, conflicts: statistics.conflicts
-            )
+                gapsDetected: statistics.gapsDetected, conflicts: statistics.conflicts,
+                keyReloads: counters.keyReloads, framesReplayed: counters.framesReplayed,
+                sessionsRefused: counters.sessionsRefused, sessionWritesRefused: counters.sessionWritesRefused
+            ),
+            keys: node.keyring.map { .init(sending: Int($0.sendingKey.keyID), accepted: $0.acceptedKeys.map { Int($0.keyID) }) }
         )
     }
 }

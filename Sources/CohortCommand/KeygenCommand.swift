@@ -37,18 +37,18 @@ enum KeyFile {
         }
     }
 
-    /// Reads a key file (at most 4 KiB).
-    static func read(_ path: String) throws -> ClusterKey {
+    /// Reads a key file (at most 4 KiB): one key, or several (a keyring, see ``Keyring``).
+    static func read(_ path: String) throws -> Keyring {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
             throw ValidationError("cannot read key file \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 4096)
+        var buffer = [UInt8](repeating: 0, count: Keyring.maxFileLength + 1)
         let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
         guard count > 0 else { throw ValidationError("key file \(path) is empty or unreadable") }
         do {
-            return try ClusterKey(fileContents: String(decoding: buffer[0..<count], as: UTF8.self))
+            return try Keyring(fileContents: String(decoding: buffer[0..<count], as: UTF8.self))
         } catch {
             throw ValidationError("key file \(path) is not a Cohort cluster key: \(error)")
         }

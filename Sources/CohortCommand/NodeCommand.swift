@@ -37,8 +37,17 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("multicast-ttl"), help: "Multicast TTL: 0 stays on this host, 1 on the local network.")
     var multicastTTL: UInt8 = 0
 
-    @Option(name: .customLong("key-file"), help: "The cluster key file (from `cohort keygen`).")
+    @Option(name: .customLong("key-file"), help: "The cluster key file (from `cohort keygen`); several lines make a keyring: the first key seals, all are accepted. Re-read on SIGHUP (key roll, see SECURITY.md).")
     var keyFile: String?
+
+    @Option(name: .customLong("tls-cert"), help: "This node's certificate (PEM, from the cluster CA; `cohort cert`): replication connections use mutual TLS.")
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: "The private key of --tls-cert (PEM).")
+    var tlsKey: String?
+
+    @Option(name: .customLong("tls-ca"), help: "The cluster CA certificate (PEM): the only issuer a peer's certificate may come from.")
+    var tlsCA: String?
 
     @Flag(name: .long, help: "Run without a cluster key: cluster traffic is neither authenticated nor encrypted.")
     var insecure = false
@@ -70,6 +79,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-rebind"), help: "Keep a session's route when another node serves it (no route rebinding).")
     var noRebind = false
 
+    @OptionGroup(title: "Limits and cookies")
+    var limits: NodeLimitOptions
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = ProcessInfo.processInfo.environment["COHORT_LOG_LEVEL"] ?? "info"
 
@@ -89,6 +101,10 @@ struct NodeCommand: AsyncParsableCommand {
         guard (20...60_000).contains(probeInterval) else { throw ValidationError("--probe-interval must be 20...60000 ms") }
         guard (1...20).contains(suspicionMultiplier) else { throw ValidationError("--suspicion-multiplier must be 1...20") }
         guard (10...600_000).contains(ackTimeout) else { throw ValidationError("--ack-timeout must be 10...600000 ms") }
+        let tlsFiles = [tlsCert, tlsKey, tlsCA].compactMap { $0 }
+        guard tlsFiles.isEmpty || tlsFiles.count == 3 else {
+            throw ValidationError("mutual TLS needs all of --tls-cert, --tls-key and --tls-ca")
+        }
         if keyFile == nil && !insecure {
             throw ValidationError("no cluster key: give --key-file PATH (make one with `cohort keygen --out PATH`), or --insecure to run without authentication and encryption")
         }
@@ -100,7 +116,7 @@ struct NodeCommand: AsyncParsableCommand {
         let logger = Logger(label: "cohort")
         let protection: FrameProtection
         if let keyFile {
-            protection = .sealed(try KeyFile.read(keyFile))
+            protection = .keyring(try KeyFile.read(keyFile))
         } else {
             logger.warning("running with --insecure: cluster traffic is not authenticated or encrypted")
             protection = .insecure
@@ -130,16 +146,25 @@ struct NodeCommand: AsyncParsableCommand {
         if let group = multicast.flatMap({ Address(parsing: $0) }) {
             configuration.multicast = MulticastConfiguration(group: group, interface: multicastInterface, ttl: multicastTTL)
         }
-        let node = try await ClusterNode.bind(configuration: configuration, logger: logger)
-
         var sessions = ClusterSessionConfiguration()
         sessions.idleTimeout = .seconds(idleTimeout)
         sessions.maxLifetime = maxLifetime.map { .seconds($0) }
         sessions.rebindRoutes = !noRebind
+        limits.apply(to: &configuration, sessions: &sessions)
+        if let tlsCert, let tlsKey, let tlsCA {
+            configuration.tls = try ClusterTLS(
+                certificateChainPEM: try CertFile.read(tlsCert), privateKeyPEM: try CertFile.read(tlsKey),
+                trustedCAsPEM: try CertFile.read(tlsCA))
+        }
+        let node = try await ClusterNode.bind(configuration: configuration, logger: logger)
         let app = DemoApp.make(node: node, sessions: sessions, address: httpAddress, demo: demo, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: node), .init(service: app)]
+        if let keyFile {
+            services.append(.init(service: KeyReloadService(keyFile: keyFile, node: node, logger: logger)))
+        }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: node), .init(service: app)],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

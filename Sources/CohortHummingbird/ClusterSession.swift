@@ -35,20 +35,31 @@ public final class ClusterSession: Sendable {
     }
 
     let state: Mutex<State>
+    /// What ``set(_:forKey:)`` enforces.
+    let limits: SessionLimits
+    /// The node is full: a new session cannot be created (``SessionRefused/Reason/nodeFull``).
+    let refuseNew: Bool
 
     /// An empty session, not yet stored anywhere (what a context starts with).
     public init() {
         self.state = Mutex(State())
+        self.limits = SessionLimits()
+        self.refuseNew = false
     }
 
-    /// A new session with a fresh id, stored only once something is set in it.
-    init(newID: SessionID) {
+    /// A new session with a fresh id, stored only once something is set in it; with
+    /// `refuseNew`, setting anything throws ``SessionRefused`` (503).
+    init(newID: SessionID, limits: SessionLimits = .init(), refuseNew: Bool = false) {
         self.state = Mutex(State(id: newID, servingRoute: newID.route))
+        self.limits = limits
+        self.refuseNew = refuseNew
     }
 
     /// A stored session; `route`, if given and different, is the route it is rebound to.
     /// `servingRoute` is the route of ids this node issues (for ``rotateID()``).
-    init(loaded session: Session, route: String? = nil, servingRoute: String? = nil) {
+    init(loaded session: Session, route: String? = nil, servingRoute: String? = nil, limits: SessionLimits = .init()) {
+        self.limits = limits
+        self.refuseNew = false
         var state = State(id: session.id, loadedVersion: session.version, attributes: session.attributes, servingRoute: servingRoute)
         if let route, route != session.id.route {
             state.id = session.id.rebound(to: route)
@@ -73,9 +84,15 @@ public final class ClusterSession: Sendable {
     }
 
     /// Stores `value` under `key` (creating the session if needed).
+    ///
+    /// - Throws: ``SessionRefused`` if the value would break a ``SessionLimits`` bound
+    ///   (413), or if this would create a session on a node that is full (503); the
+    ///   session is then unchanged. Encoding errors of `value`.
     public func set<T: Encodable>(_ value: T, forKey key: String) throws {
         let bytes = Array(try JSONEncoder().encode(value))
-        state.withLock { state in
+        try state.withLock { state throws(SessionRefused) in
+            if refuseNew, state.loadedVersion == .zero, !state.invalidated { throw SessionRefused(.nodeFull) }
+            if let reason = limits.violation(setting: key, to: bytes, in: state.attributes) { throw SessionRefused(reason) }
             state.attributes[key] = bytes
             state.changes[key] = .set(name: key, value: bytes)
         }

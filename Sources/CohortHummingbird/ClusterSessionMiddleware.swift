@@ -16,6 +16,12 @@ public import Hummingbird
 /// - If the handler throws, nothing it changed is committed.
 /// - ``ClusterSession/rotateID()`` commits the session under a new id (even without other
 ///   changes) and ends the old one everywhere.
+/// - Bounds: ``ClusterSessionConfiguration/limits`` per session (413) and
+///   ``ClusterSessionConfiguration/maxSessions`` per node (503 for a request that would
+///   create a session, existing ones untouched), each refusal counted on the node.
+/// - The cookie is HttpOnly and SameSite=Lax, and Secure per
+///   ``ClusterSessionConfiguration/secureCookies``. The id is never logged in full (only
+///   `SessionID.logTag`).
 /// - With ``ClusterSessionConfiguration/rebindRoutes`` (the default), a session whose route
 ///   names a node that cannot serve it (dead, suspect, unreachable, unknown) takes this
 ///   node's route before the handler runs (handlers see the new id) and the rename is
@@ -36,19 +42,28 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
         if let requested, let stored = await node.load(id: requested) {
             let rebind = configuration.rebindRoutes && !node.isServing(route: stored.id.route)
             context.session = ClusterSession(
-                loaded: stored, route: rebind ? node.configuration.name : nil, servingRoute: node.configuration.name)
+                loaded: stored, route: rebind ? node.configuration.name : nil, servingRoute: node.configuration.name,
+                limits: configuration.limits)
         } else {
-            context.session = ClusterSession(newID: node.makeSessionID())
+            let full = node.sessionCount >= configuration.maxSessions
+            context.session = ClusterSession(newID: node.makeSessionID(), limits: configuration.limits, refuseNew: full)
         }
+        let secure = configuration.secureCookies.isSecure(request, remoteIP: Self.remoteIP(context))
         let session = context.session
         let requestID = RequestReplay.requestID(of: request)
         if let requestID, let recorded = session.recordedRequest(), recorded.requestID == requestID {
             // A retry of a write this session already committed (on a node that then died):
             // the same response, nothing applied again, the id as the first attempt left it.
             session.keepOriginalID()
-            return try await finish(recorded.response, session: session, requested: requested, context: context)
+            return try await finish(recorded.response, session: session, requested: requested, secure: secure, context: context)
         }
-        var response = try await next(request, context)
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let refused as SessionRefused {
+            node.recordRefusal(refused.reason == .nodeFull ? .nodeFull : .sessionLimit, detail: refused.reason.rawValue, from: Self.remoteIP(context))
+            throw refused
+        }
         if let requestID, session.hasChanges {
             let (collected, body) = try await RequestReplay.collect(response)
             response = collected
@@ -59,11 +74,16 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
                 ))
             }
         }
-        return try await finish(response, session: session, requested: requested, context: context)
+        return try await finish(response, session: session, requested: requested, secure: secure, context: context)
+    }
+
+    /// The client's (or the proxy's) IP address, if the context knows it.
+    static func remoteIP(_ context: Context) -> String? {
+        (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress
     }
 
     /// Commits what the request changed and sets the cookie.
-    private func finish(_ response: Response, session: ClusterSession, requested: SessionID?, context: Context) async throws -> Response {
+    private func finish(_ response: Response, session: ClusterSession, requested: SessionID?, secure: Bool, context: Context) async throws -> Response {
         var response = response
         let outcome = session.takeChanges()
 
@@ -74,7 +94,7 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
                 _ = await node.commit(LocalChange(
                     id: ended, loadedVersion: outcome.loadedVersion, changes: [], maxIdle: configuration.idleTimeout, invalidate: true))
             }
-            if requested != nil { response.setCookie(expiredCookie()) }
+            if requested != nil { response.setCookie(expiredCookie(secure: secure)) }
             return response
         }
         guard !outcome.changes.isEmpty || outcome.idChanged || outcome.renamedFrom != nil else {
@@ -92,22 +112,22 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             ])
         }
         if requested != id {
-            response.setCookie(cookie(for: id))
+            response.setCookie(cookie(for: id, secure: secure))
         }
         return response
     }
 
-    func cookie(for id: SessionID) -> Cookie {
+    func cookie(for id: SessionID, secure: Bool) -> Cookie {
         Cookie(
             name: configuration.cookieName, value: id.description, domain: configuration.cookieDomain,
-            path: configuration.cookiePath, secure: configuration.secure, httpOnly: configuration.httpOnly, sameSite: .lax
+            path: configuration.cookiePath, secure: secure, httpOnly: configuration.httpOnly, sameSite: .lax
         )
     }
 
-    func expiredCookie() -> Cookie {
+    func expiredCookie(secure: Bool) -> Cookie {
         Cookie(
             name: configuration.cookieName, value: "", maxAge: 0, domain: configuration.cookieDomain,
-            path: configuration.cookiePath, secure: configuration.secure, httpOnly: configuration.httpOnly, sameSite: .lax
+            path: configuration.cookiePath, secure: secure, httpOnly: configuration.httpOnly, sameSite: .lax
         )
     }
 }

@@ -1,4 +1,5 @@
 public import Hummingbird
+public import NIOCore
 
 /// A request context that carries the request's ``ClusterSession``.
 ///
@@ -8,13 +9,17 @@ public protocol ClusterSessionRequestContext: RequestContext {
     var session: ClusterSession { get set }
 }
 
-/// A ready-made context for apps that need nothing else.
-public struct BasicClusterSessionRequestContext: ClusterSessionRequestContext {
+/// A ready-made context for apps that need nothing else. It knows the remote address, so
+/// ``SecureCookiePolicy/automatic(trustedProxies:)`` can trust a balancer's
+/// `X-Forwarded-Proto`.
+public struct BasicClusterSessionRequestContext: ClusterSessionRequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public var session: ClusterSession
+    public let remoteAddress: SocketAddress?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.session = ClusterSession()
+        self.remoteAddress = source.channel.remoteAddress
     }
 }

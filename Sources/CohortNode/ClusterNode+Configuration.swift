@@ -37,6 +37,8 @@ extension ClusterNode {
         /// How long a starting node that has seeds waits for discovery before it decides
         /// it is alone (it then reports ready if no peer answered).
         public var discoveryGrace: Duration
+        /// Mutual TLS for replication connections, in addition to sealed frames (`nil`: off).
+        public var tls: ClusterTLS?
 
         public init(
             name: String,
@@ -60,6 +62,7 @@ extension ClusterNode {
             self.maxPendingBytesPerPeer = 32 << 20
             self.maxReconnectBackoff = .seconds(1)
             self.discoveryGrace = .seconds(3)
+            self.tls = nil
         }
     }
 }
@@ -68,7 +71,7 @@ extension FrameProtection {
     /// Whether frames are sealed with a cluster key.
     var isSealed: Bool {
         switch self {
-        case .sealed: true
+        case .sealed, .keyring: true
         case .insecure: false
         }
     }

@@ -123,12 +123,6 @@ extension ClusterNode {
         }
     }
 
-    func rejectedFrame(_ error: any Error, from address: SocketAddress?) {
-        state.withLockedValue { $0.counters.framesRejected += 1 }
-        metrics.framesRejected.increment()
-        logger.warning("rejected cluster frame", metadata: ["cluster.remote": "\(address.map { "\($0)" } ?? "?")", "error": "\(error)"])
-    }
-
     private func peerReachability(_ peer: NodeID, reachable: Bool) {
         input { state, now, effects in
             guard let link = state.links[peer.name], link.peer.uid == peer.uid else { return }
@@ -168,7 +162,7 @@ extension ClusterNode {
             if trace {
                 logger.trace("replication message out", metadata: ["cluster.peer": "\(link.peer)", "cluster.message": "\(message.logSummary)"])
             }
-            if !link.send({ codec.encode(.replication(message), into: &$0) }) {
+            if !link.send({ encodeStreamFrame(.replication(message), for: link.peer, codec: codec, into: &$0) }) {
                 counters.sendQueueDrops += 1
                 metrics.sendQueueDrops.increment()
             }
@@ -182,10 +176,11 @@ extension ClusterNode {
         return PeerLink(
             peer: peer,
             eventLoop: eventLoopGroup.next(),
-            hello: helloFrame,
+            hello: { [weak self] in self?.helloFrame(for: peer) ?? ByteBuffer() },
             maxPendingBytes: configuration.maxPendingBytesPerPeer,
             maxBackoff: configuration.maxReconnectBackoff,
             logger: logger,
+            tls: configuration.tls,
             onReachability: { [weak self] reachable in self?.peerReachability(peer, reachable: reachable) }
         )
     }
@@ -197,7 +192,7 @@ extension ClusterNode {
                 sendDatagram(packet, to: address)
             case .beacon(let packet):
                 if let beacon {
-                    let frame = codec.encode(.membership(packet))
+                    let frame = datagramFrame(packet)
                     beacon.channel.writeAndFlush(AddressedEnvelope(remoteAddress: beacon.target, data: frame), promise: nil)
                 }
             case .frame:
@@ -253,7 +248,7 @@ extension ClusterNode {
             logger.debug("cannot resolve member address", metadata: ["cluster.remote": "\(address)"])
             return
         }
-        let buffer = codec.encode(.membership(packet))
+        let buffer = datagramFrame(packet)
         udpChannel.writeAndFlush(AddressedEnvelope(remoteAddress: target, data: buffer), promise: nil)
     }
 }

@@ -22,7 +22,8 @@ public final class ClusterNode: Service, Sendable {
     public let configuration: Configuration
     /// This process's identity (name, advertised cluster address, uid).
     public let id: NodeID
-    let codec: FrameCodec
+    /// The current codec; replaced by ``reloadKeys(_:)`` (a key roll).
+    let codecBox: NIOLockedValueBox<FrameCodec>
     let logger: Logger
     let metrics: NodeMetrics
     let eventLoopGroup: any EventLoopGroup
@@ -34,10 +35,14 @@ public final class ClusterNode: Service, Sendable {
     /// The multicast discovery socket and group, when enabled.
     let beacon: (channel: any Channel, target: SocketAddress)?
     let handle: NodeHandle
-    let helloFrame: ByteBuffer
     let resolvedAddresses = NIOLockedValueBox<[Address: SocketAddress]>([:])
     let memberObservers = NIOLockedValueBox<[@Sendable (Membership.Member, Membership.Status?) -> Void]>([])
     let eventListeners = SessionEventListeners()
+    /// Replay protection: the numbers stamped on frames sent, the windows of frames received.
+    let sequencer = FrameSequencer()
+    let replay = NIOLockedValueBox(ReplayState())
+    /// Which rejections and refusals get a log line (one per remote and kind per 10 s).
+    let rejectionLog = NIOLockedValueBox(LogThrottle<Instant>())
 
     /// Opens the cluster port and creates the node. It does not contact anyone until
     /// ``run()``.
@@ -55,7 +60,8 @@ public final class ClusterNode: Service, Sendable {
             port: configuration.clusterAddress.port,
             group: eventLoopGroup,
             handle: handle,
-            limits: configuration.limits
+            limits: configuration.limits,
+            tls: configuration.tls
         )
         var beacon: (channel: any Channel, target: SocketAddress)?
         if let multicast = configuration.multicast {
@@ -89,7 +95,7 @@ public final class ClusterNode: Service, Sendable {
     ) {
         self.configuration = configuration
         self.id = id
-        self.codec = FrameCodec(protection: configuration.protection, limits: configuration.limits)
+        self.codecBox = NIOLockedValueBox(FrameCodec(protection: configuration.protection, limits: configuration.limits))
         var logger = logger
         logger[metadataKey: "cluster.node"] = "\(configuration.name)"
         self.logger = logger
@@ -100,7 +106,6 @@ public final class ClusterNode: Service, Sendable {
         self.udpChannel = udp
         self.beacon = beacon
         self.handle = handle
-        self.helloFrame = codec.encode(.hello(id))
         let membership = Membership.Instance(
             myself: id,
             role: configuration.role,

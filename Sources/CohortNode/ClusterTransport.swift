@@ -3,6 +3,7 @@ import CohortWire
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// Lets channel handlers created before the node exists reach it once it does.
 final class NodeHandle: Sendable {
@@ -21,12 +22,13 @@ enum ClusterTransport {
         port: Int,
         group: any EventLoopGroup,
         handle: NodeHandle,
-        limits: WireLimits
+        limits: WireLimits,
+        tls: ClusterTLS? = nil
     ) async throws -> (tcp: any Channel, udp: any Channel) {
         var attempt = 0
         while true {
             attempt += 1
-            let tcp = try await bindTCP(host: host, port: port, group: group, handle: handle, limits: limits)
+            let tcp = try await bindTCP(host: host, port: port, group: group, handle: handle, limits: limits, tls: tls)
             let boundPort = tcp.localAddress?.port ?? port
             do {
                 let udp = try await bindUDP(host: host, port: boundPort, group: group, handle: handle, limits: limits)
@@ -39,17 +41,20 @@ enum ClusterTransport {
         }
     }
 
-    private static func bindTCP(host: String, port: Int, group: any EventLoopGroup, handle: NodeHandle, limits: WireLimits) async throws -> any Channel {
+    private static func bindTCP(host: String, port: Int, group: any EventLoopGroup, handle: NodeHandle, limits: WireLimits, tls: ClusterTLS?) async throws -> any Channel {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.serverContext))
+                    }
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(ClusterFrameDecoder(maxFrameLength: limits.maxFrameLength))
                     )
-                    try channel.pipeline.syncOperations.addHandler(ReplicationInboundHandler(handle: handle))
+                    try channel.pipeline.syncOperations.addHandler(ReplicationInboundHandler(handle: handle, requiresCertificate: tls != nil))
                 }
             }
             .bind(host: host, port: port)
@@ -76,9 +81,13 @@ enum ClusterTransport {
 final class ReplicationInboundHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     private let handle: NodeHandle
+    private let requiresCertificate: Bool
     private var peer: NodeID?
 
-    init(handle: NodeHandle) { self.handle = handle }
+    init(handle: NodeHandle, requiresCertificate: Bool = false) {
+        self.handle = handle
+        self.requiresCertificate = requiresCertificate
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
@@ -88,7 +97,9 @@ final class ReplicationInboundHandler: ChannelInboundHandler {
         }
         let message: WireMessage
         do {
-            message = try node.codec.decode(frame: frame)
+            let (envelope, decoded) = try node.codec.decodeFrame(frame)
+            if let rejection = node.admitStreamFrame(envelope, decoded, peer: peer) { throw rejection }
+            message = decoded
         } catch {
             node.rejectedFrame(error, from: context.remoteAddress)
             context.close(promise: nil)
@@ -96,6 +107,16 @@ final class ReplicationInboundHandler: ChannelInboundHandler {
         }
         switch (peer, message) {
         case (nil, .hello(let id)):
+            if requiresCertificate {
+                // The TLS handshake proved the peer holds a certificate from the cluster
+                // CA; it must also be the one issued to the node the hello names.
+                let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
+                guard let certificate, ClusterTLS.nodeNames(of: certificate).contains(id.name) else {
+                    node.rejectedFrame(CertificateMismatch(claimed: id.name), from: context.remoteAddress)
+                    context.close(promise: nil)
+                    return
+                }
+            }
             peer = id
         case (let peer?, .replication(let replication)):
             node.onReplicationMessage(replication, from: peer)
@@ -111,6 +132,12 @@ final class ReplicationInboundHandler: ChannelInboundHandler {
         handle.node?.rejectedFrame(error, from: context.remoteAddress)
         context.close(promise: nil)
     }
+}
+
+/// A hello naming another node than the connection's TLS certificate.
+struct CertificateMismatch: Error, CustomStringConvertible {
+    var claimed: String
+    var description: String { "hello names \(claimed), which the peer's certificate does not" }
 }
 
 /// A frame that decoded fine but is not allowed where it arrived (no hello first, a
@@ -130,8 +157,10 @@ final class MembershipDatagramHandler: ChannelInboundHandler {
         let envelope = unwrapInboundIn(data)
         guard let node = handle.node else { return }
         do {
-            switch try node.codec.decode(frame: envelope.data) {
+            let (frameEnvelope, message) = try node.codec.decodeFrame(envelope.data)
+            switch message {
             case .membership(let packet):
+                if let rejection = node.admitDatagram(frameEnvelope, from: packet) { throw rejection }
                 node.onMembershipPacket(packet)
             case .unknown:
                 break

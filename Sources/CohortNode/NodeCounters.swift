@@ -6,12 +6,21 @@ public struct NodeCounters: Hashable, Sendable {
     /// Frames that failed authentication or decoding (the connection was closed, or the
     /// datagram dropped).
     public var framesRejected = 0
+    /// Of ``framesRejected``: authenticated frames refused by replay protection (seen
+    /// before, older than the window, or sealed for another process or sender).
+    public var framesReplayed = 0
     /// Messages dropped because a peer's send queue was full.
     public var sendQueueDrops = 0
     /// Acknowledged writes that completed without every ack (timeout).
     public var degradedCommits = 0
     /// Connections to peers (re)established.
     public var peerConnects = 0
+    /// Successful ``ClusterNode/reloadKeys(_:)`` calls (key roll steps).
+    public var keyReloads = 0
+    /// New sessions refused because the node held its maximum (HTTP 503).
+    public var sessionsRefused = 0
+    /// Session writes refused for breaking a per-session bound (HTTP 413).
+    public var sessionWritesRefused = 0
     /// Conflicts already logged (the engine counts them).
     var conflictsLogged = 0
 }
@@ -19,6 +28,9 @@ public struct NodeCounters: Hashable, Sendable {
 /// The metrics handles, created once per node.
 struct NodeMetrics: Sendable {
     let framesRejected: Counter
+    let framesReplayed: Counter
+    let sessionsRefused: Counter
+    let sessionWritesRefused: Counter
     let sendQueueDrops: Counter
     let degradedCommits: Counter
     let commits: Counter
@@ -27,6 +39,9 @@ struct NodeMetrics: Sendable {
     init(node: String) {
         let dimensions = [("node", node)]
         framesRejected = Counter(label: "cohort_frames_rejected_total", dimensions: dimensions)
+        framesReplayed = Counter(label: "cohort_frames_replayed_total", dimensions: dimensions)
+        sessionsRefused = Counter(label: "cohort_sessions_refused_total", dimensions: dimensions)
+        sessionWritesRefused = Counter(label: "cohort_session_writes_refused_total", dimensions: dimensions)
         sendQueueDrops = Counter(label: "cohort_send_queue_drops_total", dimensions: dimensions)
         degradedCommits = Counter(label: "cohort_degraded_commits_total", dimensions: dimensions)
         commits = Counter(label: "cohort_commits_total", dimensions: dimensions)

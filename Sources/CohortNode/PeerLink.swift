@@ -3,6 +3,8 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
+import NIOTLS
 
 /// The outbound TCP connection from this node to one peer, carrying replication frames.
 ///
@@ -14,15 +16,18 @@ import NIOPosix
 /// - A failed connect or a lost connection is retried with exponential backoff until the
 ///   link is closed (the peer left or died).
 ///
-/// Every connection starts with a `hello` frame naming this node.
+/// Every connection starts with a `hello` frame naming this node, encoded when the
+/// connection is made (so it is sealed with the key current at that moment).
 final class PeerLink: Sendable {
     let peer: NodeID
     private let eventLoop: any EventLoop
-    private let hello: ByteBuffer
+    private let hello: @Sendable () -> ByteBuffer
     private let maxPendingBytes: Int
     private let maxBackoff: Duration
     private let logger: Logger
     private let onReachability: @Sendable (Bool) -> Void
+    /// Mutual TLS for the connection (`nil`: plain TCP; frames are sealed either way).
+    private let tls: ClusterTLS?
     private let state: NIOLockedValueBox<State>
 
     private struct State {
@@ -36,12 +41,14 @@ final class PeerLink: Sendable {
     init(
         peer: NodeID,
         eventLoop: any EventLoop,
-        hello: ByteBuffer,
+        hello: @escaping @Sendable () -> ByteBuffer,
         maxPendingBytes: Int,
         maxBackoff: Duration,
         logger: Logger,
+        tls: ClusterTLS? = nil,
         onReachability: @escaping @Sendable (Bool) -> Void
     ) {
+        self.tls = tls
         self.peer = peer
         self.eventLoop = eventLoop
         self.hello = hello
@@ -110,6 +117,11 @@ final class PeerLink: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls = self.tls {
+                        // The server's certificate must be the cluster CA's and name the peer.
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tls.clientContext, serverHostname: self.peer.name))
+                    }
                     try channel.pipeline.syncOperations.addHandler(PeerLinkHandler(link: self))
                 }
             }
@@ -130,7 +142,7 @@ final class PeerLink: Sendable {
         let accepted: Bool = state.withLockedValue { state in
             guard !state.closed else { return false }
             state.channel = channel
-            state.failedAttempts = 0
+            if tls == nil { state.failedAttempts = 0 }
             return true
         }
         guard accepted else {
@@ -138,10 +150,22 @@ final class PeerLink: Sendable {
             return
         }
         logger.debug("connected to peer")
-        onReachability(true)
-        channel.write(hello, promise: nil)
+        // With TLS, the peer is reachable only once the handshake proved who it is
+        // (``handshakeCompleted()``); frames written before wait inside the TLS handler.
+        if tls == nil { onReachability(true) }
+        channel.write(hello(), promise: nil)
         flush()
         channel.flush()
+    }
+
+    /// The TLS handshake on `channel` succeeded: the peer is who it should be.
+    fileprivate func handshakeCompleted(_ channel: any Channel) {
+        let current: Bool = state.withLockedValue { state in
+            guard let current = state.channel, current === channel else { return false }
+            state.failedAttempts = 0
+            return true
+        }
+        if current { onReachability(true) }
     }
 
     fileprivate func disconnected(_ channel: any Channel) {
@@ -184,6 +208,11 @@ private final class PeerLinkHandler: ChannelInboundHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable { link.flush() }
         context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent { link.handshakeCompleted(context.channel) }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -10,9 +10,10 @@ internal import Foundation
 /// (ChaCha20-Poly1305, see ``FrameCodec``).
 ///
 /// Generate one with `cohort` (``generate()``), store ``fileContents`` in a file readable
-/// only by the service user, and give every node the same file. Rotating it means
-/// restarting the cluster with the new file (a node with another key cannot talk to the
-/// cluster: its frames fail with ``WireError/wrongKey``).
+/// only by the service user, and give every node the same file. A node holds its keys in
+/// a ``Keyring`` (one key sends, several may be accepted), which is how a cluster rolls to
+/// a new key without a restart (SECURITY.md). A node without any of the sender's keys
+/// cannot talk to the cluster: its frames fail with ``WireError/wrongKey``.
 ///
 /// The key never appears in `description` or logs; only its ``keyID`` does.
 public struct ClusterKey: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {

@@ -2,7 +2,7 @@ internal import NIOCore
 
 /// The fixed 8-byte header that starts every frame, and the frame format it announces.
 ///
-/// # The Cohort frame, version 1
+/// # The Cohort frame, version 2
 ///
 /// Every message between nodes travels as one frame: one UDP datagram carries exactly one
 /// frame (membership), and a TCP connection carries a stream of frames that
@@ -12,7 +12,7 @@ internal import NIOCore
 ///  0       1       2       3       4       5       6       7       8
 ///  +-------+-------+-------+-------+-------+-------+-------+-------+
 ///  | 0x43  | 0x48  |version| keyID |      payload length (u32)     |   header, 8 bytes
-///  |  'C'  |  'H'  |  = 1  |       | bytes after the header (n)    |
+///  |  'C'  |  'H'  |  = 2  |       | bytes after the header (n)    |
 ///  +-------+-------+-------+-------+-------+-------+-------+-------+
 ///  |                      payload (n bytes) ...                    |
 ///  +---------------------------------------------------------------+
@@ -25,8 +25,12 @@ internal import NIOCore
 ///  insecure (keyID = 0, `--insecure`):
 ///  payload = plaintext
 ///
-///  plaintext = type (u8) | body
+///  plaintext = envelope (24) | type (u8) | body
+///  envelope  = sender boot id (u64) | receiver uid (u64, 0 = any) | sequence (u64)
 /// ```
+///
+/// The envelope (``FrameEnvelope``, new in version 2) is what replay protection checks;
+/// version 1 had none.
 ///
 /// | type | message                        | body |
 /// |-----:|--------------------------------|------|
@@ -67,8 +71,8 @@ internal import NIOCore
 struct FrameHeader: Hashable, Sendable {
     static let byteCount = 8
     static let magic: (UInt8, UInt8) = (0x43, 0x48)  // "CH"
-    /// The only version this code speaks.
-    static let currentVersion: UInt8 = 1
+    /// The only version this code speaks (2: the plaintext starts with a ``FrameEnvelope``).
+    static let currentVersion: UInt8 = 2
     /// The key ID of an insecure (unsealed) frame.
     static let insecureKeyID: UInt8 = 0
 

@@ -11,6 +11,9 @@ internal import Foundation
 public enum FrameProtection: Sendable {
     /// Sealed with ChaCha20-Poly1305 under the cluster key (the default).
     case sealed(ClusterKey)
+    /// Sealed with the keyring's sending key; frames sealed with any of its accepted keys
+    /// are accepted (a key roll in progress). `.sealed(key)` is the one-key keyring.
+    case keyring(Keyring)
     /// `--insecure`: plaintext frames with key ID 0, for a trusted network or debugging.
     /// Anyone who can reach the ports can then read sessions and forge messages.
     case insecure
@@ -25,8 +28,9 @@ public enum FrameProtection: Sendable {
 ///
 /// Decoding checks, in order: header (magic, version, length limit), that the frame has
 /// exactly the announced length, the key ID (``WireError/wrongKey``), authentication
-/// (``WireError/authenticationFailed``), and only then the message: nothing of an
-/// unauthenticated sealed frame is parsed.
+/// (``WireError/authenticationFailed``), and only then the envelope and the message:
+/// nothing of an unauthenticated sealed frame is parsed. Replay checks on the envelope
+/// are the receiver's (``ReplayWindow``); the codec has no state.
 public struct FrameCodec: Sendable {
     public let protection: FrameProtection
     public let limits: WireLimits
@@ -40,18 +44,38 @@ public struct FrameCodec: Sendable {
         self.limits = limits
     }
 
-    /// The key ID this codec writes and expects: the cluster key's, or 0 when insecure.
+    /// The key ID this codec writes: the (sending) cluster key's, or 0 when insecure.
     public var keyID: UInt8 {
         switch protection {
         case .sealed(let key): key.keyID
+        case .keyring(let keyring): keyring.sendingKey.keyID
         case .insecure: FrameHeader.insecureKeyID
         }
     }
 
-    /// Encodes `message` as one whole frame, header included.
-    public func encode(_ message: WireMessage) -> ByteBuffer {
+    /// The key frames are sealed with; `nil` when insecure.
+    var sendingKey: ClusterKey? {
+        switch protection {
+        case .sealed(let key): key
+        case .keyring(let keyring): keyring.sendingKey
+        case .insecure: nil
+        }
+    }
+
+    /// The keys that may open a frame with key ID `keyID`; `nil` when insecure.
+    func openingKeys(forKeyID keyID: UInt8) -> [ClusterKey]? {
+        switch protection {
+        case .sealed(let key): key.keyID == keyID ? [key] : []
+        case .keyring(let keyring): keyring.keys(withID: keyID)
+        case .insecure: nil
+        }
+    }
+
+    /// Encodes `message` as one whole frame, header included, with `envelope` (see
+    /// ``FrameEnvelope``; nodes always give one, tests and tools may leave it out).
+    public func encode(_ message: WireMessage, envelope: FrameEnvelope = .unsequenced) -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: 256)
-        encode(message, into: &buffer)
+        encode(message, envelope: envelope, into: &buffer)
         return buffer
     }
 
@@ -60,18 +84,19 @@ public struct FrameCodec: Sendable {
     ///
     /// The encoder does not check ``WireLimits``: callers keep messages within them
     /// (a frame over the receiver's ``WireLimits/maxFrameLength`` is rejected there).
-    public func encode(_ message: WireMessage, into buffer: inout ByteBuffer) {
+    public func encode(_ message: WireMessage, envelope: FrameEnvelope = .unsequenced, into buffer: inout ByteBuffer) {
         let frameStart = buffer.writerIndex
         let lengthIndex = buffer.writeCohortFrameHeader(keyID: keyID, payloadLength: 0)
         let plaintextStart = buffer.writerIndex
+        buffer.writeCohortFrameEnvelope(envelope)
         buffer.writeCohortWireMessage(message)
         let plaintextLength = buffer.writerIndex - plaintextStart
 
-        switch protection {
-        case .insecure:
+        switch sendingKey {
+        case nil:
             buffer.setInteger(Self.payloadLengthField(plaintextLength), at: lengthIndex, endianness: .big)
 
-        case .sealed(let key):
+        case let key?:
             // The header (with the final length) is the authenticated data, so fix the
             // length first; then seal the plaintext in place and replace it by
             // nonce | ciphertext | tag.
@@ -104,6 +129,12 @@ public struct FrameCodec: Sendable {
     /// - Throws: ``WireError``; the caller closes the connection (or drops the datagram).
     ///   A message type this node does not know decodes as ``WireMessage/unknown(type:)``.
     public func decode(frame: ByteBuffer) throws(WireError) -> WireMessage {
+        try decodeFrame(frame).message
+    }
+
+    /// Decodes one whole frame like ``decode(frame:)`` and also returns its envelope, for
+    /// the receiver's replay checks (the codec itself keeps no state).
+    public func decodeFrame(_ frame: ByteBuffer) throws(WireError) -> (envelope: FrameEnvelope, message: WireMessage) {
         guard let header = try FrameHeader.peek(in: frame, maxFrameLength: limits.maxFrameLength) else {
             throw .truncated
         }
@@ -111,20 +142,34 @@ public struct FrameCodec: Sendable {
         guard frame.readableBytes == header.frameLength else {
             throw .malformed("\(frame.readableBytes - header.frameLength) bytes after the frame")
         }
-        guard header.keyID == keyID else { throw .wrongKey(got: header.keyID, expected: keyID) }
-
         var plaintext: ByteBuffer
-        switch protection {
-        case .insecure:
+        switch openingKeys(forKeyID: header.keyID) {
+        case nil:
+            guard header.keyID == FrameHeader.insecureKeyID else { throw .wrongKey(got: header.keyID, expected: keyID) }
             plaintext = frame
             plaintext.moveReaderIndex(forwardBy: FrameHeader.byteCount)
-        case .sealed(let key):
-            plaintext = try Self.open(frame: frame, key: key)
+        case let keys?:
+            guard !keys.isEmpty else { throw .wrongKey(got: header.keyID, expected: keyID) }
+            plaintext = try Self.open(frame: frame, keys: keys)
         }
-        return try plaintext.readCohortWireMessage(limits: limits)
+        let envelope = try plaintext.readCohortFrameEnvelope()
+        return (envelope, try plaintext.readCohortWireMessage(limits: limits))
     }
 
-    /// Authenticates and decrypts a sealed frame whose header was validated.
+    /// Authenticates and decrypts a sealed frame whose header was validated, with the
+    /// first of `keys` that opens it.
+    private static func open(frame: ByteBuffer, keys: [ClusterKey]) throws(WireError) -> ByteBuffer {
+        var failure = WireError.authenticationFailed
+        for key in keys {
+            do throws(WireError) {
+                return try open(frame: frame, key: key)
+            } catch {
+                failure = error
+            }
+        }
+        throw failure
+    }
+
     private static func open(frame: ByteBuffer, key: ClusterKey) throws(WireError) -> ByteBuffer {
         guard frame.readableBytes >= FrameHeader.byteCount + nonceByteCount + tagByteCount else {
             throw .authenticationFailed

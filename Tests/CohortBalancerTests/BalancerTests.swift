@@ -193,7 +193,7 @@ struct BalancerTests {
         }
     }
 
-    @Test("too many or too large request headers get 431")
+    @Test("too many or too large request headers get 431, counted")
     func headerLimits() async throws {
         try await withHarness { (h: Harness) async throws in
             let many = (0..<101).map { ("x-h\($0)", "v") }
@@ -201,6 +201,8 @@ struct BalancerTests {
             let large = [("x-big", String(repeating: "v", count: 33 * 1024))]
             #expect(try await h.get(headers: large).status == 431)
             #expect(try await h.get().status == 200)
+            #expect(h.balancer.refusals.count(.headersTooLarge) == 2)
+            #expect(h.balancer.refusals.count(.bodyTooLarge) == 0)
         }
     }
 
@@ -209,6 +211,7 @@ struct BalancerTests {
         try await withHarness(configure: { $0.maxRequestBodyBytes = 16 }) { (h: Harness) async throws in
             #expect(try await h.post(String(repeating: "x", count: 17)).status == 413)
             #expect(try await h.post(String(repeating: "x", count: 16)).status == 200)
+            #expect(h.balancer.refusals.count(.bodyTooLarge) == 1)
         }
     }
 

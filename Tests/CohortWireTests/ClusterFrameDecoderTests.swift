@@ -64,7 +64,7 @@ struct ClusterFrameDecoderTests {
     @Test("an unsupported version is refused before the rest of the header")
     func unsupportedVersion() {
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(ClusterFrameDecoder()))
-        #expect(throws: WireError.unsupportedVersion) { try channel.writeInbound(ByteBuffer(bytes: [0x43, 0x48, 0x02])) }
+        #expect(throws: WireError.unsupportedVersion) { try channel.writeInbound(ByteBuffer(bytes: [0x43, 0x48, 0x01])) }
         _ = try? channel.finish()
     }
 

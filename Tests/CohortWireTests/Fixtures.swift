@@ -105,7 +105,7 @@ extension ByteBuffer {
 }
 
 /// A frame with the given header fields around `payload` (no sealing).
-func rawFrame(keyID: UInt8 = 0, length: UInt32? = nil, version: UInt8 = 1, payload: [UInt8]) -> ByteBuffer {
+func rawFrame(keyID: UInt8 = 0, length: UInt32? = nil, version: UInt8 = 2, payload: [UInt8]) -> ByteBuffer {
     var buffer = ByteBuffer()
     buffer.writeBytes([0x43, 0x48, version, keyID])
     buffer.writeInteger(length ?? UInt32(payload.count), endianness: .big)
@@ -113,9 +113,15 @@ func rawFrame(keyID: UInt8 = 0, length: UInt32? = nil, version: UInt8 = 1, paylo
     return buffer
 }
 
-/// The plaintext of an insecure frame (type byte and body).
+/// The message part of an insecure frame's plaintext (type byte and body, without the
+/// 24-byte envelope).
 func insecurePlaintext(_ message: WireMessage) -> [UInt8] {
-    Array(Fixtures.insecure.encode(message).bytes.dropFirst(8))
+    Array(Fixtures.insecure.encode(message).bytes.dropFirst(8 + FrameEnvelope.byteCount))
+}
+
+/// An insecure frame around `plaintext` (type byte and body), with an all-zero envelope.
+func insecureFrame(_ plaintext: [UInt8], version: UInt8 = 2) -> ByteBuffer {
+    rawFrame(version: version, payload: Array(repeating: 0, count: FrameEnvelope.byteCount) + plaintext)
 }
 
 /// `bytes` with the big-endian u32 at `offset` replaced.

@@ -72,7 +72,7 @@ struct FuzzTests {
                 }
             }
             do {
-                let message = try Fixtures.insecure.decode(frame: rawFrame(payload: plaintext))
+                let message = try Fixtures.insecure.decode(frame: insecureFrame(plaintext))
                 #expect(try Fixtures.insecure.decode(frame: Fixtures.insecure.encode(message)) == message, "iteration \(iteration): \(message)")
             } catch {
                 rejected += 1
@@ -90,7 +90,7 @@ struct FuzzTests {
             let type = types[Int.random(in: 0..<types.count, using: &generator)]
             let body = Self.randomBytes(count: Int.random(in: 0...64, using: &generator), using: &generator)
             do {
-                _ = try Fixtures.insecure.decode(frame: rawFrame(payload: [type] + body))
+                _ = try Fixtures.insecure.decode(frame: insecureFrame([type] + body))
             } catch {
                 rejected += 1
             }

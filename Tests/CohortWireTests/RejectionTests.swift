@@ -18,7 +18,7 @@ struct RejectionTests {
         badMagic[1] = 0x49
         #expect(throws: WireError.badMagic) { try codec.decode(frame: ByteBuffer(bytes: badMagic)) }
         #expect(throws: WireError.badMagic) { try codec.decode(frame: ByteBuffer(string: "GET / HTTP/1.1\r\n\r\n")) }
-        #expect(throws: WireError.unsupportedVersion) { try codec.decode(frame: rawFrame(version: 2, payload: payload)) }
+        #expect(throws: WireError.unsupportedVersion) { try codec.decode(frame: rawFrame(version: 1, payload: payload)) }
         #expect(throws: WireError.unsupportedVersion) { try codec.decode(frame: rawFrame(version: 0, payload: payload)) }
         // The length is judged before anything else: no payload needs to be present.
         #expect(throws: WireError.frameTooLarge) { try codec.decode(frame: rawFrame(length: .max, payload: [])) }
@@ -50,7 +50,7 @@ struct RejectionTests {
         let plaintext = insecurePlaintext(message)
         for length in 0..<plaintext.count {
             #expect(throws: WireError.malformed, "cut at \(length) of \(plaintext.count)") {
-                try codec.decode(frame: rawFrame(payload: Array(plaintext[..<length])))
+                try codec.decode(frame: insecureFrame(Array(plaintext[..<length])))
             }
         }
     }
@@ -115,9 +115,9 @@ struct RejectionTests {
         let entry = try #require(Self.trailingCounts.first { $0.0 == field })
         let message = entry.1
         let plaintext = insecurePlaintext(message)
-        #expect(try codec.decode(frame: rawFrame(payload: plaintext)) == message)
+        #expect(try codec.decode(frame: insecureFrame(plaintext)) == message)
         let hostile = patchingUInt32(plaintext, at: plaintext.count - 4 - entry.trailer, to: count)
-        #expect(throws: WireError.malformed) { try codec.decode(frame: rawFrame(payload: hostile)) }
+        #expect(throws: WireError.malformed) { try codec.decode(frame: insecureFrame(hostile)) }
         var unlimited = WireLimits()
         unlimited.maxAttributes = .max
         unlimited.maxAttributeValueLength = .max
@@ -126,7 +126,7 @@ struct RejectionTests {
         unlimited.maxGossip = .max
         unlimited.maxOfferEntries = .max
         let unlimitedCodec = FrameCodec(protection: .insecure, limits: unlimited)
-        #expect(throws: WireError.malformed) { try unlimitedCodec.decode(frame: rawFrame(payload: hostile)) }
+        #expect(throws: WireError.malformed) { try unlimitedCodec.decode(frame: insecureFrame(hostile)) }
     }
 
     @Test("counts over the limits are malformed")
@@ -171,8 +171,8 @@ struct RejectionTests {
 
     @Test("a string length beyond the frame is malformed")
     func hostileStringLength() {
-        #expect(throws: WireError.malformed) { try codec.decode(frame: rawFrame(payload: [12, 0xFF, 0xFF])) }
-        #expect(throws: WireError.malformed) { try codec.decode(frame: rawFrame(payload: [12, 0x00, 0x20] + Array(repeating: 0x41, count: 31))) }
+        #expect(throws: WireError.malformed) { try codec.decode(frame: insecureFrame([12, 0xFF, 0xFF])) }
+        #expect(throws: WireError.malformed) { try codec.decode(frame: insecureFrame([12, 0x00, 0x20] + Array(repeating: 0x41, count: 31))) }
     }
 
     // MARK: Field rules
@@ -221,7 +221,7 @@ struct RejectionTests {
         plaintext[offsets.status] = Membership.Status.left.rawValue
         plaintext[offsets.role] = Membership.Role.observer.rawValue
         plaintext[offsets.kind] = 0  // ping: needs a sequence
-        let ping = try codec.decode(frame: rawFrame(payload: plaintext + Array(repeating: 0, count: 8)))
+        let ping = try codec.decode(frame: insecureFrame(plaintext + Array(repeating: 0, count: 8)))
         guard case .membership(let packet) = ping else {
             Issue.record("decoded \(ping)")
             return
@@ -234,7 +234,7 @@ struct RejectionTests {
         for (offset, value) in [(offsets.status, UInt8(4)), (offsets.status, 255), (offsets.role, 2), (offsets.flag, 2), (offsets.kind, 4), (offsets.kind, 255)] {
             var patched = original
             patched[offset] = value
-            #expect(throws: WireError.malformed, "byte \(offset) = \(value)") { try codec.decode(frame: rawFrame(payload: patched)) }
+            #expect(throws: WireError.malformed, "byte \(offset) = \(value)") { try codec.decode(frame: insecureFrame(patched)) }
         }
 
         // delta: ... | u8 invalidated | u32 count | u8 kind | name "a" | u64 maxLifetime | u8 renamed
@@ -244,7 +244,7 @@ struct RejectionTests {
         for (offset, value) in [(delta.count - 13, UInt8(2)), (delta.count - 13, 0), (delta.count - 18, 2), (delta.count - 1, 2)] {
             var patched = delta
             patched[offset] = value
-            #expect(throws: WireError.malformed, "byte \(offset) = \(value)") { try codec.decode(frame: rawFrame(payload: patched)) }
+            #expect(throws: WireError.malformed, "byte \(offset) = \(value)") { try codec.decode(frame: insecureFrame(patched)) }
         }
     }
 
@@ -257,7 +257,7 @@ struct RejectionTests {
         var utf8 = snapshot(["\u{E9}": []])
         #expect(Array(utf8[(utf8.count - 32)..<(utf8.count - 26)]) == [0xC3, 0xA9, 0, 0, 0, 0])
         utf8[utf8.count - 32] = 0xFF
-        #expect(throws: WireError.malformed) { try codec.decode(frame: rawFrame(payload: utf8)) }
+        #expect(throws: WireError.malformed) { try codec.decode(frame: insecureFrame(utf8)) }
 
         // The last "b" is the attribute name (attributes come last).
         var repeated = snapshot(["a": [1], "b": [1]])
@@ -266,7 +266,7 @@ struct RejectionTests {
             return
         }
         repeated[bIndex] = UInt8(ascii: "a")
-        #expect(throws: WireError.malformed) { try codec.decode(frame: rawFrame(payload: repeated)) }
+        #expect(throws: WireError.malformed) { try codec.decode(frame: insecureFrame(repeated)) }
 
         // ... | u64 maxIdle | u64 idleFor | u32 count | version base (10) | u64 age | u64 maxLifetime.
         // Durations are bounded by Int64 nanoseconds.
@@ -279,9 +279,9 @@ struct RejectionTests {
                     Array(patched[offset..<offset + 8]), at: 0, to: UInt32(milliseconds >> 32)
                 ), at: 4, to: UInt32(truncatingIfNeeded: milliseconds))[...]
                 if valid {
-                    #expect(throws: Never.self) { try codec.decode(frame: rawFrame(payload: patched)) }
+                    #expect(throws: Never.self) { try codec.decode(frame: insecureFrame(patched)) }
                 } else {
-                    #expect(throws: WireError.malformed) { try codec.decode(frame: rawFrame(payload: patched)) }
+                    #expect(throws: WireError.malformed) { try codec.decode(frame: insecureFrame(patched)) }
                 }
             }
         }

@@ -11,13 +11,13 @@ import NIOCore
 public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let frame = ByteBuffer(bytes: UnsafeRawBufferPointer(start: start, count: count))
 
-    if let message = try? FuzzSupport.insecure.decode(frame: frame) {
-        FuzzSupport.checkRoundTrip(message, codec: FuzzSupport.insecure, context: "frames/insecure")
-        FuzzSupport.checkRoundTrip(message, codec: FuzzSupport.sealed, context: "frames/insecure->sealed")
+    if let (envelope, message) = try? FuzzSupport.insecure.decodeFrame(frame) {
+        FuzzSupport.checkRoundTrip(message, codec: FuzzSupport.insecure, context: "frames/insecure", envelope: envelope)
+        FuzzSupport.checkRoundTrip(message, codec: FuzzSupport.sealed, context: "frames/insecure->sealed", envelope: envelope)
     }
-    if let message = try? FuzzSupport.sealed.decode(frame: frame) {
+    if let (envelope, message) = try? FuzzSupport.sealed.decodeFrame(frame) {
         // Only reachable from a seed sealed with the fixed key (the fuzzer cannot forge tags).
-        FuzzSupport.checkRoundTrip(message, codec: FuzzSupport.sealed, context: "frames/sealed")
+        FuzzSupport.checkRoundTrip(message, codec: FuzzSupport.sealed, context: "frames/sealed", envelope: envelope)
     }
     return 0
 }

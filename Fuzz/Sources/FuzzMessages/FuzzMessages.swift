@@ -3,14 +3,16 @@ import CohortWire
 import FuzzSupport
 import NIOCore
 
-/// The message decoders: the input is a plaintext (type byte and body), put under a valid
-/// insecure header with the right length, so every input reaches the body parsers (the
-/// fuzzer need not discover the header's magic and length). Same rules as `FuzzFrames`.
+/// The message decoders: the input is a message (type byte and body), put behind a fixed
+/// envelope under a valid insecure header with the right length, so every input reaches
+/// the body parsers (the fuzzer need not discover the header's magic, length and the
+/// 24-byte envelope). Same rules as `FuzzFrames`.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
-    var frame = ByteBufferAllocator().buffer(capacity: 8 + count)
-    frame.writeBytes([0x43, 0x48, 1, 0])  // magic "CH", version 1, key ID 0 (insecure)
-    frame.writeInteger(UInt32(truncatingIfNeeded: count), endianness: .big)
+    var frame = ByteBufferAllocator().buffer(capacity: 8 + FrameEnvelope.byteCount + count)
+    frame.writeBytes([0x43, 0x48, 2, 0])  // magic "CH", version 2, key ID 0 (insecure)
+    frame.writeInteger(UInt32(truncatingIfNeeded: FrameEnvelope.byteCount + count), endianness: .big)
+    frame.writeBytes(FuzzSupport.envelopeBytes)
     frame.writeBytes(UnsafeRawBufferPointer(start: start, count: count))
 
     if let message = try? FuzzSupport.insecure.decode(frame: frame) {

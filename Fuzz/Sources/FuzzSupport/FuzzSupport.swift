@@ -28,18 +28,29 @@ public enum FuzzSupport {
     /// Traps unless `message` survives encoding and decoding with `codec` unchanged.
     /// `message` came out of a decoder, so it is within the limits; a failure here is a
     /// real bug (an encoder/decoder mismatch), not hostile input being rejected.
-    public static func checkRoundTrip(_ message: WireMessage, codec: FrameCodec, context: StaticString) {
-        let encoded = codec.encode(message)
-        let again: WireMessage
+    public static func checkRoundTrip(_ message: WireMessage, codec: FrameCodec, context: StaticString, envelope: FrameEnvelope = FuzzSupport.envelope) {
+        let encoded = codec.encode(message, envelope: envelope)
+        let again: (envelope: FrameEnvelope, message: WireMessage)
         do {
-            again = try codec.decode(frame: encoded)
+            again = try codec.decodeFrame(encoded)
         } catch {
             fatalError("fuzz[\(context)]: re-encoded message does not decode (\(error)): \(message)")
         }
-        guard again == message else {
-            fatalError("fuzz[\(context)]: round trip changed the message:\n  decoded:    \(message)\n  re-decoded: \(again)")
+        guard again.message == message, again.envelope == envelope else {
+            fatalError("fuzz[\(context)]: round trip changed the frame:\n  decoded:    \(envelope) \(message)\n  re-decoded: \(again)")
         }
     }
+
+    /// The envelope of seeds and of the `messages` harness's frames.
+    public static let envelope = FrameEnvelope(sender: 0x0102_0304_0506_0708, receiver: 0x1112_1314_1516_1718, sequence: 42)
+    /// ``envelope`` as it is on the wire.
+    public static let envelopeBytes: [UInt8] = {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(envelope.sender, endianness: .big)
+        buffer.writeInteger(envelope.receiver, endianness: .big)
+        buffer.writeInteger(envelope.sequence, endianness: .big)
+        return Array(buffer.readableBytesView)
+    }()
 
     // MARK: Sample messages
 
@@ -107,17 +118,17 @@ public enum FuzzSupport {
     public static func seeds(forHarness harness: String) -> [(name: String, bytes: [UInt8])] {
         var seeds: [(name: String, bytes: [UInt8])] = []
         for (name, message) in sampleMessages {
-            let frame = Array(insecure.encode(message).readableBytesView)
+            let frame = Array(insecure.encode(message, envelope: envelope).readableBytesView)
             switch harness {
             case "messages":
-                seeds.append((name, Array(frame.dropFirst(8))))
+                seeds.append((name, Array(frame.dropFirst(8 + FrameEnvelope.byteCount))))
             default:
                 seeds.append(("insecure-\(name)", frame))
             }
         }
         if harness != "messages" {
             for (name, message) in sampleMessages.prefix(3) {
-                seeds.append(("sealed-\(name)", Array(sealed.encode(message).readableBytesView)))
+                seeds.append(("sealed-\(name)", Array(sealed.encode(message, envelope: envelope).readableBytesView)))
             }
         }
         return seeds
