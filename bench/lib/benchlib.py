@@ -185,8 +185,9 @@ class CohortCluster:
     """`cohort node` processes n1..nK on http BASE+1.., cluster CBASE+1..; optional
     `cohort balancer` on BASE and nginx (from `cohort config nginx`) on NGINX_PORT."""
 
-    def __init__(self, tag, http_base, cluster_base, nodes=3, durability="acknowledged"):
+    def __init__(self, tag, http_base, cluster_base, nodes=3, durability="acknowledged", env=None):
         self.tag, self.http_base, self.cluster_base = tag, http_base, cluster_base
+        self.env = env
         self.names = [f"n{i}" for i in range(1, nodes + 1)]
         self.durability = durability
 
@@ -207,7 +208,7 @@ class CohortCluster:
         return argv
 
     def start_node(self, name):
-        return spawn(self.label(name), self.node_argv(name))
+        return spawn(self.label(name), self.node_argv(name), env=self.env)
 
     def health(self, name):
         try:

@@ -2,7 +2,7 @@
 """Markdown tables from bench/results/*.json: medians (min–max over repetitions) and
 ratios computed per round (the two configurations measured back to back in the same
 round), then summarised the same way.
-Usage: report.py [RESULTS_DIR=bench/results]"""
+Usage: report.py [RESULTS_DIR=bench/results]; THROUGHPUT=file.json picks another throughput result."""
 import json, os, statistics, sys
 from benchlib import BENCH, med_spread
 
@@ -22,7 +22,7 @@ def ratios(runs, a, b, key, conns):
     return [v[a] / v[b] for v in by.values() if a in v and b in v and v[b]]
 
 
-t = load("throughput.json")
+t = load(os.environ.get("THROUGHPUT", "throughput.json"))
 if t:
     runs = t["runs"]
     print(f"### Throughput ({t['started']}, {t['dur_s']} s runs, {t['reps']} reps, `{t['command']}`)\n")
