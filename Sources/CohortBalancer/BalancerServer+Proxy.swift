@@ -93,7 +93,8 @@ extension BalancerServer {
                     }
                     let wantsKeepAlive = head.isKeepAlive && !connections.isShuttingDown
                     let keepAlive = try await forward(head: head, body: requestBody, clientIP: clientIP,
-                                                      keepAlive: wantsKeepAlive, outbound: outbound)
+                                                      keepAlive: wantsKeepAlive, eventLoop: channel.eventLoop,
+                                                      outbound: outbound)
                     if case .streamed(let stream) = requestBody { parts = stream.parts }
                     if !keepAlive || !requestBody.isFinished { break }
                 }
@@ -115,7 +116,7 @@ extension BalancerServer {
     /// twice); a timeout is retried once for idempotent methods. Each backend is tried at
     /// most once per request. A streamed body is never resent once any body byte was sent.
     func forward(head: HTTPRequestHead, body: RequestBody, clientIP: String?, keepAlive: Bool,
-                 outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws -> Bool {
+                 eventLoop: any EventLoop, outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws -> Bool {
         let route = head.headers["cookie"].lazy.compactMap {
             StickyRoute.route(fromCookieHeader: $0, cookieName: self.configuration.cookieName)
         }.first
@@ -144,7 +145,7 @@ extension BalancerServer {
             let outcome: AttemptOutcome
             do {
                 outcome = try await attempt(choice, head: upstreamHead, body: body, requestVersion: head.version,
-                                            keepAlive: keepAlive, outbound: outbound)
+                                            keepAlive: keepAlive, eventLoop: eventLoop, outbound: outbound)
             } catch {
                 table.withLockedValue { $0.onRequestFinished(choice.name) }
                 throw error
@@ -192,14 +193,16 @@ extension BalancerServer {
     /// the client; once the response head was relayed, upstream failures throw (the client
     /// connection is closed, as the response cannot be completed).
     private func attempt(_ choice: BackendTable.Choice, head: HTTPRequestHead, body: RequestBody,
-                         requestVersion: HTTPVersion, keepAlive: Bool,
+                         requestVersion: HTTPVersion, keepAlive: Bool, eventLoop: any EventLoop,
                          outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws -> AttemptOutcome {
         let upstream: UpstreamConnection
         do {
             // A streamed body gets a fresh connection: a stale pooled one would fail it
             // after body bytes were sent, when it can no longer go to another backend.
             let fresh = if case .streamed = body { true } else { false }
-            upstream = try await pool.acquire(backend: choice.name, address: choice.address, fresh: fresh).connection
+            upstream = try await pool.acquire(
+                backend: choice.name, address: choice.address, on: eventLoop, fresh: fresh
+            ).connection
         } catch {
             logger.debug("connect failed", metadata: ["balancer.backend": "\(choice.name)", "balancer.error": "\(error)"])
             return .failedBeforeSending
@@ -289,11 +292,16 @@ extension BalancerServer {
                         }
                     }
                 case .end(let trailers):
-                    if !relaying {
-                        try await writeToClient(outbound, .head(responseHead))
-                        for buffer in held { try await writeToClient(outbound, .body(.byteBuffer(buffer))) }
+                    if relaying {
+                        try await writeToClient(outbound, .end(trailers))
+                    } else {
+                        // The whole held response in one write (one flush, one hop to the loop).
+                        var parts: [HTTPServerResponsePart] = [.head(responseHead)]
+                        parts.reserveCapacity(held.count + 2)
+                        for buffer in held { parts.append(.body(.byteBuffer(buffer))) }
+                        parts.append(.end(trailers))
+                        try await writeToClient(outbound, contentsOf: parts)
                     }
-                    try await writeToClient(outbound, .end(trailers))
                     if upstreamKeepAlive {
                         pool.release(upstream, backend: choice.name)
                     } else {
@@ -319,6 +327,15 @@ extension BalancerServer {
                                _ part: HTTPServerResponsePart) async throws {
         do {
             try await outbound.write(part)
+        } catch {
+            throw ClientGone(underlying: error)
+        }
+    }
+
+    private func writeToClient(_ outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
+                               contentsOf parts: [HTTPServerResponsePart]) async throws {
+        do {
+            try await outbound.write(contentsOf: parts)
         } catch {
             throw ClientGone(underlying: error)
         }

@@ -143,7 +143,10 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
         try await listener.executeThenClose { inbound in
             try await withThrowingDiscardingTaskGroup { group in
                 for try await connection in inbound {
-                    group.addTask { await serve(connection) }
+                    // On the connection's own event loop (see EventLoopTaskExecutor).
+                    group.addTask(executorPreference: EventLoopTaskExecutor(connection.channel.eventLoop)) {
+                        await serve(connection)
+                    }
                 }
             }
         }

@@ -48,6 +48,9 @@ final class UpstreamConnection: Sendable {
     /// Writes and flushes a whole request (head, optional body, end).
     func send(head: HTTPRequestHead, body: ByteBuffer?) async throws {
         let handler = self.handler
+        if channel.eventLoop.inEventLoop {  // the usual case: the request's task runs on this loop
+            return try await handler.value.send(head: head, body: body).get()
+        }
         try await channel.eventLoop.flatSubmit {
             handler.value.send(head: head, body: body)
         }.get()
@@ -87,15 +90,25 @@ final class UpstreamConnection: Sendable {
     func nextPart(timeout: Duration?) async throws -> HTTPClientResponsePart? {
         let handler = self.handler
         let amount = timeout.map { TimeAmount.nanoseconds($0.nanosecondsClamped) }
+        if channel.eventLoop.inEventLoop {  // the usual case: the request's task runs on this loop
+            return try await handler.value.next(timeout: amount).get()
+        }
         return try await channel.eventLoop.flatSubmit {
             handler.value.next(timeout: amount)
         }.get()
     }
 
     /// Marks the connection idle (between requests): any byte that arrives now closes it.
+    ///
+    /// On the connection's loop this happens at once: the next request's `send` may follow
+    /// synchronously on the same loop and must not be overtaken by a deferred `markIdle`.
     func markIdle() {
         let handler = self.handler
-        channel.eventLoop.execute { handler.value.markIdle() }
+        if channel.eventLoop.inEventLoop {
+            handler.value.markIdle()
+        } else {
+            channel.eventLoop.execute { handler.value.markIdle() }
+        }
     }
 
     func close() {

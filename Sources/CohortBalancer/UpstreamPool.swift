@@ -4,11 +4,24 @@ import NIOCore
 
 /// Keep-alive connections to the backends, reused across client connections.
 ///
-/// Bounded: at most `maxIdlePerBackend` idle connections are kept per backend; a released
-/// connection beyond that is closed. Connections in use are bounded by the requests in
-/// flight. A connection that closes while idle removes itself. Thread-safe.
+/// Kept per backend and event loop: a request takes a connection on its client
+/// connection's loop (see ``EventLoopTaskExecutor``), so proxying a request does not
+/// switch threads. Bounded: at most `maxIdlePerBackend` idle connections are kept per
+/// backend and loop; a released connection beyond that is closed. Connections in use are
+/// bounded by the requests in flight. A connection that closes while idle removes itself.
+/// Thread-safe.
 final class UpstreamPool: Sendable {
-    private let idle = NIOLockedValueBox<[String: [UpstreamConnection]]>([:])
+    struct Key: Hashable {
+        var backend: String
+        var eventLoop: ObjectIdentifier
+
+        init(backend: String, eventLoop: any EventLoop) {
+            self.backend = backend
+            self.eventLoop = ObjectIdentifier(eventLoop)
+        }
+    }
+
+    private let idle = NIOLockedValueBox<[Key: [UpstreamConnection]]>([:])
     private let isShutDown = NIOLockedValueBox(false)
     private let group: any EventLoopGroup
     private let connectTimeout: Duration
@@ -20,17 +33,23 @@ final class UpstreamPool: Sendable {
         self.maxIdlePerBackend = max(0, maxIdlePerBackend)
     }
 
-    /// An idle connection to `backend` if one is still open (`reused: true`), else a new one
-    /// (always a new one with `fresh`). Throws only when connecting fails.
-    func acquire(backend: String, address: Address, fresh: Bool = false) async throws -> (connection: UpstreamConnection, reused: Bool) {
-        while !fresh, let candidate = idle.withLockedValue({ $0[backend]?.popLast() }) {
+    /// An idle connection to `backend` on `eventLoop` (default: any loop of the group) if
+    /// one is still open (`reused: true`), else a new one on that loop (always a new one
+    /// with `fresh`). Throws only when connecting fails.
+    func acquire(
+        backend: String, address: Address, on eventLoop: (any EventLoop)? = nil, fresh: Bool = false
+    ) async throws -> (connection: UpstreamConnection, reused: Bool) {
+        let loop = eventLoop ?? group.next()
+        let key = Key(backend: backend, eventLoop: loop)
+        while !fresh, let candidate = idle.withLockedValue({ $0[key]?.popLast() }) {
             if candidate.isActive { return (candidate, true) }
             candidate.close()
         }
-        let connection = try await UpstreamConnection.connect(to: address, group: group, timeout: connectTimeout)
+        let connection = try await UpstreamConnection.connect(to: address, group: loop, timeout: connectTimeout)
+        let connectionKey = Key(backend: backend, eventLoop: connection.channel.eventLoop)
         connection.channel.closeFuture.whenComplete { [weak self] _ in
             self?.idle.withLockedValue { table in
-                table[backend]?.removeAll { $0 === connection }
+                table[connectionKey]?.removeAll { $0 === connection }
             }
         }
         return (connection, false)
@@ -40,9 +59,10 @@ final class UpstreamPool: Sendable {
     func release(_ connection: UpstreamConnection, backend: String) {
         guard connection.isActive else { return }
         connection.markIdle()
+        let key = Key(backend: backend, eventLoop: connection.channel.eventLoop)
         let kept = idle.withLockedValue { table -> Bool in
-            guard !isShutDown.withLockedValue({ $0 }), table[backend, default: []].count < maxIdlePerBackend else { return false }
-            table[backend, default: []].append(connection)
+            guard !isShutDown.withLockedValue({ $0 }), table[key, default: []].count < maxIdlePerBackend else { return false }
+            table[key, default: []].append(connection)
             return true
         }
         if !kept { connection.close() }
@@ -58,8 +78,10 @@ final class UpstreamPool: Sendable {
         for connection in all { connection.close() }
     }
 
-    /// Idle connections currently kept for `backend` (for tests and the admin view).
+    /// Idle connections currently kept for `backend`, on all loops (for tests and the admin view).
     func idleCount(backend: String) -> Int {
-        idle.withLockedValue { $0[backend]?.count ?? 0 }
+        idle.withLockedValue { table in
+            table.reduce(0) { $0 + ($1.key.backend == backend ? $1.value.count : 0) }
+        }
     }
 }

@@ -92,6 +92,25 @@ enum DemoApp {
     static let userKey = "user"
 
     static let countKey = "count"
+    static let payloadKey = "payload"
+    /// The largest `POST /api/payload?bytes=N` accepts: with its JSON quotes it stays
+    /// within the default per-attribute bound (64 KiB).
+    static let maxPayloadBytes = 60_000
+
+    /// `POST /api/payload?bytes=N`: the session, and the size of the payload it now holds.
+    struct PayloadInfo: ResponseEncodable {
+        var id: String
+        var node: String
+        var count: Int
+        var bytes: Int
+    }
+
+    /// The payload of `POST /api/payload?bytes=N`: N ASCII bytes (stored as a JSON string,
+    /// so the attribute is N + 2 bytes), like the Tomcat anchor's `count1k.jsp`.
+    static func payload(bytes: Int) -> String {
+        let pattern = Array("0123456789abcdef".utf8)
+        return String(decoding: (0..<bytes).map { pattern[$0 % pattern.count] }, as: UTF8.self)
+    }
 
     static func make(node: ClusterNode, sessions: ClusterSessionConfiguration, address: Address, demo: Bool, logger: Logger) -> some ApplicationProtocol {
         let router = Router(context: Context.self)
@@ -136,6 +155,18 @@ enum DemoApp {
             .post("/api/logout") { _, context in
                 context.session.invalidate()
                 return HTTPResponse.Status.noContent
+            }
+            .post("/api/payload") { request, context in
+                // Benchmarks: give the session an attribute of N bytes (bounded).
+                guard let bytes = request.uri.queryParameters.get("bytes", as: Int.self),
+                    (0...maxPayloadBytes).contains(bytes)
+                else {
+                    throw HTTPError(.badRequest, message: "bytes must be an integer in 0...\(maxPayloadBytes)")
+                }
+                try context.session.set(payload(bytes: bytes), forKey: payloadKey)
+                let count = try context.session.get(Int.self, forKey: countKey) ?? 0
+                let stored = try context.session.get(String.self, forKey: payloadKey)?.utf8.count ?? 0
+                return PayloadInfo(id: context.session.id?.description ?? "", node: node.configuration.name, count: count, bytes: stored)
             }
             .get("/") { _, context in
                 let count = try context.session.get(Int.self, forKey: countKey)

@@ -39,7 +39,10 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let requested = request.cookies[configuration.cookieName].flatMap { SessionID(parsing: $0.value) }
         var context = context
-        if let requested, let stored = await node.load(id: requested) {
+        // Taking a session over from a node that cannot serve it: check the other owners
+        // for a newer copy than this node's first.
+        let takingOver = requested.map { !node.isServing(route: $0.route) } ?? false
+        if let requested, let stored = await node.load(id: requested, verify: takingOver) {
             let rebind = configuration.rebindRoutes && !node.isServing(route: stored.id.route)
             context.session = ClusterSession(
                 loaded: stored, route: rebind ? node.configuration.name : nil, servingRoute: node.configuration.name,

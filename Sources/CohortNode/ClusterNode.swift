@@ -134,21 +134,30 @@ public final class ClusterNode: Service, Sendable {
     /// The session `id`: this node's copy, or, if it holds none, the copy an owner sends
     /// when asked (fetch on miss). `nil` if no live node holds it, or if it is past its
     /// idle timeout or lifetime.
-    public func load(id: SessionID) async -> Session? {
+    ///
+    /// With `verify` (the caller takes the session over because its route node cannot
+    /// serve it), or while this node is not ready (state transfer still running), the
+    /// held copy is not trusted alone: every reachable owner is asked and the newest copy
+    /// wins, so a write acknowledged while this node lagged is never served stale.
+    public func load(id: SessionID, verify: Bool = false) async -> Session? {
         let key = id.key
         let now = self.now
         let held: Session?? = state.withLockedValue { state in
-            state.engine.session(forKey: key) == nil ? .none : .some(state.engine.usableSession(forKey: key, now: now))
+            guard !verify, state.engine.isReady, state.engine.session(forKey: key) != nil else { return .none }
+            return .some(state.engine.usableSession(forKey: key, now: now))
         }
         if let held { return held }
         let fetched = await withCheckedContinuation { (continuation: CheckedContinuation<Session?, Never>) in
             var effects: [NodeEffect] = []
             let immediate: Session?? = state.withLockedValue { state in
-                if state.engine.session(forKey: key) != nil { return .some(state.engine.usableSession(forKey: key, now: now)) }
-                let (start, directives) = state.engine.onLocalMiss(id: id, now: now)
+                let holds = state.engine.session(forKey: key) != nil
+                let checkPeers = verify || !state.engine.isReady
+                if holds && !checkPeers { return .some(state.engine.usableSession(forKey: key, now: now)) }
+                let (start, directives) = checkPeers
+                    ? state.engine.onLocalVerify(id: id, now: now) : state.engine.onLocalMiss(id: id, now: now)
                 switch start {
                 case .notFound:
-                    return .some(nil)
+                    return .some(holds ? state.engine.usableSession(forKey: key, now: now) : nil)
                 case .pending:
                     state.fetchWaiters[key, default: []].append(continuation)
                     state.absorb(directives, into: &effects)

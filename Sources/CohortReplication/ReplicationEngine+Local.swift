@@ -105,10 +105,32 @@ extension ReplicationEngine {
     /// A request names session `id`, which this node does not hold (it just joined, is not
     /// one of the session's owners, or the copy has not arrived): ask the session's other
     /// owners (every live peer if the route names no live node, so a session whose
-    /// owners all changed at once is still found). Concurrent misses share one fetch.
+    /// owners all changed at once is still found). The first copy that arrives answers.
+    /// Concurrent misses share one fetch.
     public mutating func onLocalMiss(id: SessionID, now: Instant) -> (FetchStart, [ReplicationDirective]) {
+        startFetch(id: id, newestOfAll: false, now: now)
+    }
+
+    /// This node is about to serve session `id` as its new primary (its route node cannot
+    /// serve it), or is still receiving its state transfer: its own copy may lag behind
+    /// writes other owners acknowledged (it was unreachable for a moment, or joined while
+    /// the writer did not count it yet). Ask every reachable owner and wait for all the
+    /// answers; the newest copy wins. Without a reachable owner, the held copy answers at
+    /// once (``FetchStart/notFound`` then means "use what you hold").
+    public mutating func onLocalVerify(id: SessionID, now: Instant) -> (FetchStart, [ReplicationDirective]) {
+        startFetch(id: id, newestOfAll: true, now: now)
+    }
+
+    private mutating func startFetch(id: SessionID, newestOfAll: Bool, now: Instant) -> (FetchStart, [ReplicationDirective]) {
         let key = id.key
-        if pendingFetches[key] != nil { return (.pending, []) }
+        if var pending = pendingFetches[key] {
+            if newestOfAll && !pending.newestOfAll {
+                // A fetch that takes the first answer is already out: make it wait for all.
+                pending.newestOfAll = true
+                pendingFetches[key] = pending
+            }
+            return (.pending, [])
+        }
         guard store.tombstones[key] == nil else { return (.notFound, []) }
         var asked = Set(replicaTargets(of: id))
         if case .owners = configuration.placement, !peers.contains(id.route) {
@@ -116,7 +138,7 @@ extension ReplicationEngine {
         }
         asked.subtract(unreachable)
         guard !asked.isEmpty else { return (.notFound, []) }
-        pendingFetches[key] = PendingFetch(waitingFor: asked, deadline: now + configuration.fetchTimeout)
+        pendingFetches[key] = PendingFetch(waitingFor: asked, deadline: now + configuration.fetchTimeout, newestOfAll: newestOfAll)
         return (.pending, asked.sorted().map { .send(.fetch(key: key), to: $0) })
     }
 

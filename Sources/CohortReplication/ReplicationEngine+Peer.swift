@@ -175,8 +175,14 @@ extension ReplicationEngine {
             gapRepairs[key] = repair.ackTo.isEmpty ? nil : repair
         }
         completePull(key: key, from: peer, now: now, into: &directives)
-        if pendingFetches.removeValue(forKey: key) != nil {
-            directives.append(.fetchCompleted(key: key, store.sessions[key]))
+        if var pending = pendingFetches[key] {
+            pending.waitingFor.remove(peer)
+            if pending.newestOfAll && !pending.waitingFor.isEmpty {
+                pendingFetches[key] = pending
+            } else {
+                pendingFetches[key] = nil
+                directives.append(.fetchCompleted(key: key, store.sessions[key]))
+            }
         }
     }
 

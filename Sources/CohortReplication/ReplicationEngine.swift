@@ -210,6 +210,8 @@ struct PendingCommit: Hashable, Sendable {
 struct PendingFetch: Hashable, Sendable {
     var waitingFor: Set<String>
     var deadline: Instant
+    /// Wait for every answer and keep the newest (a take-over), instead of the first copy.
+    var newestOfAll = false
 }
 
 struct GapRepair: Hashable, Sendable {

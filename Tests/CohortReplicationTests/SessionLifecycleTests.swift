@@ -142,3 +142,26 @@ import Testing
         #expect(copies[busy.key]?.holders.count == 2, "the busy session lives on two nodes")
     }
 }
+
+/// Taking a session over verifies the held copy against the other owners.
+@Suite struct TakeOverTests {
+    @Test func aTakeOverWaitsForEveryOwnerAndKeepsTheNewestCopy() {
+        let t0 = Instant(seconds: 50)
+        let id = SessionID(key: "EEEEEEEEEEEEEEEEEEEEEEEEEEE", route: "n1")
+        var n2 = ReplicationEngine(nodeName: "n2")
+        for peer in ["n1", "n3"] { _ = n2.onPeerUp(peer, now: t0) }
+        let stale = SessionSnapshot(id: id, version: SessionVersion(counter: 10, origin: "n1"), attributes: ["count": [10]], maxIdle: .seconds(60), idleFor: .zero)
+        let newest = SessionSnapshot(id: id, version: SessionVersion(counter: 11, origin: "n1"), base: stale.version, attributes: ["count": [11]], maxIdle: .seconds(60), idleFor: .zero)
+        _ = n2.onPeerMessage(.session(stale), from: "n3", now: t0)
+        // n1 (the route) died: n2 takes over and asks the others, although it holds a copy.
+        _ = n2.onPeerUnreachable("n1", now: t0)
+        let (start, asked) = n2.onLocalVerify(id: id, now: t0)
+        #expect(start == .pending)
+        #expect(asked == [.send(.fetch(key: id.key), to: "n3")])
+        let done = n2.onPeerMessage(.session(newest), from: "n3", now: t0)
+        #expect(done.contains(.fetchCompleted(key: id.key, newest.session(now: t0))))
+        // With nobody to ask, the held copy is the answer.
+        var alone = ReplicationEngine(nodeName: "n4")
+        #expect(alone.onLocalVerify(id: id, now: t0).0 == .notFound)
+    }
+}

@@ -1,0 +1,37 @@
+-- wrk -s bench/wrk/pool.lua URL -- COOKIEFILE [COOKIENAME=JSESSIONID] [METHOD=GET]
+-- Every request carries the session cookie of one session from a fixed pool of
+-- pre-created sessions (one cookie value a line in COOKIEFILE); each wrk thread cycles
+-- through the pool from its own offset, so with a pool much larger than the connection
+-- count two in-flight requests almost never share a session.
+-- Adapted from the Tomcat anchor's wrk/pool.lua (../shared/anchors/tomcat/wrk/pool.lua):
+-- the cookie name and method are parameters (Cohort: COHORTSESSION, POST /api/counter;
+-- Tomcat: JSESSIONID, GET /app/count.jsp). A POST carries an empty body (Content-Length: 0).
+local counter = 0
+
+function setup(thread)
+  thread:set("tid", counter)
+  counter = counter + 1
+end
+
+local cookies = {}
+local idx = 0
+local name = "JSESSIONID"
+local method = "GET"
+local body = nil
+
+function init(args)
+  local f = assert(io.open(args[1], "r"))
+  for line in f:lines() do
+    if #line > 0 then cookies[#cookies + 1] = line end
+  end
+  f:close()
+  if args[2] then name = args[2] end
+  if args[3] then method = args[3] end
+  if method == "POST" then body = "" end
+  idx = (tid * 7919) % #cookies
+end
+
+function request()
+  idx = idx % #cookies + 1
+  return wrk.format(method, nil, { ["Cookie"] = name .. "=" .. cookies[idx] }, body)
+end
