@@ -105,7 +105,18 @@ public enum FuzzSupport {
             id: sessionID, version: .zero, attributes: [:], maxIdle: .seconds(60), idleFor: .zero
         )))),
         ("missing", .replication(.missing(key: key1))),
-        ("removed", .replication(.removed(key: key2, version: v1))),
+        ("removed", .replication(.removed(key: key2, version: v1, reason: .invalidated))),
+        ("removed-rotated", .replication(.removed(key: key1, version: v2, reason: .rotated))),
+        ("delta-rotated", .replication(.delta(SessionDelta(
+            id: sessionID, base: v1, version: v2, changes: [.set(name: "user", value: [1])], maxIdle: .seconds(60),
+            maxLifetime: .seconds(3600), renamedFrom: key1
+        )))),
+        ("session-lifetime", .replication(.session(SessionSnapshot(
+            id: sessionID, version: v2, base: v1, attributes: ["a": [1]], maxIdle: .seconds(60), maxLifetime: .seconds(7200),
+            idleFor: .seconds(5), age: .seconds(90)
+        )))),
+        ("offer", .replication(.offer([SessionOffer(id: sessionID, version: v2), SessionOffer(id: sessionID, version: .zero)]))),
+        ("offer-end", .replication(.offerEnd)),
         ("touched", .replication(.touched(keys: [key1, key2, sessionID.key]))),
         ("touched-empty", .replication(.touched(keys: []))),
         ("unknown", .unknown(type: 200)),
