@@ -25,6 +25,8 @@ extension BalancerServer {
         public var healthCheckPath: String = "/health"
         /// Consecutive failures that mark a backend down (see `BackendTable`).
         public var failureThreshold: Int = 3
+        /// The nodes' placement (see `BackendTable.Configuration.placement`).
+        public var placement: Placement = .everyNode
         /// Request head limit: total bytes of header names and values (plus separators). Over it → 431.
         public var maxHeaderBytes: Int = 32 * 1024
         /// Request head limit: number of header fields. Over it → 431.

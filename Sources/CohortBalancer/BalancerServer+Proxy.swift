@@ -117,8 +117,8 @@ extension BalancerServer {
     /// most once per request. A streamed body is never resent once any body byte was sent.
     func forward(head: HTTPRequestHead, body: RequestBody, clientIP: String?, keepAlive: Bool,
                  eventLoop: any EventLoop, outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws -> Bool {
-        let route = head.headers["cookie"].lazy.compactMap {
-            StickyRoute.route(fromCookieHeader: $0, cookieName: self.configuration.cookieName)
+        let session = head.headers["cookie"].lazy.compactMap {
+            StickyRoute.sessionID(fromCookieHeader: $0, cookieName: self.configuration.cookieName)
         }.first
         var upstreamHead = ProxyHeaders.upstreamHead(from: head, bodyLength: body.length, clientIP: clientIP)
         let idempotent = isIdempotent(head.method)
@@ -133,7 +133,7 @@ extension BalancerServer {
         var tried: Set<String> = []
         var retriedTimeout = false
         while true {
-            guard let choice = table.withLockedValue({ $0.choose(route: route, excluding: tried) }) else {
+            guard let choice = table.withLockedValue({ $0.choose(route: session?.route, key: session?.key, excluding: tried) }) else {
                 let status: HTTPResponseStatus = tried.isEmpty ? .serviceUnavailable : .badGateway
                 logger.warning("no live backend", metadata: ["balancer.tried": "\(tried.sorted())", "http.status": "\(status.code)"])
                 let reusable = keepAlive && body.isFinished

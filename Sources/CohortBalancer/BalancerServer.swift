@@ -47,7 +47,7 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
         self.adminListener = adminListener
         self.table = NIOLockedValueBox(BackendTable(
             backends: configuration.backends,
-            configuration: .init(failureThreshold: configuration.failureThreshold)
+            configuration: .init(failureThreshold: configuration.failureThreshold, placement: configuration.placement)
         ))
         self.pool = UpstreamPool(
             group: group,

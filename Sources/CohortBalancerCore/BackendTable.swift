@@ -17,9 +17,14 @@ public struct BackendTable: Sendable {
     public struct Configuration: Hashable, Sendable {
         /// Consecutive failures (passive or active) that mark a backend down.
         public var failureThreshold: Int
+        /// The nodes' placement. With ``Placement/owners(_:)``, a session whose route node
+        /// is down goes to the node that holds a copy and becomes its primary (the same
+        /// rendezvous order the nodes compute), so it is served without a fetch.
+        public var placement: Placement
 
-        public init(failureThreshold: Int = 3) {
+        public init(failureThreshold: Int = 3, placement: Placement = .everyNode) {
             self.failureThreshold = max(1, failureThreshold)
+            self.placement = placement
         }
     }
 
@@ -65,6 +70,8 @@ extension BackendTable {
     public enum ChoiceReason: Hashable, Sendable {
         /// The request's route names this backend and it is healthy.
         case sticky
+        /// The route's backend is down; this one holds a copy of the session (owners placement).
+        case holder
         /// Least outstanding requests among healthy, non-draining backends (round-robin on ties).
         case balanced
         /// Only draining backends are left: better a draining node than an error.
@@ -90,9 +97,21 @@ extension BackendTable {
     /// outstanding requests wins; ties go round-robin from an internal cursor, which this
     /// call advances past the winner. If every remaining healthy backend is draining, one
     /// of those is chosen the same way.
-    public mutating func choose(route: String?, excluding: Set<String> = []) -> Choice? {
+    ///
+    /// With `owners(n)` placement and the session's `key`, a session whose route backend
+    /// cannot take it goes to the first healthy backend among its owners (in the nodes'
+    /// rendezvous order), which holds a copy.
+    public mutating func choose(route: String?, key: String? = nil, excluding: Set<String> = []) -> Choice? {
         if let route, let index = index(of: route), !excluding.contains(route), backends[index].acceptsRoutedRequests {
             return Choice(name: route, address: backends[index].address, reason: .sticky)
+        }
+        if let route, let key, case .owners(let count) = configuration.placement {
+            let live = backends.filter(\.acceptsRoutedRequests).map(\.name)
+            for owner in Rendezvous.owners(key: key, route: route, live: live, count: count) where !excluding.contains(owner) {
+                if let index = index(of: owner) {
+                    return Choice(name: owner, address: backends[index].address, reason: .holder)
+                }
+            }
         }
         if let index = leastOutstanding(where: { $0.acceptsNewSessions && !excluding.contains($0.name) }) {
             return Choice(name: backends[index].name, address: backends[index].address, reason: .balanced)

@@ -57,6 +57,9 @@ struct BalancerCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    @Option(name: .long, help: "The nodes' --placement (every or owners:N): with owners:N, a session whose node is down goes to a node holding a copy.")
+    var placement: String = "every"
+
     func validate() throws {
         guard Address(parsing: listen) != nil else { throw ValidationError("--listen must be HOST:PORT") }
         if let admin, Address(parsing: admin) == nil { throw ValidationError("--admin must be HOST:PORT") }
@@ -85,6 +88,7 @@ struct BalancerCommand: AsyncParsableCommand {
             throw ValidationError("--cookie-name must be a non-empty cookie token")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard Placement(argument: placement) != nil else { throw ValidationError("--placement must be every or owners:N (N from 1 to 64)") }
     }
 
     func run() async throws {
@@ -99,6 +103,7 @@ struct BalancerCommand: AsyncParsableCommand {
             backends: backend.compactMap(Self.parseBackend)
         )
         configuration.cookieName = cookieName
+        configuration.placement = Placement(argument: placement) ?? .everyNode
         configuration.maxHeaderBytes = maxHeaderBytes
         configuration.maxHeaderCount = maxHeaderCount
         configuration.maxRequestBodyBytes = maxBodyBytes

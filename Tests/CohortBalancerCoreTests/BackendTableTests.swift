@@ -21,6 +21,29 @@ struct BackendTableRoutingTests {
         }
     }
 
+    @Test("with owners placement, a session whose node is down goes to the node the nodes make its primary")
+    func holderPreferred() {
+        let names = ["a", "b", "c", "d", "e"]
+        var t = BackendTable(
+            backends: names.enumerated().map { Backend(name: $1, address: Address(host: "127.0.0.1", port: 9000 + $0)) },
+            configuration: .init(placement: .owners(2)))
+        _ = t.setMembershipState(name: "c", up: false)
+        var generator = SplitMix64(seed: 5)
+        for _ in 0..<50 {
+            let id = SessionID.generate(route: "c", using: &generator)
+            let expected = Rendezvous.owners(key: id.key, route: "c", live: ["a", "b", "d", "e"], count: 2)
+            let choice = t.choose(route: "c", key: id.key)
+            #expect(choice?.name == expected.first)
+            #expect(choice?.reason == .holder)
+            // If that one fails too, the other copy's holder is next.
+            #expect(t.choose(route: "c", key: id.key, excluding: [expected[0]])?.name == expected[1])
+        }
+        // Every-node placement: any node holds a copy, so plain balancing.
+        var every = table(names)
+        _ = every.setMembershipState(name: "c", up: false)
+        #expect(every.choose(route: "c", key: "AAAAAAAAAAAAAAAAAAAAAAAAAAA")?.reason == .balanced)
+    }
+
     @Test("without a route, idle backends are chosen round-robin")
     func roundRobinOnTies() {
         var t = table()
