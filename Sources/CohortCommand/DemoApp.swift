@@ -175,6 +175,7 @@ enum DemoApp {
                     sessionID: context.session.id?.description ?? "(new)",
                     node: node.configuration.name,
                     count: count ?? 0,
+                    user: try context.session.get(String.self, forKey: userKey),
                     members: currentMembers(node),
                     demo: demo
                 )

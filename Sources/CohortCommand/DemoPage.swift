@@ -3,7 +3,21 @@ import Hummingbird
 
 /// The demo's HTML page: which node served the request, the session and the cluster.
 enum DemoPage {
-    static func render(sessionID: String, node: String, count: Int, members: [Membership.Member], demo: Bool) -> HTML {
+    static func render(sessionID: String, node: String, count: Int, user: String?, members: [Membership.Member], demo: Bool) -> HTML {
+        // Logging in rotates the session id (session fixation protection): watch the id
+        // change while the counter keeps its value.
+        let login = if let user {
+            """
+            <p>Logged in as <b id="user">\(escape(user))</b>
+            <button id="logout" onclick="post('/api/logout')">Log out</button></p>
+            """
+        } else {
+            """
+            <form id="login" onsubmit="post('/api/login?user=' + encodeURIComponent(this.user.value));return false;">
+            <input name="user" placeholder="user name" pattern="[A-Za-z0-9_-]{1,64}" required>
+            <button type="submit">Log in</button> <span class="hint">gives the session a new id</span></form>
+            """
+        }
         let crash = demo ? """
             <p><button id="crash" onclick="crashNode()">Crash this node (kill -9)</button>
             <span class="hint">then watch the next request land on another node, same session</span></p>
@@ -32,8 +46,12 @@ enum DemoPage {
         <p>Counter: <span class="node" id="count">\(count)</span></p>
         <form method="post" action="/api/counter" onsubmit="fetch('/api/counter',{method:'POST'}).then(()=>location.reload());return false;">
         <button type="submit" id="increment">Increment</button></form>
+        \(login)
         \(crash)
         <script>
+        function post(path) {
+          fetch(path, {method: 'POST'}).then(() => location.reload());
+        }
         function crashNode() {
           fetch('/api/crash', {method: 'POST'}).catch(() => {}).finally(() => setTimeout(() => location.reload(), 500));
         }

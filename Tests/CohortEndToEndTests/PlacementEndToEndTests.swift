@@ -56,6 +56,29 @@ struct PlacementEndToEndTests {
         }
     }
 
+    /// The demo's login rotates the session id: the data moves to the new id on every
+    /// node, and the old id (e.g. one an attacker planted before login) is worthless.
+    @Test func loginRotatesTheIdAndTheOldOneStopsWorkingEverywhere() async throws {
+        try await withTestCluster { cluster in
+            try await cluster.startFullMesh(["n1", "n2", "n3"], durability: "acknowledged")
+            var browser = Browser()
+            for _ in 1...3 { _ = try browser.incrementCounter(on: cluster.http("n1")) }
+            let before = try browser.session(on: cluster.http("n1"))
+            let planted = browser.cookies
+            let login = try browser.send("POST", "/api/login?user=alice", on: cluster.http("n1"))
+            #expect(login.status == 200, "login: HTTP \(login.status) \(login.text)")
+            let after = try browser.session(on: cluster.http("n2"))
+            #expect(after.id != before.id, "the id changed at login")
+            #expect(after.key != before.key, "the random part changed, not only the route")
+            #expect(after.count == 3, "the session kept its data: \(after.count)")
+            for name in ["n1", "n2", "n3"] {
+                var attacker = Browser(cookies: planted)
+                let seen = try attacker.session(on: cluster.http(name))
+                #expect(seen.key != before.key && seen.count == 0, "\(name) still serves the pre-login id: \(seen)")
+            }
+        }
+    }
+
     private func log(_ message: String) {
         print("[e2e] \(message)")
     }
