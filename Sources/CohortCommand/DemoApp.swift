@@ -50,6 +50,11 @@ enum DemoApp {
             var deltasApplied: Int
             var gapsDetected: Int
             var conflicts: Int
+            var expired: Int
+            /// State transfer: copies offered to, pulled from, and handed over to peers.
+            var offered: Int
+            var pulled: Int
+            var handedOver: Int
             var keyReloads: Int
             var framesReplayed: Int
             var sessionsRefused: Int
@@ -223,6 +228,7 @@ enum DemoApp {
                 framesRejected: counters.framesRejected, sendQueueDrops: counters.sendQueueDrops,
                 degradedCommits: counters.degradedCommits, deltasApplied: statistics.deltasApplied,
                 gapsDetected: statistics.gapsDetected, conflicts: statistics.conflicts,
+                expired: statistics.expired, offered: statistics.offered, pulled: statistics.pulled, handedOver: statistics.handedOver,
                 keyReloads: counters.keyReloads, framesReplayed: counters.framesReplayed,
                 sessionsRefused: counters.sessionsRefused, sessionWritesRefused: counters.sessionWritesRefused
             ),

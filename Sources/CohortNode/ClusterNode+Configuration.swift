@@ -37,6 +37,10 @@ extension ClusterNode {
         /// How long a starting node that has seeds waits for discovery before it decides
         /// it is alone (it then reports ready if no peer answered).
         public var discoveryGrace: Duration
+        /// Longest a starting node reports not ready (`/health` 503) while its state
+        /// transfer runs; after that it reports ready anyway, logs what was missing, and
+        /// fetches those sessions on a miss.
+        public var readinessTimeout: Duration
         /// Mutual TLS for replication connections, in addition to sealed frames (`nil`: off).
         public var tls: ClusterTLS?
 
@@ -62,6 +66,7 @@ extension ClusterNode {
             self.maxPendingBytesPerPeer = 32 << 20
             self.maxReconnectBackoff = .seconds(1)
             self.discoveryGrace = .seconds(3)
+            self.readinessTimeout = .seconds(120)
             self.tls = nil
         }
     }

@@ -47,6 +47,7 @@ extension ClusterNode {
         let beaconInterval = configuration.multicast?.interval
         let hasSeeds = !configuration.seeds.isEmpty || configuration.multicast != nil
         let grace = configuration.discoveryGrace
+        let readinessTimeout = configuration.readinessTimeout
         input { state, now, effects in
             state.absorb(state.membership.onTick(now: now), now: now, makeLink: makeLink, into: &effects)
             if !state.engine.isReady {
@@ -56,6 +57,10 @@ extension ClusterNode {
                 // peer answered (gossip brings the rest with it), or after the grace.
                 let settled = state.firstPeerSeenAt.map { now - $0 >= configuration.membership.probeInterval * 3 } ?? false
                 if !hasSeeds || settled || now - started >= grace { state.engine.markDiscovered() }
+                if now - started >= readinessTimeout {
+                    let missing = state.engine.forceReady()
+                    effects.append(.readinessTimedOut(awaiting: missing.awaitingPeers, pulls: missing.pendingPulls))
+                }
             }
             state.absorb(state.engine.onTick(now: now), into: &effects)
             if state.engine.statistics.conflicts != state.counters.conflictsLogged {
@@ -210,6 +215,10 @@ extension ClusterNode {
                 for observer in memberObservers.withLockedValue({ $0 }) { observer(member, previous) }
             case .event(let event):
                 eventListeners.publish(event)
+            case .readinessTimedOut(let awaiting, let pulls):
+                logger.warning("state transfer did not finish in time; reporting ready, missing sessions are fetched on a miss", metadata: [
+                    "cluster.peers.silent": "\(awaiting.joined(separator: ","))", "cluster.pulls.pending": "\(pulls)",
+                ])
             case .conflicts(let records):
                 metrics.conflicts.increment(by: records.count)
                 for record in records {

@@ -36,6 +36,7 @@ enum NodeEffect: Sendable {
     case commitDegraded(missing: [String])
     case event(SessionEvent)
     case conflicts([ConflictRecord])
+    case readinessTimedOut(awaiting: [String], pulls: Int)
 }
 
 extension NodeState {

@@ -84,6 +84,15 @@ extension ReplicationEngine {
         transfer.discovered = true
     }
 
+    /// Declares this node ready although its state transfer did not finish (a peer never
+    /// sent `offerEnd`, e.g. its connection is broken while membership says alive).
+    /// Returns what was still missing; fetch on miss covers it. The shell calls this
+    /// after its readiness timeout, like Tomcat's `stateTransferTimeout`.
+    public mutating func forceReady() -> (awaitingPeers: [String], pendingPulls: Int) {
+        defer { transfer.ready = true }
+        return (transfer.awaitingOfferEnd.sorted(), transfer.wanted.count)
+    }
+
     /// Conflicts seen since the last call (for logging), oldest first.
     public mutating func drainConflicts() -> [ConflictRecord] {
         defer { transfer.recentConflicts = [] }

@@ -35,10 +35,21 @@ public struct ReplicationSimulation {
 
     // MARK: - Membership
 
-    /// `name` stops at once (`kill -9`): its copies are gone; the others see it down.
-    public mutating func crash(_ name: String) {
+    /// `name` stops at once (`kill -9`): its copies are gone; the others see it down
+    /// (`seenBy`: only those for now; the others once ``detect(_:)`` is called, as a
+    /// failure detector reports a crash to different nodes at different times).
+    public mutating func crash(_ name: String, seenBy: Set<String>? = nil) {
         engines[name] = nil
-        for peer in liveNodes { absorb(engines[peer]?.onPeerDown(name, now: now) ?? [], from: peer) }
+        for peer in liveNodes where seenBy?.contains(peer) ?? true {
+            absorb(engines[peer]?.onPeerDown(name, now: now) ?? [], from: peer)
+        }
+    }
+
+    /// The nodes that did not see `name` go down yet see it now.
+    public mutating func detect(_ name: String) {
+        for peer in liveNodes where engines[peer]?.isPeer(name) == true {
+            absorb(engines[peer]?.onPeerDown(name, now: now) ?? [], from: peer)
+        }
     }
 
     /// A new (or restarted, empty) node `name` joins and sees every reachable node.

@@ -121,6 +121,20 @@ import Testing
         #expect(wrong == 0, "\(wrong) sessions lost their last value")
     }
 
+    @Test func copiesAreRestoredWhenNodesLearnOfACrashAtDifferentTimes() {
+        var simulation = ReplicationSimulation(nodes: (1...6).map { "n\($0)" }, configuration: configuration(owners: 2))
+        var random = SplitMix64(seed: 12)
+        let ids = (0..<600).map { index in SessionID.generate(route: "n\(index % 6 + 1)", using: &random) }
+        for id in ids { simulation.write(id, on: id.route, [.set(name: "v", value: [1])]) }
+        simulation.settle()
+        // n2 notices first and offers copies to nodes that still count n1 alive.
+        simulation.crash("n1", seenBy: ["n2"])
+        for _ in 0..<10 { simulation.tick() }
+        simulation.detect("n1")
+        simulation.settle()
+        expectPlaced(simulation, owners: 2, sessions: ids.count, "after a crash seen at different times")
+    }
+
     @Test func writesOnBothSidesOfAPartitionConvergeToTheHigherVersionAndAreCounted() {
         var simulation = ReplicationSimulation(nodes: ["a", "b", "c", "d"], configuration: configuration(owners: 2))
         var random = SplitMix64(seed: 9)

@@ -165,3 +165,23 @@ import Testing
         #expect(alone.onLocalVerify(id: id, now: t0).0 == .notFound)
     }
 }
+
+/// Readiness: a starting node waits for every peer's offers, with a way out.
+@Suite struct ReadinessTests {
+    @Test func aStartingNodeWaitsForEveryPeersOfferEndUnlessForced() {
+        let t0 = Instant(seconds: 5)
+        var node = ReplicationEngine(nodeName: "n3")
+        _ = node.onPeerUp("n1", now: t0)
+        _ = node.onPeerUp("n2", now: t0)
+        node.markDiscovered()
+        _ = node.onTick(now: t0)
+        #expect(!node.isReady)
+        _ = node.onPeerMessage(.offerEnd, from: "n1", now: t0)
+        _ = node.onTick(now: t0)
+        #expect(!node.isReady, "n2 has not finished offering")
+        // n2's offers never come (its connection is broken): the shell's timeout forces it.
+        let missing = node.forceReady()
+        #expect(missing.awaitingPeers == ["n2"])
+        #expect(node.isReady)
+    }
+}
