@@ -94,7 +94,8 @@ def run_cohort(rep):
             time.sleep(0.05)
         r["transfer"] = {"start_to_health_s": round(up, 3), "start_to_all_sessions_s": round(t_all, 2) if t_all else None,
                          "n3_sessions_at_end": last, "limit_s": XFER_LIMIT_S,
-                         "n3_rss_kb": rss_kb(pid_of(cl.label("n3")))}
+                         "n3_rss_kb": rss_kb(pid_of(cl.label("n3"))),
+                         "counters": {n: cl.cluster_view(n).get("counters") for n in cl.names}}
         log("cohort transfer", json.dumps(r["transfer"]))
     finally:
         cl.down()
