@@ -82,7 +82,8 @@ public struct NginxConfig: Sendable {
             "}",
             "",
             "http {",
-            "    access_log \(path("access.log"));",
+            "    # Buffered: one write per 64 KiB or per second, not one per request.",
+            "    access_log \(path("access.log")) combined buffer=64k flush=1s;",
             "    client_body_temp_path \(path("client_body_temp"));",
             "    proxy_temp_path \(path("proxy_temp"));",
             "    fastcgi_temp_path \(path("fastcgi_temp"));",
@@ -108,6 +109,7 @@ public struct NginxConfig: Sendable {
         for node in balancer.nodes {
             lines.append("        server \(node.address) max_fails=1 fail_timeout=\(failTimeoutSeconds)s;")
         }
+        lines.append("        keepalive 32;")
         lines.append("    }")
         for node in balancer.nodes {
             let upstream = Self.upstreamName(for: node.name)
@@ -122,6 +124,8 @@ public struct NginxConfig: Sendable {
             for other in balancer.nodes where other.name != node.name {
                 lines.append("        server \(other.address) max_fails=1 fail_timeout=\(failTimeoutSeconds)s backup;")
             }
+            lines.append("        # Reuse connections to the nodes (without it, one TCP connection per request).")
+            lines.append("        keepalive 32;")
             lines.append("    }")
         }
         lines += [
@@ -132,6 +136,7 @@ public struct NginxConfig: Sendable {
             "        location / {",
             "            proxy_pass http://$cohort_upstream;",
             "            proxy_http_version 1.1;",
+            "            proxy_set_header Connection \"\";",
             "            proxy_set_header Host $host;",
             "            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
             "            proxy_set_header X-Forwarded-Proto $scheme;",

@@ -80,7 +80,7 @@ public final class ClusterSession: Sendable {
     /// Throws if the stored bytes are not a `T`.
     public func get<T: Decodable>(_ type: T.Type, forKey key: String) throws -> T? {
         guard let bytes = state.withLock({ $0.attributes[key] }) else { return nil }
-        return try JSONDecoder().decode(T.self, from: Data(bytes))
+        return try AttributeCoding.decode(T.self, from: bytes)
     }
 
     /// Stores `value` under `key` (creating the session if needed).
@@ -89,7 +89,7 @@ public final class ClusterSession: Sendable {
     ///   (413), or if this would create a session on a node that is full (503); the
     ///   session is then unchanged. Encoding errors of `value`.
     public func set<T: Encodable>(_ value: T, forKey key: String) throws {
-        let bytes = Array(try JSONEncoder().encode(value))
+        let bytes = try AttributeCoding.encode(value)
         try state.withLock { state throws(SessionRefused) in
             if refuseNew, state.loadedVersion == .zero, !state.invalidated { throw SessionRefused(.nodeFull) }
             if let reason = limits.violation(setting: key, to: bytes, in: state.attributes) { throw SessionRefused(reason) }

@@ -84,6 +84,8 @@ struct NginxConfigTests {
             "proxy_next_upstream error timeout http_502 http_503 http_504;",
             "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
             "proxy_set_header X-Forwarded-Proto $scheme;",
+            // Upstream keep-alive needs HTTP/1.1 and an empty Connection header.
+            "proxy_http_version 1.1;", #"proxy_set_header Connection "";"#,
         ] {
             #expect(lines.contains(required), "missing \(required)")
         }
@@ -98,13 +100,13 @@ struct NginxConfigTests {
             "zone cohort_any 64k;", "least_conn;",
             "server 127.0.0.1:8081 max_fails=1 fail_timeout=5s;",
             "server 127.0.0.1:8082 max_fails=1 fail_timeout=5s;",
-            "server 127.0.0.1:8083 max_fails=1 fail_timeout=5s;",
+            "server 127.0.0.1:8083 max_fails=1 fail_timeout=5s;", "keepalive 32;",
         ])
         #expect(block("upstream cohort_n2 {", in: text) == [
             "zone cohort_n2 64k;", "least_conn;",
             "server 127.0.0.1:8082 max_fails=1 fail_timeout=5s;",
             "server 127.0.0.1:8081 max_fails=1 fail_timeout=5s backup;",
-            "server 127.0.0.1:8083 max_fails=1 fail_timeout=5s backup;",
+            "server 127.0.0.1:8083 max_fails=1 fail_timeout=5s backup;", "keepalive 32;",
         ])
     }
 
@@ -132,7 +134,7 @@ struct NginxConfigTests {
         let text = try NginxConfig(balancer: trio, prefix: "/tmp/my lb/").render()
         let lines = directives(text)
         #expect(lines.contains(#"pid "/tmp/my lb/nginx.pid";"#))
-        #expect(lines.contains(#"access_log "/tmp/my lb/access.log";"#))
+        #expect(lines.contains(#"access_log "/tmp/my lb/access.log" combined buffer=64k flush=1s;"#))
         #expect(lines.contains(#"scgi_temp_path "/tmp/my lb/scgi_temp";"#))
         for bad in ["relative", "/tmp/x\"; evil", "/tmp/$x", "/tmp/a;b", "/tmp/{", "/tmp/\n", "/tmp/a\\b"] {
             #expect(throws: ExternalBalancerConfigError.invalidPrefix(bad)) { try NginxConfig(balancer: trio, prefix: bad).render() }
