@@ -97,6 +97,13 @@ enum DemoApp {
                 try context.session.set(count + 1, forKey: countKey)
                 return try sessionInfo(context, node: node)
             }
+            .post("/api/login") { _, context in
+                // A demo login: the session gets a user and, as after every login, a new
+                // id (the response's Set-Cookie carries it; the old id stops working).
+                try context.session.set("demo", forKey: "user")
+                context.session.rotateID()
+                return HTTPResponse.Status.noContent
+            }
             .get("/") { _, context in
                 let count = try context.session.get(Int.self, forKey: countKey)
                 if count == nil { try context.session.set(0, forKey: countKey) }

@@ -28,6 +28,8 @@ public final class ClusterSession: Sendable {
         var idChanged = false
         /// The route the session had when loaded, if it was rebound.
         var originalRoute: String?
+        /// ``rotateID()`` was called: the session moves to a new id after the handler.
+        var rotate = false
     }
 
     let state: Mutex<State>
@@ -132,6 +134,14 @@ public final class ClusterSession: Sendable {
             state.attributes[RequestReplay.attributeName] = bytes
             state.changes[RequestReplay.attributeName] = .set(name: RequestReplay.attributeName, value: bytes)
         }
+    }
+
+    /// Gives the session a new id after this request (same attributes; the old id stops
+    /// working cluster-wide and the browser gets the new cookie). Call it when the
+    /// session's privileges change, on login above all: an id an attacker planted or
+    /// learned before the login is worth nothing after it (session fixation).
+    public func rotateID() {
+        state.withLock { $0.rotate = true }
     }
 
     /// Ends the session everywhere in the cluster after this request; the browser's cookie

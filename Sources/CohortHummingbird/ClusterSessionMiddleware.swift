@@ -90,6 +90,9 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             if requested != nil { response.setCookie(expiredCookie(secure: secure)) }
             return response
         }
+        if outcome.rotate, let old = outcome.id {
+            return await rotate(outcome, from: old, response: response, requested: requested, secure: secure)
+        }
         guard !outcome.changes.isEmpty || outcome.idChanged else {
             if let id = outcome.id, outcome.loadedVersion != .zero { node.recordAccess(key: id.key) }
             return response
@@ -105,6 +108,22 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
         if requested != id {
             response.setCookie(cookie(for: id, secure: secure))
         }
+        return response
+    }
+
+    /// ``ClusterSession/rotateID()``: stores the session's attributes under a new id from
+    /// this node, ends the old id everywhere, and sends the new cookie.
+    private func rotate(_ outcome: ClusterSession.State, from old: SessionID, response: Response, requested: SessionID?, secure: Bool) async -> Response {
+        var response = response
+        let fresh = node.makeSessionID()
+        let changes = outcome.attributes.keys.sorted().compactMap { name in
+            outcome.attributes[name].map { AttributeChange.set(name: name, value: $0) }
+        }
+        _ = await node.commit(LocalChange(id: fresh, loadedVersion: .zero, changes: changes, maxIdle: configuration.idleTimeout))
+        if outcome.loadedVersion != .zero {
+            _ = await node.commit(LocalChange(id: old, loadedVersion: outcome.loadedVersion, changes: [], maxIdle: configuration.idleTimeout, invalidate: true))
+        }
+        response.setCookie(cookie(for: fresh, secure: secure))
         return response
     }
 
