@@ -52,7 +52,8 @@ enum ClusterTransport {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.serverContext))
                     }
                     try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(ClusterFrameDecoder(maxFrameLength: limits.maxFrameLength))
+                        ByteToMessageHandler(ClusterFrameDecoder(
+                            maxFrameLength: limits.maxFrameLength, maxFirstFrameLength: ClusterFrameDecoder.maxHelloLength))
                     )
                     try channel.pipeline.syncOperations.addHandler(ReplicationInboundHandler(handle: handle, requiresCertificate: tls != nil))
                 }
@@ -75,18 +76,34 @@ enum ClusterTransport {
     }
 }
 
-/// Reads an inbound replication connection: the first frame must be `hello`, then every
+/// Reads an inbound replication connection: the first frame must be `hello` (at most
+/// ``ClusterFrameDecoder/maxHelloLength`` bytes, within ``helloTimeout``), then every
 /// frame is a replication message from that peer. Any bad frame closes this connection
-/// (and only this one) and is counted.
+/// (and only this one) and is counted, and so does a connection that sends no hello in
+/// time: a stranger can hold neither memory nor a socket for long.
 final class ReplicationInboundHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     private let handle: NodeHandle
     private let requiresCertificate: Bool
     private var peer: NodeID?
 
+    /// How long a new connection may take to deliver its hello.
+    static let helloTimeout: TimeAmount = .seconds(5)
+
     init(handle: NodeHandle, requiresCertificate: Bool = false) {
         self.handle = handle
         self.requiresCertificate = requiresCertificate
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: Self.helloTimeout) {
+            let (handler, context) = loopBound.value
+            guard handler.peer == nil, context.channel.isActive else { return }
+            handler.handle.node?.rejectedFrame(HelloTimeout(), from: context.remoteAddress)
+            context.close(promise: nil)
+        }
+        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -132,6 +149,11 @@ final class ReplicationInboundHandler: ChannelInboundHandler {
         handle.node?.rejectedFrame(error, from: context.remoteAddress)
         context.close(promise: nil)
     }
+}
+
+/// A connection that sent no hello within ``ReplicationInboundHandler/helloTimeout``.
+struct HelloTimeout: Error, CustomStringConvertible {
+    var description: String { "no hello within \(ReplicationInboundHandler.helloTimeout)" }
 }
 
 /// A hello naming another node than the connection's TLS certificate.

@@ -17,19 +17,32 @@ public struct ClusterFrameDecoder: ByteToMessageDecoder, Sendable {
 
     /// Longest whole frame accepted, header included.
     public let maxFrameLength: Int
+    /// Longest *first* frame accepted (a connection's hello, before anyone is
+    /// authenticated), so a stranger cannot make the node buffer `maxFrameLength` bytes.
+    public let maxFirstFrameLength: Int
+    private var framesDecoded = 0
 
-    public init(maxFrameLength: Int = WireLimits().maxFrameLength) {
+    /// - Parameter maxFirstFrameLength: the bound on the first frame; `nil` means
+    ///   `maxFrameLength`. Receivers of hellos use ``maxHelloLength``.
+    public init(maxFrameLength: Int = WireLimits().maxFrameLength, maxFirstFrameLength: Int? = nil) {
         self.maxFrameLength = maxFrameLength
+        self.maxFirstFrameLength = min(maxFrameLength, maxFirstFrameLength ?? maxFrameLength)
     }
+
+    /// A bound comfortably above the largest hello (a sealed frame with the longest node
+    /// name and host: under 450 bytes).
+    public static let maxHelloLength = 2048
 
     public init(limits: WireLimits) {
         self.init(maxFrameLength: limits.maxFrameLength)
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let frame = try Self.readFrame(from: &buffer, maxFrameLength: maxFrameLength) else {
+        let limit = framesDecoded == 0 ? maxFirstFrameLength : maxFrameLength
+        guard let frame = try Self.readFrame(from: &buffer, maxFrameLength: limit) else {
             return .needMoreData
         }
+        framesDecoded += 1
         context.fireChannelRead(Self.wrapInboundOut(frame))
         return .continue
     }

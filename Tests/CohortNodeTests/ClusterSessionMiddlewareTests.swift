@@ -22,6 +22,11 @@ import Testing
         router.get("/read") { _, context -> String in
             "\(try context.session.get(Int.self, forKey: "count") ?? -1)"
         }
+        router.post("/login") { _, context -> String in
+            try context.session.set("alice", forKey: "user")
+            context.session.rotateID()
+            return "welcome"
+        }
         router.post("/logout") { _, context -> String in
             context.session.invalidate()
             return "bye"
@@ -98,6 +103,26 @@ import Testing
             // The old id still finds the same session during the grace period (by key).
             let old = try await client.execute(uri: "/read", method: .get, headers: [.cookie: "COHORTSESSION=\(foreign)"])
             #expect(String(buffer: old.body) == "42")
+        }
+    }
+
+    @Test func loginRotatesTheIdKeepsTheDataAndRetiresTheOldID() async throws {
+        let (app, node) = try await Self.makeApp()
+        try await app.test(.router) { client in
+            let created = try await client.execute(uri: "/count", method: .post)
+            let old = try #require(Self.cookieValue(created).flatMap { SessionID(parsing: $0) })
+            let login = try await client.execute(uri: "/login", method: .post, headers: [.cookie: "COHORTSESSION=\(old)"])
+            let fresh = try #require(Self.cookieValue(login).flatMap { SessionID(parsing: $0) })
+            #expect(fresh.key != old.key, "the id was not rotated")
+            #expect(node.localSession(forKey: old.key) == nil, "the old id still holds the session")
+            let session = try #require(node.localSession(forKey: fresh.key))
+            #expect(session.attributes["count"] == Array("1".utf8))
+            #expect(session.attributes["user"] != nil)
+            // The pre-login id (e.g. one an attacker planted) now starts an empty session.
+            let stale = try await client.execute(uri: "/read", method: .get, headers: [.cookie: "COHORTSESSION=\(old)"])
+            #expect(String(buffer: stale.body) == "-1")
+            let current = try await client.execute(uri: "/read", method: .get, headers: [.cookie: "COHORTSESSION=\(fresh)"])
+            #expect(String(buffer: current.body) == "1")
         }
     }
 

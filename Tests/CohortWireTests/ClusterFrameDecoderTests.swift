@@ -78,6 +78,22 @@ struct ClusterFrameDecoderTests {
         _ = try? channel.finish()
     }
 
+    @Test("the first frame (the hello) has its own, smaller bound; later frames the full one")
+    func firstFrameBound() throws {
+        let small = rawFrame(payload: Array(repeating: 1, count: 40))  // 48 bytes
+        let large = rawFrame(payload: Array(repeating: 2, count: 92))  // 100 bytes
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(ClusterFrameDecoder(maxFrameLength: 100, maxFirstFrameLength: 48)))
+        try channel.writeInbound(small)
+        try channel.writeInbound(large)
+        #expect(try channel.readInbound(as: ByteBuffer.self) == small)
+        #expect(try channel.readInbound(as: ByteBuffer.self) == large)
+        #expect(try channel.finish().isClean)
+
+        let strict = EmbeddedChannel(handler: ByteToMessageHandler(ClusterFrameDecoder(maxFrameLength: 100, maxFirstFrameLength: 48)))
+        #expect(throws: WireError.frameTooLarge) { try strict.writeInbound(large) }
+        _ = try? strict.finish()
+    }
+
     @Test("a frame of exactly maxFrameLength passes")
     func exactlyMaxLength() throws {
         let channel = EmbeddedChannel(handler: ByteToMessageHandler(ClusterFrameDecoder(maxFrameLength: 100)))
