@@ -232,7 +232,7 @@ extension ReplicationEngine {
                 continue
             }
             if let held = store.sessions[key], held.version >= entry.version {
-                directives.append(.send(.ack(key: key, version: held.version), to: peer))
+                if isHandingOver(held.id, peer) { directives.append(.send(.ack(key: key, version: held.version), to: peer)) }
                 if held.version > entry.version {
                     // The offering node's copy is older (it lagged, or lost a conflict).
                     directives.append(.send(.session(held.snapshot(now: now)), to: peer))
@@ -251,6 +251,14 @@ extension ReplicationEngine {
     mutating func onOfferEnd(from peer: String, now: Instant) {
         transfer.offerEndsReceived.insert(peer)
         transfer.awaitingOfferEnd.remove(peer)
+    }
+
+    /// Whether `peer`, which offered session `id`, waits for an ack to drop its copy: it
+    /// is not one of the owners (co-owners keep their copies, so acks to them would be
+    /// wasted frames, two per session during a join). If views disagree, the peer offers
+    /// again after `handoffRetry`, and the ack comes once they agree.
+    func isHandingOver(_ id: SessionID, _ peer: String) -> Bool {
+        !isOwner(peer, of: id)
     }
 
     private mutating func want(_ key: String, version: SessionVersion, from peer: String) {
@@ -272,7 +280,9 @@ extension ReplicationEngine {
             guard var wanted = transfer.wanted[key], wanted.askedFrom == nil else { continue }
             if let held = store.sessions[key], held.version >= wanted.version {
                 transfer.wanted[key] = nil
-                for source in wanted.sources { directives.append(.send(.ack(key: key, version: held.version), to: source)) }
+                for source in wanted.sources where isHandingOver(held.id, source) {
+                    directives.append(.send(.ack(key: key, version: held.version), to: source))
+                }
                 continue
             }
             guard let source = wanted.sources.first(where: { peers.contains($0) && !unreachable.contains($0) }) else {
@@ -299,7 +309,9 @@ extension ReplicationEngine {
         transfer.pullsInFlight -= 1
         statistics.pulled += 1
         if let held = store.sessions[key] {
-            for source in wanted.sources { directives.append(.send(.ack(key: key, version: held.version), to: source)) }
+            for source in wanted.sources where isHandingOver(held.id, source) {
+                directives.append(.send(.ack(key: key, version: held.version), to: source))
+            }
         }
         pumpPulls(now: now, into: &directives)
     }
