@@ -11,11 +11,9 @@ extension ReplicationEngine {
         case .ack(let key, let version):
             onAck(key: key, version: version, from: peer, now: now, into: &directives)
         case .fetch(let key):
-            if let session = store.sessions[key] {
-                directives.append(.send(.session(session.snapshot(now: now)), to: peer))
-            } else {
-                directives.append(.send(.missing(key: key), to: peer))
-            }
+            answerFetch(key, from: peer, now: now, into: &directives)
+        case .fetchMany(let keys):
+            for key in keys { answerFetch(key, from: peer, now: now, into: &directives) }
         case .session(let snapshot):
             onSession(snapshot, from: peer, now: now, into: &directives)
         case .missing(let key):
@@ -37,6 +35,14 @@ extension ReplicationEngine {
     }
 
     // MARK: - Message handlers
+
+    private func answerFetch(_ key: String, from peer: String, now: Instant, into directives: inout [ReplicationDirective]) {
+        if let session = store.sessions[key] {
+            directives.append(.send(.session(session.snapshot(now: now)), to: peer))
+        } else {
+            directives.append(.send(.missing(key: key), to: peer))
+        }
+    }
 
     private mutating func onDelta(_ delta: SessionDelta, from peer: String, now: Instant, into directives: inout [ReplicationDirective]) {
         let key = delta.id.key

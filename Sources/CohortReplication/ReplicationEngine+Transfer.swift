@@ -20,6 +20,11 @@ import CohortCore
 //    (`/health` answers 200) once discovery is done, every live peer sent `offerEnd`, and
 //    every offered copy was pulled. Until then it serves requests with fetch on miss.
 
+extension ReplicationEngine {
+    /// Most keys in one ``ReplicationMessage/fetchMany(_:)``.
+    static let maxPullBatch = 256
+}
+
 struct TransferState: Sendable {
     var scanRequested = false
     var scan: PlacementScan?
@@ -274,6 +279,18 @@ extension ReplicationEngine {
 
     /// Asks for queued copies while fewer than `pullWindow` are outstanding.
     mutating func pumpPulls(now: Instant, into directives: inout [ReplicationDirective]) {
+        // Pulls go out batched per source, a few hundred keys per message.
+        var batches: [String: [String]] = [:]
+        defer {
+            for (source, keys) in batches.sorted(by: { $0.key < $1.key }) {
+                var start = 0
+                while start < keys.count {
+                    let end = min(keys.count, start + Self.maxPullBatch)
+                    directives.append(.send(end - start == 1 ? .fetch(key: keys[start]) : .fetchMany(Array(keys[start..<end])), to: source))
+                    start = end
+                }
+            }
+        }
         while transfer.pullsInFlight < configuration.pullWindow, transfer.wantQueueHead < transfer.wantQueue.count {
             let key = transfer.wantQueue[transfer.wantQueueHead]
             transfer.wantQueueHead += 1
@@ -293,7 +310,7 @@ extension ReplicationEngine {
             wanted.deadline = now + configuration.fetchTimeout
             transfer.wanted[key] = wanted
             transfer.pullsInFlight += 1
-            directives.append(.send(.fetch(key: key), to: source))
+            batches[source, default: []].append(key)
         }
         if transfer.wantQueueHead > 4096, transfer.wantQueueHead * 2 > transfer.wantQueue.count {
             transfer.wantQueue.removeFirst(transfer.wantQueueHead)

@@ -25,6 +25,9 @@ public enum ReplicationMessage: Hashable, Sendable {
     /// owners". The receiver pulls (``fetch(key:)``) what it lacks, at its own pace, and
     /// acks what it already has.
     case offer([SessionOffer])
+    /// State transfer: "send me these sessions" (a batch of pulls). Each gets its own
+    /// ``session(_:)`` or ``missing(key:)`` answer.
+    case fetchMany([String])
     /// State transfer: the sender finished offering what it holds for the current
     /// membership. A joining node is ready once every live peer sent this and it pulled
     /// everything it was offered.
@@ -56,6 +59,7 @@ extension ReplicationMessage {
         case .touched(let keys): "touched \(keys.count)"
         case .offer(let entries): "offer \(entries.count)"
         case .offerEnd: "offer end"
+        case .fetchMany(let keys): "fetch \(keys.count)"
         }
     }
 }

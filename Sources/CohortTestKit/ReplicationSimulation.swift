@@ -177,6 +177,7 @@ public struct ReplicationSimulation {
         case .touched: "touched"
         case .offer: "offer"
         case .offerEnd: "offerEnd"
+        case .fetchMany: "fetch"
         }
     }
 

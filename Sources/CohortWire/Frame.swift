@@ -45,6 +45,7 @@ internal import NIOCore
 /// |   16 | ReplicationMessage.touched     | u32 count + string keys |
 /// |   17 | ReplicationMessage.offer       | u32 count + (SessionID, SessionVersion) |
 /// |   18 | ReplicationMessage.offerEnd    | empty |
+/// |   19 | ReplicationMessage.fetchMany   | u32 count + string keys (bounded like `touched`) |
 ///
 /// Field encodings (see the `ByteBuffer` extensions in this module):
 /// - string: u16 byte length + UTF-8 (validated on read; each field has its own bound).

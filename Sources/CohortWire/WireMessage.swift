@@ -31,6 +31,7 @@ enum WireMessageType: UInt8 {
     case touched = 16
     case offer = 17
     case offerEnd = 18
+    case fetchMany = 19
 }
 
 extension ByteBuffer {
@@ -68,6 +69,8 @@ extension ByteBuffer {
             return .replication(.offer(try readCohortOffers(limits: limits)))
         case .offerEnd:
             return .replication(.offerEnd)
+        case .fetchMany:
+            return .replication(.fetchMany(try readCohortTouchedKeys(limits: limits)))
         }
     }
 
@@ -118,6 +121,9 @@ extension ByteBuffer {
             writeCohortOffers(offers)
         case .offerEnd:
             writeInteger(WireMessageType.offerEnd.rawValue)
+        case .fetchMany(let keys):
+            writeInteger(WireMessageType.fetchMany.rawValue)
+            writeCohortTouchedKeys(keys)
         }
     }
 }

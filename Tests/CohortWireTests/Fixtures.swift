@@ -65,6 +65,7 @@ enum Fixtures {
         .replication(.offer([SessionOffer(id: sessionID, version: v2), SessionOffer(id: sessionID, version: .zero)])),
         .replication(.offer([])),
         .replication(.offerEnd),
+        .replication(.fetchMany([key1, key2])),
         .replication(.touched(keys: [key1, key2, sessionID.key])),
         .replication(.touched(keys: [])),
     ]

@@ -84,7 +84,7 @@ struct FuzzTests {
     @Test("random bodies after each known message type never crash the decoder")
     func randomBodies() {
         var generator = SplitMix64(seed: 4)
-        let types: [UInt8] = [1, 2, 10, 11, 12, 13, 14, 15, 16, 17, 18]
+        let types: [UInt8] = [1, 2, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
         var rejected = 0
         for _ in 0..<Self.iterations {
             let type = types[Int.random(in: 0..<types.count, using: &generator)]

@@ -106,6 +106,7 @@ struct RejectionTests {
         ("change value", .replication(.delta(SessionDelta(id: Fixtures.sessionID, base: .zero, version: Fixtures.v1, changes: [.set(name: "a", value: [])], maxIdle: .zero))), 9),
         ("touched keys", .replication(.touched(keys: [])), 0),
         ("offer entries", .replication(.offer([])), 0),
+        ("pulled keys", .replication(.fetchMany([])), 0),
         ("gossip", .membership(Membership.Packet(from: Fixtures.alive, message: .leave)), 0),
     ]
 

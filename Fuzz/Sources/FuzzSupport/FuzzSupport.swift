@@ -117,6 +117,7 @@ public enum FuzzSupport {
         )))),
         ("offer", .replication(.offer([SessionOffer(id: sessionID, version: v2), SessionOffer(id: sessionID, version: .zero)]))),
         ("offer-end", .replication(.offerEnd)),
+        ("fetch-many", .replication(.fetchMany([key1, key2]))),
         ("touched", .replication(.touched(keys: [key1, key2, sessionID.key]))),
         ("touched-empty", .replication(.touched(keys: []))),
         ("unknown", .unknown(type: 200)),
