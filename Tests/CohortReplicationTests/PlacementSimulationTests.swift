@@ -133,6 +133,11 @@ import Testing
         simulation.detect("n1")
         simulation.settle()
         expectPlaced(simulation, owners: 2, sessions: ids.count, "after a crash seen at different times")
+        // `/cluster`'s role counts add up: one primary and one backup per session.
+        let roles = simulation.engines.values.map { $0.roleCounts() }
+        #expect(roles.reduce(0) { $0 + $1.primary } == ids.count)
+        #expect(roles.reduce(0) { $0 + $1.backup } == ids.count)
+        #expect(roles.reduce(0) { $0 + $1.stray } == 0)
     }
 
     @Test func writesOnBothSidesOfAPartitionConvergeToTheHigherVersionAndAreCounted() {

@@ -201,6 +201,9 @@ import Testing
         // Offered by three nodes, pulled once.
         #expect(n4?.statistics.pulled == 300)
         #expect(simulation.copies().values.allSatisfy { $0.holders.count == 4 && $0.consistent })
+        let roles = simulation.engines.values.map { $0.roleCounts() }
+        #expect(roles.reduce(0) { $0 + $1.primary } == 300)
+        #expect(roles.reduce(0) { $0 + $1.backup } == 900)
     }
 
     @Test func aRestartedNodeGetsItsSessionsBack() {
