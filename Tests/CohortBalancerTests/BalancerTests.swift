@@ -159,7 +159,9 @@ struct BalancerTests {
         let deadPort = try await unusedPort(group: group)
         try await group.shutdownGracefully()
         try await withHarness(
-            extraBackends: [Backend(name: "dead", address: Address(host: "127.0.0.1", port: deadPort))],
+            // 127.0.0.2: the freed port may be handed to a listener on 127.0.0.1 meanwhile
+            // (once it was the balancer itself, which then proxied to itself until 431).
+            extraBackends: [Backend(name: "dead", address: Address(host: "127.0.0.2", port: deadPort))],
             configure: { $0.failureThreshold = 1_000; $0.healthCheckInterval = .seconds(60) }
         ) { (h: Harness) async throws in
             for _ in 0..<8 {
