@@ -30,14 +30,6 @@ public enum Placement: Hashable, Sendable, CustomStringConvertible {
         case .owners(let count): "owners:\(count)"
         }
     }
-
-    /// How many copies a session has among `liveCount` nodes.
-    public func copyCount(liveCount: Int) -> Int {
-        switch self {
-        case .everyNode: liveCount
-        case .owners(let count): min(count, liveCount)
-        }
-    }
 }
 
 /// Rendezvous (highest random weight) hashing: each (session key, node name) pair gets a
