@@ -51,6 +51,11 @@ extension BalancerServer {
                         try await respond(outbound, status: .requestHeaderFieldsTooLarge, version: head.version, keepAlive: false)
                         break
                     }
+                    if ProxyHeaders.hasPassed(head.headers, via: via) {
+                        refusals.record(.loop, client: clientIP, logger: logger)
+                        try await respond(outbound, status: .loopDetected, version: head.version, keepAlive: false)
+                        break
+                    }
                     // NIO's decoder rejects a malformed or conflicting Content-Length (400).
                     let declared = head.headers.first(name: "content-length").flatMap { Int($0) }
                     if let declared, declared > configuration.maxRequestBodyBytes {
@@ -120,7 +125,7 @@ extension BalancerServer {
         let session = head.headers["cookie"].lazy.compactMap {
             StickyRoute.sessionID(fromCookieHeader: $0, cookieName: self.configuration.cookieName)
         }.first
-        var upstreamHead = ProxyHeaders.upstreamHead(from: head, bodyLength: body.length, clientIP: clientIP)
+        var upstreamHead = ProxyHeaders.upstreamHead(from: head, bodyLength: body.length, clientIP: clientIP, via: via)
         let idempotent = isIdempotent(head.method)
         // A non-idempotent request gets a request id that Cohort nodes use to answer a
         // retry with the first attempt's response instead of applying it twice

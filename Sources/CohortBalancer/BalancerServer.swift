@@ -34,6 +34,9 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
     let connections = ClientConnections()
     /// Requests refused at the balancer's own limits, counted and throttle-logged.
     public let refusals = BalancerRefusals()
+    /// This process's `Via` entry: a request that already carries it went round a loop
+    /// (the balancer is among its own backends) and is refused with 508.
+    let via = ProxyHeaders.makeVia()
     private let listener: HTTPListener
     private let adminListener: HTTPListener?
 

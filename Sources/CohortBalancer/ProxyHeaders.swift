@@ -47,7 +47,18 @@ enum ProxyHeaders {
     /// `Content-Length` set to the body length (`nil`: unknown, sent chunked), and the
     /// forwarding headers appended (`X-Forwarded-For`, `X-Forwarded-Proto: http`,
     /// `Forwarded: for=...;proto=http`).
-    static func upstreamHead(from head: HTTPRequestHead, bodyLength: Int?, clientIP: String?) -> HTTPRequestHead {
+    /// A `Via` entry naming this balancer process: `1.1 cohort-<64 random bits>`.
+    static func makeVia() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return "1.1 cohort-" + String(generator.next(), radix: 16)
+    }
+
+    /// Whether `headers` carry `via` in a `Via` header (the request came round a loop).
+    static func hasPassed(_ headers: HTTPHeaders, via: String) -> Bool {
+        headers["via"].contains { value in value.split(separator: ",").contains { $0.trimmingSpaces == via } }
+    }
+
+    static func upstreamHead(from head: HTTPRequestHead, bodyLength: Int?, clientIP: String?, via: String? = nil) -> HTTPRequestHead {
         var headers = head.headers
         let hadBody = headers.contains(name: "content-length") || headers.contains(name: "transfer-encoding")
         stripHopByHop(&headers)
@@ -66,6 +77,7 @@ enum ProxyHeaders {
         headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
         let node = client.contains(":") ? "\"[\(client)]\"" : client
         headers.add(name: "forwarded", value: "for=\(node);proto=http")
+        if let via { headers.add(name: "via", value: via) }
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
     }
 

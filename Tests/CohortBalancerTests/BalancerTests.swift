@@ -1,4 +1,4 @@
-import CohortBalancer
+@testable import CohortBalancer
 import CohortBalancerCore
 import CohortCore
 import Logging
@@ -205,6 +205,16 @@ struct BalancerTests {
             #expect(try await h.get().status == 200)
             #expect(h.balancer.refusals.count(.headersTooLarge) == 2)
             #expect(h.balancer.refusals.count(.bodyTooLarge) == 0)
+        }
+    }
+
+    @Test("a request that already passed through this balancer (a loop) gets 508, counted")
+    func loopDetected() async throws {
+        try await withHarness { (h: Harness) async throws in
+            // What the balancer itself would receive if it were one of its own backends.
+            #expect(try await h.get(headers: [("via", "1.1 nginx, \(h.balancer.via)")]).status == 508)
+            #expect(try await h.get(headers: [("via", "1.1 cohort-0")]).status == 200, "another balancer's entry is fine")
+            #expect(h.balancer.refusals.count(.loop) == 1)
         }
     }
 
