@@ -123,7 +123,7 @@ extension BalancerServer {
     func forward(head: HTTPRequestHead, body: RequestBody, clientIP: String?, keepAlive: Bool,
                  eventLoop: any EventLoop, outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws -> Bool {
         let session = head.headers["cookie"].lazy.compactMap {
-            StickyRoute.sessionID(fromCookieHeader: $0, cookieName: self.configuration.cookieName)
+            SessionCookie.sessionID(fromCookieHeader: $0, cookieName: self.configuration.cookieName)
         }.first
         var upstreamHead = ProxyHeaders.upstreamHead(from: head, bodyLength: body.length, clientIP: clientIP, via: via)
         let idempotent = isIdempotent(head.method)

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOHTTP1
 
 /// Header rewriting between client and backend (RFC 9110 §7.6.1, RFC 7239).
@@ -34,14 +35,25 @@ enum ProxyHeaders {
     /// Header that makes a non-idempotent request safe to retry on a Cohort node.
     static let requestIDHeader = "Cohort-Request-Id"
 
-    /// A new request id: 128 random bits from the system CSPRNG, as 32 hex digits.
+    /// A new request id, unique among every balancer's: `<64 random bits>-<counter>` in
+    /// hex (at least 16 characters). The random part is drawn once per process from the
+    /// system CSPRNG, so an id costs no system call; ids need uniqueness, not secrecy (a
+    /// recorded response is only ever replayed to the session that holds it).
     static func makeRequestID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let high = generator.next()
-        let low = generator.next()
-        let hex = String(high, radix: 16) + "-" + String(low, radix: 16)
-        return hex.count >= 16 ? hex : hex + String(repeating: "0", count: 16 - hex.count)
+        let serial = requestSerial.withLockedValue { serial in
+            serial &+= 1
+            return serial
+        }
+        return requestIDPrefix + String(serial, radix: 16)
     }
+
+    private static let requestIDPrefix: String = {
+        var generator = SystemRandomNumberGenerator()
+        let random = String(generator.next(), radix: 16)
+        return String(repeating: "0", count: 16 - random.count) + random + "-"
+    }()
+
+    private static let requestSerial = NIOLockedValueBox<UInt64>(0)
 
     /// The request as sent upstream: HTTP/1.1, keep-alive, hop-by-hop headers removed,
     /// `Content-Length` set to the body length (`nil`: unknown, sent chunked), and the

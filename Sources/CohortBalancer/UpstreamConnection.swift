@@ -49,7 +49,10 @@ final class UpstreamConnection: Sendable {
     func send(head: HTTPRequestHead, body: ByteBuffer?) async throws {
         let handler = self.handler
         if channel.eventLoop.inEventLoop {  // the usual case: the request's task runs on this loop
-            return try await handler.value.send(head: head, body: body).get()
+            let written = handler.value.send(head: head, body: body)
+            // The socket usually takes the request at once: no suspension then.
+            if let result = written.resultIfCompleted() { return try result.get() }
+            return try await written.get()
         }
         try await channel.eventLoop.flatSubmit {
             handler.value.send(head: head, body: body)
@@ -91,7 +94,11 @@ final class UpstreamConnection: Sendable {
         let handler = self.handler
         let amount = timeout.map { TimeAmount.nanoseconds($0.nanosecondsClamped) }
         if channel.eventLoop.inEventLoop {  // the usual case: the request's task runs on this loop
-            return try await handler.value.next(timeout: amount).get()
+            let next = handler.value.next(timeout: amount)
+            // A part that already arrived (a response's body and end follow its head in
+            // the same read) is taken without suspending.
+            if let result = next.resultIfCompleted() { return try result.get() }
+            return try await next.get()
         }
         return try await channel.eventLoop.flatSubmit {
             handler.value.next(timeout: amount)
@@ -265,5 +272,15 @@ final class UpstreamHandler: ChannelInboundHandler {
         guard let context, !isClosed, !readPending, buffer.count < Self.lowWatermark else { return }
         readPending = true
         context.read()
+    }
+}
+
+extension EventLoopFuture {
+    /// On the future's event loop: its result if it is already complete, else `nil`.
+    /// (A callback added to a completed future runs at once when added on its loop.)
+    func resultIfCompleted() -> Result<Value, any Error>? {
+        var completed: Result<Value, any Error>?
+        assumeIsolated().whenComplete { completed = $0 }
+        return completed
     }
 }

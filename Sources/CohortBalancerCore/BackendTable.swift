@@ -88,7 +88,7 @@ extension BackendTable {
     /// Chooses a backend for one attempt of a request.
     ///
     /// - Parameters:
-    ///   - route: the route parsed from the session cookie, if any (see `StickyRoute`).
+    ///   - route: the route parsed from the session cookie, if any (see `SessionCookie`).
     ///   - excluding: backends already tried for this request (failover).
     /// - Returns: `nil` only when no healthy backend outside `excluding` exists.
     ///

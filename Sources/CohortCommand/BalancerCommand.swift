@@ -54,6 +54,9 @@ struct BalancerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "This balancer's member name when joined.")
     var name: String = "balancer"
 
+    @OptionGroup
+    var eventLoops: EventLoopOptions
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -92,6 +95,7 @@ struct BalancerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        eventLoops.apply()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         CommandLogging.bootstrap(level: level)
         let logger = Logger(label: "cohort.balancer")

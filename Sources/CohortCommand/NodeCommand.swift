@@ -84,6 +84,9 @@ struct NodeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Limits and cookies")
     var limits: NodeLimitOptions
 
+    @OptionGroup
+    var eventLoops: EventLoopOptions
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = ProcessInfo.processInfo.environment["COHORT_LOG_LEVEL"] ?? "info"
 
@@ -113,6 +116,7 @@ struct NodeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        eventLoops.apply()
         // Run Swift concurrency jobs on NIO's event loops (the HTTP server, the cluster
         // transport and the request tasks share them) instead of hopping to the global
         // cooperative pool and back for every await: perf showed a fifth of a node's CPU in

@@ -6,8 +6,8 @@ public import Hummingbird
 /// Loads the request's session from the cluster before the handler and commits what the
 /// handler changed after it (Tomcat's `ReplicationValve`).
 ///
-/// - The cookie must be a well-formed `<key>.<route>`; anything else, and any id no live
-///   node holds, starts a new session. It is never an error page.
+/// - The session is the first well-formed `<key>.<route>` cookie of the name; none, or an
+///   id no live node holds, starts a new session. It is never an error page.
 /// - A new session gets an id from this node (`<160 random bits>.<node name>`) and is
 ///   stored only once the handler sets something in it.
 /// - After the handler, only the changed attributes are committed, as one delta; with
@@ -37,7 +37,7 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let requested = request.cookies[configuration.cookieName].flatMap { SessionID(parsing: $0.value) }
+        let requested = Self.sessionID(in: request, cookieName: configuration.cookieName)
         var context = context
         // Taking a session over from a node that cannot serve it: check the other owners
         // for a newer copy than this node's first.
@@ -51,14 +51,13 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             let full = node.sessionCount >= configuration.maxSessions
             context.session = ClusterSession(newID: node.makeSessionID(), limits: configuration.limits, refuseNew: full)
         }
-        let secure = configuration.secureCookies.isSecure(request, remoteIP: Self.remoteIP(context))
         let session = context.session
         let requestID = RequestReplay.requestID(of: request)
         if let requestID, let recorded = session.recordedRequest(), recorded.requestID == requestID {
             // A retry of a write this session already committed (on a node that then died):
             // the same response, nothing applied again, the id as the first attempt left it.
             session.keepOriginalID()
-            return try await finish(recorded.response, session: session, requested: requested, secure: secure, context: context)
+            return try await finish(recorded.response, session: session, requested: requested, request: request, context: context)
         }
         var response: Response
         do {
@@ -77,7 +76,16 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
                 ))
             }
         }
-        return try await finish(response, session: session, requested: requested, secure: secure, context: context)
+        return try await finish(response, session: session, requested: requested, request: request, context: context)
+    }
+
+    /// The first well-formed session id among the request's `cookieName` cookies (one byte
+    /// scan per `Cookie` field, bounded as ``SessionCookie`` says).
+    static func sessionID(in request: Request, cookieName: String) -> SessionID? {
+        for header in request.headers[values: .cookie] {
+            if let id = SessionCookie.sessionID(fromCookieHeader: header, cookieName: cookieName) { return id }
+        }
+        return nil
     }
 
     /// The client's (or the proxy's) IP address, if the context knows it.
@@ -86,9 +94,11 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
     }
 
     /// Commits what the request changed and sets the cookie.
-    private func finish(_ response: Response, session: ClusterSession, requested: SessionID?, secure: Bool, context: Context) async throws -> Response {
+    private func finish(_ response: Response, session: ClusterSession, requested: SessionID?, request: Request, context: Context) async throws -> Response {
         var response = response
         let outcome = session.takeChanges()
+        // Only a response that sets a cookie needs to know (most requests set none).
+        var secure: Bool { configuration.secureCookies.isSecure(request, remoteIP: Self.remoteIP(context)) }
 
         if outcome.invalidated {
             if let id = outcome.id, outcome.loadedVersion != .zero {

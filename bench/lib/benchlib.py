@@ -15,6 +15,11 @@ REPO = os.path.dirname(BENCH)
 RUN = os.environ.get("BENCH_RUN", "/tmp/cohort-bench")
 PIDS = os.path.join(RUN, "pids")
 COHORT = os.environ.get("COHORT_BINARY", os.path.join(REPO, ".build", "release", "cohort"))
+# `--event-loops` for every Cohort node and balancer: 1 by default, as three nodes, a
+# balancer and wrk share the machine's cores (see bench/README.md); "" = Cohort's default
+# (one loop per core).
+EVENT_LOOPS = os.environ.get("COHORT_EVENT_LOOPS", "1")
+EVENT_LOOP_ARGS = ["--event-loops", EVENT_LOOPS] if EVENT_LOOPS else []
 CATALINA_HOME = "/usr/share/tomcat10"
 HOST = "127.0.0.1"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -201,7 +206,7 @@ class CohortCluster:
         i = int(name[1:])
         argv = [COHORT, "node", "--name", name, "--http", f"{HOST}:{self.http(name)}",
                 "--cluster", f"{HOST}:{self.cluster_base + i}", "--key-file", cohort_keygen(),
-                "--durability", self.durability, "--log-level", "warning"]
+                "--durability", self.durability, "--log-level", "warning"] + EVENT_LOOP_ARGS
         for other in self.names:
             if other != name:
                 argv += ["--seed", f"{HOST}:{self.cluster_base + int(other[1:])}"]
@@ -240,7 +245,7 @@ class CohortCluster:
         log(f"cohort {self.tag}: {len(self.names)} nodes up ({self.durability}), http {self.http_base + 1}..")
 
     def start_balancer(self, port):
-        argv = [COHORT, "balancer", "--listen", f"{HOST}:{port}", "--log-level", "warning"]
+        argv = [COHORT, "balancer", "--listen", f"{HOST}:{port}", "--log-level", "warning"] + EVENT_LOOP_ARGS
         for n in self.names:
             argv += ["--backend", f"{n}={HOST}:{self.http(n)}"]
         spawn(f"cohort-{self.tag}-balancer", argv)
@@ -601,7 +606,7 @@ def machine():
             return "?"
     return {"nproc": os.cpu_count(), "cpu": model.group(1) if model else "?", "mem_mb": mem,
             "kernel": os.uname().release, "nginx": ver(["nginx", "-v"]), "wrk": ver(["wrk", "-v"]),
-            "java": ver(["java", "-version"]), "cohort": COHORT,
+            "java": ver(["java", "-version"]), "cohort": COHORT, "cohort_event_loops": EVENT_LOOPS or "per core",
             "git": subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%h %s"], capture_output=True, text=True).stdout.strip()}
 
 

@@ -133,9 +133,9 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // Balancer routing decision.
-    Benchmark("Balancer StickyRoute.route(fromCookieHeader:)", configuration: fast) { benchmark in
+    Benchmark("Balancer SessionCookie.route(fromCookieHeader:)", configuration: fast) { benchmark in
         for _ in benchmark.scaledIterations {
-            blackHole(StickyRoute.route(fromCookieHeader: cookieHeader, cookieName: cookieName))
+            blackHole(SessionCookie.route(fromCookieHeader: cookieHeader, cookieName: cookieName))
         }
     }
     Benchmark("Balancer BackendTable.choose (sticky, 3 backends)", configuration: fast) { benchmark in
@@ -157,7 +157,7 @@ let benchmarks: @Sendable () -> Void = {
         var table = BackendTable(backends: (1...3).map { Backend(name: "n\($0)", address: Address(host: "127.0.0.1", port: 8080 + $0)) })
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
-            let route = StickyRoute.route(fromCookieHeader: cookieHeader, cookieName: cookieName)
+            let route = SessionCookie.route(fromCookieHeader: cookieHeader, cookieName: cookieName)
             blackHole(table.choose(route: route))
         }
     }

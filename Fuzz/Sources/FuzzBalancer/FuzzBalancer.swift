@@ -2,7 +2,7 @@ import CFuzzDriver
 import CohortBalancerCore
 import CohortCore
 
-/// The balancer's parsing of client input: `Cookie` headers (`StickyRoute`), session ids
+/// The balancer's parsing of client input: `Cookie` headers (`SessionCookie`), session ids
 /// and `HOST:PORT` addresses. Bytes are decoded leniently (invalid UTF-8 becomes U+FFFD),
 /// as a header value would be. If the input holds a NUL byte, the part before it is the
 /// cookie name and the rest the header; otherwise the name is `COHORTSESSION`.
@@ -19,13 +19,13 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     }
 
     // Cookie header, as String and as Substring (the API takes any StringProtocol).
-    let id = StickyRoute.sessionID(fromCookieHeader: header, cookieName: cookieName)
-    let idFromSubstring = StickyRoute.sessionID(fromCookieHeader: header[...], cookieName: cookieName)
-    let route = StickyRoute.route(fromCookieHeader: header, cookieName: cookieName)
+    let id = SessionCookie.sessionID(fromCookieHeader: header, cookieName: cookieName)
+    let idFromSubstring = SessionCookie.sessionID(fromCookieHeader: header[...], cookieName: cookieName)
+    let route = SessionCookie.route(fromCookieHeader: header, cookieName: cookieName)
     guard id == idFromSubstring else { fatalError("fuzz[balancer]: String and Substring disagree: \(String(describing: id)) vs \(String(describing: idFromSubstring))") }
     guard route == id?.route else { fatalError("fuzz[balancer]: route \(String(describing: route)) is not the session id's \(String(describing: id))") }
     if let id {
-        guard header.utf8.count <= StickyRoute.maxHeaderLength else { fatalError("fuzz[balancer]: id from an over-long header") }
+        guard header.utf8.count <= SessionCookie.maxHeaderLength else { fatalError("fuzz[balancer]: id from an over-long header") }
         guard SessionID.isValidKey(id.key), NodeID.isValidName(id.route) else { fatalError("fuzz[balancer]: invalid id accepted: \(id)") }
     }
 

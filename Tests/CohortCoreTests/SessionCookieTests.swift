@@ -1,10 +1,10 @@
-import CohortBalancerCore
+import CohortCore
 import Testing
 
 private let key = "AAAAAAAAAAAAAAAAAAAAAAAAAAA"  // 27 base64url characters
 
-@Suite("StickyRoute cookie parsing")
-struct StickyRouteTests {
+@Suite("Session cookie parsing")
+struct SessionCookieTests {
     @Test("finds the route among several cookies", arguments: [
         "COHORTSESSION=\(key).n2",
         "a=1; COHORTSESSION=\(key).n2",
@@ -13,7 +13,7 @@ struct StickyRouteTests {
         "COHORTSESSION=bad; COHORTSESSION=\(key).n2",
     ])
     func found(header: String) {
-        #expect(StickyRoute.route(fromCookieHeader: header, cookieName: "COHORTSESSION") == "n2")
+        #expect(SessionCookie.route(fromCookieHeader: header, cookieName: "COHORTSESSION") == "n2")
     }
 
     @Test("rejects hostile or malformed values", arguments: [
@@ -33,21 +33,21 @@ struct StickyRouteTests {
         ";;;;=;=;",
     ])
     func rejected(header: String) {
-        #expect(StickyRoute.route(fromCookieHeader: header, cookieName: "COHORTSESSION") == nil)
+        #expect(SessionCookie.route(fromCookieHeader: header, cookieName: "COHORTSESSION") == nil)
     }
 
     @Test("oversized headers and too many cookies are not scanned")
     func bounded() {
-        let long = String(repeating: "x=1; ", count: StickyRoute.maxHeaderLength / 5) + "COHORTSESSION=\(key).n2"
-        #expect(StickyRoute.route(fromCookieHeader: long, cookieName: "COHORTSESSION") == nil)
-        let many = String(repeating: "x=1;", count: StickyRoute.maxCookies) + "COHORTSESSION=\(key).n2"
-        #expect(StickyRoute.route(fromCookieHeader: many, cookieName: "COHORTSESSION") == nil)
-        #expect(StickyRoute.route(fromCookieHeader: "COHORTSESSION=\(key).n2", cookieName: "") == nil)
+        let long = String(repeating: "x=1; ", count: SessionCookie.maxHeaderLength / 5) + "COHORTSESSION=\(key).n2"
+        #expect(SessionCookie.route(fromCookieHeader: long, cookieName: "COHORTSESSION") == nil)
+        let many = String(repeating: "x=1;", count: SessionCookie.maxCookies) + "COHORTSESSION=\(key).n2"
+        #expect(SessionCookie.route(fromCookieHeader: many, cookieName: "COHORTSESSION") == nil)
+        #expect(SessionCookie.route(fromCookieHeader: "COHORTSESSION=\(key).n2", cookieName: "") == nil)
     }
 
     @Test("the full session id is available")
     func sessionID() {
-        let id = StickyRoute.sessionID(fromCookieHeader: "COHORTSESSION=\(key).n2", cookieName: "COHORTSESSION")
+        let id = SessionCookie.sessionID(fromCookieHeader: "COHORTSESSION=\(key).n2", cookieName: "COHORTSESSION")
         #expect(id?.key == key)
         #expect(id?.route == "n2")
     }

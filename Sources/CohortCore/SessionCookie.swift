@@ -1,11 +1,10 @@
-import CohortCore
-
-/// Extracts the route from a session cookie in a `Cookie` request header.
+/// Finds the session id (and so the route) in a `Cookie` request header: what the balancer
+/// routes by and the session middleware loads by, with one parser for both.
 ///
 /// Parsing is bounded and allocation-light: headers longer than `maxHeaderLength` bytes and
 /// cookies beyond the first `maxCookies` are ignored, and the value must pass
 /// `SessionID(parsing:)`, so hostile input yields `nil` rather than a route.
-public enum StickyRoute {
+public enum SessionCookie {
     /// Longest `Cookie` header value examined, in UTF-8 bytes.
     public static let maxHeaderLength = 8 * 1024
     /// Most `name=value` pairs examined in one header.
