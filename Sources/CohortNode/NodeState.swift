@@ -52,6 +52,8 @@ extension NodeState {
             switch directive {
             case .send(let packet, let address):
                 effects.append(.datagram(packet, to: address))
+            case .verify:
+                break  // Not emitted: membership does not require admission (yet).
             case .memberChanged(let member, let previous):
                 effects.append(.memberChanged(member, previous: previous))
                 // Observers (balancers) hold no sessions: they neither replicate nor are
