@@ -54,6 +54,15 @@ struct BalancerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "This balancer's member name when joined.")
     var name: String = "balancer"
 
+    @Option(name: .customLong("tls-cert"), help: "When joining nodes that run with mutual TLS: this balancer's certificate (PEM, from the cluster CA, naming --name). The nodes admit it to membership only after checking it.")
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: "The private key of --tls-cert (PEM).")
+    var tlsKey: String?
+
+    @Option(name: .customLong("tls-ca"), help: "The cluster CA certificate (PEM).")
+    var tlsCA: String?
+
     @OptionGroup
     var eventLoops: EventLoopOptions
 
@@ -79,6 +88,10 @@ struct BalancerCommand: AsyncParsableCommand {
             if keyFile == nil && !insecure {
                 throw ValidationError("joining the cluster needs its key: --key-file PATH (or --insecure if the nodes run without one)")
             }
+        }
+        let tlsFiles = [tlsCert, tlsKey, tlsCA].compactMap { $0 }
+        guard tlsFiles.isEmpty || (tlsFiles.count == 3 && !join.isEmpty) else {
+            throw ValidationError("mutual TLS needs --join and all of --tls-cert, --tls-key and --tls-ca")
         }
         var names: Set<String> = []
         for value in backend {
@@ -124,6 +137,11 @@ struct BalancerCommand: AsyncParsableCommand {
                 name: name, clusterAddress: clusterAddress, seeds: join.compactMap { Address(parsing: $0) }, protection: protection
             )
             nodeConfiguration.role = .observer
+            if let tlsCert, let tlsKey, let tlsCA {
+                nodeConfiguration.tls = try ClusterTLS(
+                    certificateChainPEM: try CertFile.read(tlsCert), privateKeyPEM: try CertFile.read(tlsKey),
+                    trustedCAsPEM: try CertFile.read(tlsCA))
+            }
             let observer = try await ClusterNode.bind(configuration: nodeConfiguration, logger: logger)
             BalancerMembership.connect(observer, to: balancer)
             services.append(.init(service: observer))

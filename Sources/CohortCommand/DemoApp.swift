@@ -77,6 +77,7 @@ enum DemoApp {
             var framesReplayed: Int
             var sessionsRefused: Int
             var sessionWritesRefused: Int
+            var admissionsRefused: Int
         }
         /// Key IDs only (never key material): which key seals, which are accepted.
         struct Keys: Encodable {
@@ -248,7 +249,8 @@ enum DemoApp {
                 gapsDetected: statistics.gapsDetected, conflicts: statistics.conflicts,
                 expired: statistics.expired, offered: statistics.offered, pulled: statistics.pulled, handedOver: statistics.handedOver,
                 keyReloads: counters.keyReloads, framesReplayed: counters.framesReplayed,
-                sessionsRefused: counters.sessionsRefused, sessionWritesRefused: counters.sessionWritesRefused
+                sessionsRefused: counters.sessionsRefused, sessionWritesRefused: counters.sessionWritesRefused,
+                admissionsRefused: counters.admissionsRefused
             ),
             keys: node.keyring.map { .init(sending: Int($0.sendingKey.keyID), accepted: $0.acceptedKeys.map { Int($0.keyID) }) }
         )

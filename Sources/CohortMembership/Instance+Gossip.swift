@@ -122,7 +122,8 @@ extension Membership.Instance {
 
     /// Applies piggybacked gossip. With `onlyAboutMyself`, every update about another member
     /// is ignored (used for packets from a member this node considers dead, whose view of
-    /// the cluster is stale).
+    /// the cluster is stale). An update about a node that is not admitted is not applied;
+    /// if it says the node is alive, its verification is requested.
     mutating func receive(
         gossip updates: [Membership.Member],
         onlyAboutMyself: Bool,
@@ -134,7 +135,11 @@ extension Membership.Instance {
             if update.id == me.id {
                 wasDeclaredDead = refute(update) || wasDeclaredDead
             } else if !onlyAboutMyself && !conflictsWithMyself(update.id) {
-                apply(update, now: now, into: &directives)
+                if isAdmitted(update.id) {
+                    apply(update, now: now, into: &directives)
+                } else if update.status == .alive {
+                    requestAdmission(update.id, now: now, into: &directives)
+                }
             }
         }
         if wasDeclaredDead {

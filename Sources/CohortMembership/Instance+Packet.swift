@@ -15,12 +15,19 @@ extension Membership.Instance {
     /// - Packets from a left member, from this node or from another uid with this node's
     ///   name or address are ignored, as is everything once this node has left or before
     ///   ``start(now:)``.
+    /// - With ``Membership/Configuration/requiresAdmission``, a packet from a sender that is
+    ///   not admitted is dropped whole (no ack, no gossip read); a verification of the sender
+    ///   is requested instead (rate-limited, see ``admit(_:now:)``).
     /// - Then the gossip is applied and the message handled: a ping is acked, a ping request
     ///   relayed, an ack ends a probe or is forwarded.
     public mutating func onPacket(_ packet: Membership.Packet, now: Instant) -> [Membership.Directive] {
         var directives: [Membership.Directive] = []
         let sender = packet.from.id
         guard started, me.status == .alive, sender != me.id, !conflictsWithMyself(sender) else {
+            return directives
+        }
+        guard isAdmitted(sender) else {
+            requestAdmission(sender, now: now, into: &directives)
             return directives
         }
         let known = records[sender]?.member

@@ -49,7 +49,8 @@ extension Membership.Instance {
     /// ``Membership/Configuration/pingTimeout`` and suspects its target after
     /// ``Membership/Configuration/probeTimeout``; suspects not refuted within
     /// ``Membership/Configuration/suspicionTimeout(clusterSize:)`` are declared dead; every
-    /// ``Membership/Configuration/probeInterval`` the next member is probed; every
+    /// ``Membership/Configuration/probeInterval`` the next member is probed (and due
+    /// verification requests are repeated, see ``rejectAdmission(_:now:)``); every
     /// ``Membership/Configuration/reconnectInterval`` seeds and dead members are pinged and
     /// old tombstones are dropped (so a tombstone lives between `tombstoneRetention` and
     /// `tombstoneRetention + reconnectInterval`). Before ``start(now:)`` and after
@@ -64,6 +65,7 @@ extension Membership.Instance {
         }
         if now >= probe.nextProbeAt {
             startProbe(now: now, into: &directives)
+            retryAdmissions(now: now, into: &directives)
             probe.nextProbeAt = probe.nextProbeAt + configuration.probeInterval
             if probe.nextProbeAt <= now {  // the shell fell behind: do not burst
                 probe.nextProbeAt = now + configuration.probeInterval
@@ -71,6 +73,7 @@ extension Membership.Instance {
         }
         if now >= nextReconnectAt {
             dropTombstones(now: now)
+            dropStaleAdmissions(now: now)
             reconnect(into: &directives)
             nextReconnectAt = nextReconnectAt + configuration.reconnectInterval
             if nextReconnectAt <= now {
@@ -201,7 +204,11 @@ extension Membership.Instance {
         into directives: inout [Membership.Directive]
     ) {
         if target.status == .alive, target.id != me.id, !conflictsWithMyself(target.id) {
-            apply(target, now: now, into: &directives)
+            if isAdmitted(target.id) {
+                apply(target, now: now, into: &directives)
+            } else {
+                requestAdmission(target.id, now: now, into: &directives)
+            }
         }
         if let current = probe.current, current.sequence == sequence, current.target == target.id {
             probe.current = nil

@@ -25,6 +25,14 @@ extension Membership {
         public var reconnectInterval: Duration = .seconds(1)
         /// How long a dead or left member is remembered (so old gossip cannot revive it).
         public var tombstoneRetention: Duration = .seconds(60)
+        /// Whether a node takes part only after the shell verified it (its TLS certificate):
+        /// until ``Instance/admit(_:now:)``, its packets are dropped and gossip about it is
+        /// ignored, and the instance asks for the check with ``Directive/verify(_:)``
+        /// (see `Instance+Admission`). Off: every node that holds the key is admitted.
+        public var requiresAdmission = false
+        /// Longest wait between two verification requests for the same node after failed
+        /// checks (the wait starts at ``probeInterval`` and doubles with each failure).
+        public var maxAdmissionBackoff: Duration = .seconds(5)
 
         public init() {}
 

@@ -21,9 +21,15 @@ extension Membership {
     ///   ``supersedes(_:_:)``. A restarted process (same name and address, new uid) replaces
     ///   the old uid as soon as a packet from it arrives.
     ///
+    /// - With ``Configuration/requiresAdmission``, only admitted nodes take part: packets
+    ///   from any other sender are dropped (not acked, their gossip unread), gossip and acks
+    ///   about other nodes are not applied, and a ``Directive/verify(_:)`` asks the shell to
+    ///   check the node instead (see ``admit(_:now:)``). Without it, every sender is admitted.
+    ///
     /// The instance is split by aspect: probing and failure detection (`Instance+Probe`),
     /// gossip and the precedence rules (`Instance+Gossip`), seeds, reconnects and leave
-    /// (`Instance+Discovery`), and packet dispatch (`Instance+Packet`).
+    /// (`Instance+Discovery`), packet dispatch (`Instance+Packet`) and the admission gate
+    /// (`Instance+Admission`).
     public struct Instance: Sendable {
         /// What this node knows about one other member.
         struct Record: Sendable {
@@ -59,6 +65,8 @@ extension Membership {
         var nextReconnectAt = Instant.zero
         /// When this node last reached out after being declared dead (see `rejoin`).
         var lastRejoinAt: Instant?
+        /// Verified nodes and pending verifications (``Configuration/requiresAdmission``).
+        var admission = Membership.AdmissionGate()
 
         /// Creates a node's membership view.
         ///

@@ -102,5 +102,13 @@ extension Membership {
         /// A member was added or changed status (`previous == nil`: first seen).
         /// Emitted for other members only, in the order the changes happened.
         case memberChanged(Member, previous: Status?)
+        /// Check that the node `id` claims to be is the one at `id.address` (with mutual
+        /// TLS: dial it and verify its certificate names `id.name` and that process `id.uid`
+        /// answers), then call ``Instance/admit(_:now:)`` or
+        /// ``Instance/rejectAdmission(_:now:)``. Emitted only with
+        /// ``Configuration/requiresAdmission``, for a node not admitted yet, at most once per
+        /// probe interval per node (backing off after failures); a request the shell drops
+        /// is asked again later, so the shell may ignore one while it checks that node.
+        case verify(NodeID)
     }
 }

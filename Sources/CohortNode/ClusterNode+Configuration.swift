@@ -42,6 +42,9 @@ extension ClusterNode {
         /// fetches those sessions on a miss.
         public var readinessTimeout: Duration
         /// Mutual TLS for replication connections, in addition to sealed frames (`nil`: off).
+        /// When set, membership also admits a node only after its certificate was verified
+        /// (``Membership/Configuration/requiresAdmission`` is turned on, whatever
+        /// ``membership`` says).
         public var tls: ClusterTLS?
 
         public init(

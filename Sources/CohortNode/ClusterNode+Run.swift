@@ -143,7 +143,7 @@ extension ClusterNode {
     // MARK: - Carrying out effects
 
     /// Runs `body` on the state under the lock, then performs the effects it produced.
-    private func input(_ body: (inout NodeState, Instant, inout [NodeEffect]) -> Void) {
+    func input(_ body: (inout NodeState, Instant, inout [NodeEffect]) -> Void) {
         let now = self.now
         var effects: [NodeEffect] = []
         state.withLockedValue { state in
@@ -206,6 +206,8 @@ extension ClusterNode {
                 link.start()
             case .closeLink(let link):
                 link.close()
+            case .verifyMember(let id):
+                verifyMember(id)
             case .resumeCommit(let continuation, let outcome):
                 continuation.resume(returning: outcome)
             case .resumeFetch(let continuations, let session):

@@ -106,12 +106,16 @@ public final class ClusterNode: Service, Sendable {
         self.udpChannel = udp
         self.beacon = beacon
         self.handle = handle
+        // With mutual TLS, a node takes part in membership only once its certificate was
+        // verified (ClusterNode+Admission); without, the key alone admits it.
+        var membershipConfiguration = configuration.membership
+        membershipConfiguration.requiresAdmission = configuration.tls != nil
         let membership = Membership.Instance(
             myself: id,
             role: configuration.role,
             httpAddress: configuration.httpAddress,
             seeds: configuration.seeds.filter { $0 != id.address },
-            configuration: configuration.membership,
+            configuration: membershipConfiguration,
             random: SplitMix64(seed: seed)
         )
         let engine = ReplicationEngine(nodeName: configuration.name, configuration: configuration.replication)

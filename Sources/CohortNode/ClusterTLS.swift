@@ -11,7 +11,9 @@ import X509
 /// claims to be. A process with a certificate from another CA therefore cannot exchange a
 /// single replication frame with the cluster, even if it holds the cluster key.
 ///
-/// Membership (UDP) is not TLS: it stays authenticated by the cluster key (SECURITY.md).
+/// Membership (UDP) is not TLS: its datagrams stay sealed with the cluster key, and with
+/// TLS configured membership admits a node only after a TLS dial verified it
+/// (``MemberVerification``, SECURITY.md).
 public struct ClusterTLS: Sendable {
     let serverContext: NIOSSLContext
     let clientContext: NIOSSLContext

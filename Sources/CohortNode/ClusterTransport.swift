@@ -78,11 +78,13 @@ enum ClusterTransport {
 
 /// Reads an inbound replication connection: the first frame must be `hello` (at most
 /// ``ClusterFrameDecoder/maxHelloLength`` bytes, within ``helloTimeout``), then every
-/// frame is a replication message from that peer. Any bad frame closes this connection
+/// frame is a replication message from that peer. With TLS, an accepted hello is answered
+/// with this node's hello (the only frame ever sent on an inbound connection). Any bad frame closes this connection
 /// (and only this one) and is counted, and so does a connection that sends no hello in
 /// time: a stranger can hold neither memory nor a socket for long.
 final class ReplicationInboundHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
     private let handle: NodeHandle
     private let requiresCertificate: Bool
     private var peer: NodeID?
@@ -133,6 +135,10 @@ final class ReplicationInboundHandler: ChannelInboundHandler {
                     context.close(promise: nil)
                     return
                 }
+                // Answer with this node's own hello, bound to the peer's process: a peer
+                // verifying this node for membership (MemberVerification) learns that this
+                // very process holds the certificate. Peer links ignore it.
+                context.writeAndFlush(wrapOutboundOut(node.helloFrame(for: id)), promise: nil)
             }
             peer = id
         case (let peer?, .replication(let replication)):

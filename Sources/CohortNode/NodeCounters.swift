@@ -21,6 +21,10 @@ public struct NodeCounters: Hashable, Sendable {
     public var sessionsRefused = 0
     /// Session writes refused for breaking a per-session bound (HTTP 413).
     public var sessionWritesRefused = 0
+    /// Membership verifications that failed (mutual TLS: a node whose certificate is not
+    /// the cluster CA's for its name, or that did not answer as the process it claims to
+    /// be): the node stays out of membership.
+    public var admissionsRefused = 0
     /// Conflicts already logged (the engine counts them).
     var conflictsLogged = 0
 }
@@ -35,6 +39,7 @@ struct NodeMetrics: Sendable {
     let degradedCommits: Counter
     let commits: Counter
     let conflicts: Counter
+    let admissionsRefused: Counter
 
     init(node: String) {
         let dimensions = [("node", node)]
@@ -46,5 +51,6 @@ struct NodeMetrics: Sendable {
         degradedCommits = Counter(label: "cohort_degraded_commits_total", dimensions: dimensions)
         commits = Counter(label: "cohort_commits_total", dimensions: dimensions)
         conflicts = Counter(label: "cohort_conflicts_total", dimensions: dimensions)
+        admissionsRefused = Counter(label: "cohort_admissions_refused_total", dimensions: dimensions)
     }
 }

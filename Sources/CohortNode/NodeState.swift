@@ -21,6 +21,9 @@ struct NodeState: Sendable {
     /// When the node started ticking, and when it first saw a live peer (discovery).
     var startedAt: Instant?
     var firstPeerSeenAt: Instant?
+    /// Nodes being verified before membership admits them (mutual TLS); bounded by
+    /// membership's own bound on pending verifications.
+    var verifying: Set<NodeID> = []
 }
 
 /// IO and wake-ups decided under the lock, carried out after it is released.
@@ -30,6 +33,7 @@ enum NodeEffect: Sendable {
     case frame(ReplicationMessage, PeerLink)
     case startLink(PeerLink)
     case closeLink(PeerLink)
+    case verifyMember(NodeID)
     case resumeCommit(CheckedContinuation<ReplicationEngine.CommitOutcome?, Never>, ReplicationEngine.CommitOutcome)
     case resumeFetch([CheckedContinuation<Session?, Never>], Session?)
     case memberChanged(Membership.Member, previous: Membership.Status?)
@@ -40,8 +44,9 @@ enum NodeEffect: Sendable {
 }
 
 extension NodeState {
-    /// Applies membership directives: sends become datagrams, member changes update the
-    /// replication group and the peer links.
+    /// Applies membership directives: sends become datagrams, verification requests become
+    /// checks (one per node at a time), member changes update the replication group and the
+    /// peer links.
     mutating func absorb(
         _ directives: [Membership.Directive],
         now: Instant,
@@ -52,6 +57,9 @@ extension NodeState {
             switch directive {
             case .send(let packet, let address):
                 effects.append(.datagram(packet, to: address))
+            case .verify(let id):
+                // One check per node at a time; membership asks again if needed.
+                if !stopping, verifying.insert(id).inserted { effects.append(.verifyMember(id)) }
             case .memberChanged(let member, let previous):
                 effects.append(.memberChanged(member, previous: previous))
                 // Observers (balancers) hold no sessions: they neither replicate nor are

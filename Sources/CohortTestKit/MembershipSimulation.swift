@@ -14,6 +14,10 @@ public import CohortMembership
 /// new uid, same name and address), ``partition(_:)`` / ``isolate(_:)`` / ``heal()``, and
 /// per-link loss (``setLoss(from:to:probability:)``). Every ``Membership/Directive/memberChanged(_:previous:)``
 /// is recorded in ``changes``.
+///
+/// With ``Membership/Configuration/requiresAdmission``, each ``Membership/Directive/verify(_:)``
+/// is answered after ``verificationLatency`` as a shell's certificate check would be (see
+/// `MembershipSimulation+Admission`), and recorded in ``verifications``.
 public struct MembershipSimulation {
     /// One recorded ``Membership/Directive/memberChanged(_:previous:)``.
     public struct Change: Hashable, Sendable, CustomStringConvertible {
@@ -84,6 +88,17 @@ public struct MembershipSimulation {
     var linkLatency: [Link: Duration] = [:]
     /// Partition group of each node; `nil` when the network is whole.
     var groups: [Int]?
+
+    /// Whether node `target`'s certificate passes when `verifier` checks it for the
+    /// `attempt`-th time (counted from 0 per verifier and target). By default every
+    /// certificate is good; a node whose certificate comes from another CA always fails.
+    public var verification: (_ verifier: Int, _ target: Int, _ attempt: Int) -> Bool = { _, _, _ in true }
+    /// How long a verification takes (a TLS dial and handshake).
+    public var verificationLatency: Duration = .milliseconds(2)
+    /// Every verification answered so far, in order.
+    public internal(set) var verifications: [Verification] = []
+    var pendingChecks: [PendingCheck] = []
+    var verificationAttempts: [Link: Int] = [:]
 
     /// Creates `count` nodes (not yet started; see ``startAll()``).
     ///
@@ -199,13 +214,24 @@ public struct MembershipSimulation {
         }
     }
 
-    /// One tick: deliver the packets due by the next tick, then tick every running node.
+    /// One tick: deliver the packets and verification answers due by the next tick (in time
+    /// order, packets first at equal times), then tick every running node.
     mutating func step() {
         let tickAt = now + configuration.tickInterval
-        while let next = inFlight.first, next.deliverAt <= tickAt {
-            inFlight.removeFirst()
-            now = next.deliverAt
-            deliver(next)
+        while true {
+            let packetAt = inFlight.first.map(\.deliverAt)
+            let checkAt = pendingChecks.first.map(\.doneAt)
+            if let packetAt, packetAt <= tickAt, checkAt.map({ packetAt <= $0 }) ?? true, let next = inFlight.first {
+                inFlight.removeFirst()
+                now = next.deliverAt
+                deliver(next)
+            } else if let checkAt, checkAt <= tickAt {
+                let check = pendingChecks.removeFirst()
+                now = checkAt
+                complete(check)
+            } else {
+                break
+            }
         }
         now = tickAt
         for index in nodes.indices where nodes[index].isUp {
@@ -232,6 +258,8 @@ public struct MembershipSimulation {
             switch directive {
             case .memberChanged(let member, let previous):
                 changes.append(Change(time: now, observer: node, member: member, previous: previous))
+            case .verify(let id):
+                startCheck(of: id, by: node)
             case .send(let packet, let address):
                 packetsSent += 1
                 let target = nodeByAddress[address]
