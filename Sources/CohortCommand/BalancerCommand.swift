@@ -4,7 +4,9 @@ import CohortBalancerCore
 import CohortCore
 import CohortNode
 import CohortWire
+import Foundation
 import Logging
+import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
@@ -38,6 +40,9 @@ struct BalancerCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body accepted; beyond, 413 (counted).")
     var maxBodyBytes: Int = 1 << 30
+
+    @Option(name: .customLong("max-idle-per-backend"), help: "Idle keep-alive connections kept per backend (and event loop); at least the requests in flight to one backend.")
+    var maxIdlePerBackend: Int = 128
 
     @Option(name: .long, help: "HOST:PORT of a cluster node to join as an observer; backends are then learned from membership (repeatable).")
     var join: [String] = []
@@ -78,6 +83,7 @@ struct BalancerCommand: AsyncParsableCommand {
         guard (1024...(1 << 20)).contains(maxHeaderBytes) else { throw ValidationError("--max-header-bytes must be 1024...1048576") }
         guard (8...10_000).contains(maxHeaderCount) else { throw ValidationError("--max-header-count must be 8...10000") }
         guard maxBodyBytes >= 0 else { throw ValidationError("--max-body-bytes must not be negative") }
+        guard (0...100_000).contains(maxIdlePerBackend) else { throw ValidationError("--max-idle-per-backend must be 0...100000") }
         guard !backend.isEmpty || !join.isEmpty else {
             throw ValidationError("give at least one --backend NAME=HOST:PORT, or --join HOST:PORT to learn them from the cluster")
         }
@@ -109,6 +115,11 @@ struct BalancerCommand: AsyncParsableCommand {
 
     func run() async throws {
         eventLoops.apply()
+        // As on nodes (see NodeCommand): Swift concurrency jobs run on the event loops, so
+        // nothing hops between the loops and the global pool.
+        if ProcessInfo.processInfo.environment["COHORT_NIO_EXECUTOR"] != "0" {
+            _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        }
         let level = Logger.Level(rawValue: logLevel) ?? .info
         CommandLogging.bootstrap(level: level)
         let logger = Logger(label: "cohort.balancer")
@@ -124,6 +135,7 @@ struct BalancerCommand: AsyncParsableCommand {
         configuration.maxHeaderBytes = maxHeaderBytes
         configuration.maxHeaderCount = maxHeaderCount
         configuration.maxRequestBodyBytes = maxBodyBytes
+        configuration.maxIdleConnectionsPerBackend = maxIdlePerBackend
         let balancer = try await BalancerServer.bind(
             configuration: configuration,
             clock: ContinuousClock(),

@@ -33,12 +33,13 @@ struct ReplayRejection: Error, CustomStringConvertible {
 extension ClusterNode {
     // MARK: Sending
 
-    /// Appends `message` for `peer`'s TCP connection as one frame with the next stream
-    /// sequence number. Called inside the link's buffer lock, so the numbers increase in
-    /// the order the frames are queued, which is the order they are sent.
-    func encodeStreamFrame(_ message: WireMessage, for peer: NodeID, codec: FrameCodec, into buffer: inout ByteBuffer) {
+    /// Appends `batch` for `peer`'s TCP connection as one frame with the next stream
+    /// sequence number, sealed with the current key. Called inside the link's buffer lock,
+    /// so the numbers increase in the order the frames are queued, which is the order
+    /// they are sent.
+    func sealStreamFrame(_ batch: FrameBatch, for peer: NodeID, into buffer: inout ByteBuffer) {
         let envelope = FrameEnvelope(sender: id.uid, receiver: peer.uid, sequence: sequencer.nextStream())
-        codec.encode(message, envelope: envelope, into: &buffer)
+        codec.encode(batch, envelope: envelope, into: &buffer)
     }
 
     /// The hello that opens a connection to `peer`: unsequenced, bound to `peer`'s process.

@@ -118,13 +118,19 @@ extension ClusterNode {
         }
     }
 
-    func onReplicationMessage(_ message: ReplicationMessage, from peer: NodeID) {
+    /// Handles the replication messages of one frame from `peer`, in order, under one
+    /// acquisition of the state lock.
+    func onReplicationMessages(_ messages: some Sequence<ReplicationMessage>, from peer: NodeID) {
         if logger.logLevel <= .trace {
-            logger.trace("replication message in", metadata: ["cluster.peer": "\(peer)", "cluster.message": "\(message.logSummary)"])
+            for message in messages {
+                logger.trace("replication message in", metadata: ["cluster.peer": "\(peer)", "cluster.message": "\(message.logSummary)"])
+            }
         }
         input { state, now, effects in
             state.ensureReplyLink(to: peer, makeLink: makeLink, into: &effects)
-            state.absorb(state.engine.onPeerMessage(message, from: peer.name, now: now), into: &effects)
+            for message in messages {
+                state.absorb(state.engine.onPeerMessage(message, from: peer.name, now: now), into: &effects)
+            }
         }
     }
 
@@ -160,14 +166,13 @@ extension ClusterNode {
     /// only appends to a buffer; the write happens on the link's event loop.
     func enqueueFrames(_ effects: inout [NodeEffect], counters: inout NodeCounters) {
         guard effects.contains(where: { if case .frame = $0 { true } else { false } }) else { return }
-        let codec = self.codec
         let trace = logger.logLevel <= .trace
         effects.removeAll { effect in
             guard case .frame(let message, let link) = effect else { return false }
             if trace {
                 logger.trace("replication message out", metadata: ["cluster.peer": "\(link.peer)", "cluster.message": "\(message.logSummary)"])
             }
-            if !link.send({ encodeStreamFrame(.replication(message), for: link.peer, codec: codec, into: &$0) }) {
+            if !link.send(message) {
                 counters.sendQueueDrops += 1
                 metrics.sendQueueDrops.increment()
             }
@@ -182,6 +187,7 @@ extension ClusterNode {
             peer: peer,
             eventLoop: eventLoopGroup.next(),
             hello: { [weak self] in self?.helloFrame(for: peer) ?? ByteBuffer() },
+            seal: { [weak self] batch, buffer in self?.sealStreamFrame(batch, for: peer, into: &buffer) },
             maxPendingBytes: configuration.maxPendingBytesPerPeer,
             maxBackoff: configuration.maxReconnectBackoff,
             logger: logger,

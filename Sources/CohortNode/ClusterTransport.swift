@@ -142,7 +142,9 @@ final class ReplicationInboundHandler: ChannelInboundHandler {
             }
             peer = id
         case (let peer?, .replication(let replication)):
-            node.onReplicationMessage(replication, from: peer)
+            node.onReplicationMessages(CollectionOfOne(replication), from: peer)
+        case (let peer?, .replicationBatch(let messages)):
+            node.onReplicationMessages(messages, from: peer)
         case (_?, .unknown):
             break  // A newer peer's message type: skip it.
         default:

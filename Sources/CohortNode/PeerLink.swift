@@ -1,4 +1,6 @@
 import CohortCore
+import CohortReplication
+import CohortWire
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -8,20 +10,31 @@ import NIOTLS
 
 /// The outbound TCP connection from this node to one peer, carrying replication frames.
 ///
-/// - Frames are appended to one pending buffer and written with one write + flush per
-///   event-loop turn, so a burst of small messages becomes one syscall (write coalescing).
+/// - Messages are queued in a ``FrameBatch`` and sealed together, as one frame, when the
+///   link flushes (once per event-loop turn) or the batch reaches ``maxBatchBytes`` or
+///   ``maxBatchMessages``: a burst of messages costs one seal, one frame and one write
+///   instead of one each. Sealed frames wait in one pending buffer, written with one
+///   write + flush.
 /// - While the socket is not writable (the kernel buffer is full), frames wait in the
-///   pending buffer; beyond `maxPendingBytes` new frames are refused (back-pressure by
-///   dropping: the peer sees a version gap and fetches the whole session).
+///   pending buffer; beyond `maxPendingBytes` (sealed and queued together) new messages
+///   are refused (back-pressure by dropping: the peer sees a version gap and fetches the
+///   whole session).
 /// - A failed connect or a lost connection is retried with exponential backoff until the
 ///   link is closed (the peer left or died).
 ///
 /// Every connection starts with a `hello` frame naming this node, encoded when the
 /// connection is made (so it is sealed with the key current at that moment).
 final class PeerLink: Sendable {
+    /// A batch is sealed once it holds this many bytes…
+    static let maxBatchBytes = 64 * 1024
+    /// …or this many messages (well below receivers' ``WireLimits/maxBatchMessages``).
+    static let maxBatchMessages = 1024
+
     let peer: NodeID
     private let eventLoop: any EventLoop
     private let hello: @Sendable () -> ByteBuffer
+    /// Appends `batch` to the buffer as one sealed frame (with the next sequence number).
+    private let seal: @Sendable (FrameBatch, inout ByteBuffer) -> Void
     private let maxPendingBytes: Int
     private let maxBackoff: Duration
     private let logger: Logger
@@ -32,7 +45,10 @@ final class PeerLink: Sendable {
 
     private struct State {
         var channel: (any Channel)?
+        /// Sealed frames waiting to be written.
         var pending: ByteBuffer
+        /// Messages not sealed yet.
+        var batch = FrameBatch()
         var flushScheduled = false
         var closed = false
         var failedAttempts = 0
@@ -42,6 +58,7 @@ final class PeerLink: Sendable {
         peer: NodeID,
         eventLoop: any EventLoop,
         hello: @escaping @Sendable () -> ByteBuffer,
+        seal: @escaping @Sendable (FrameBatch, inout ByteBuffer) -> Void,
         maxPendingBytes: Int,
         maxBackoff: Duration,
         logger: Logger,
@@ -52,6 +69,7 @@ final class PeerLink: Sendable {
         self.peer = peer
         self.eventLoop = eventLoop
         self.hello = hello
+        self.seal = seal
         self.maxPendingBytes = maxPendingBytes
         self.maxBackoff = maxBackoff
         self.logger = logger
@@ -64,12 +82,15 @@ final class PeerLink: Sendable {
         connect()
     }
 
-    /// Appends frames written by `encode` to the pending buffer. Returns `false` (and
-    /// writes nothing) if the link is closed or `maxPendingBytes` would be exceeded.
-    func send(_ encode: (inout ByteBuffer) -> Void) -> Bool {
+    /// Queues `message` after the messages queued before it. Returns `false` (and queues
+    /// nothing) if the link is closed or `maxPendingBytes` is reached.
+    func send(_ message: ReplicationMessage) -> Bool {
         let (accepted, scheduleFlush): (Bool, Bool) = state.withLockedValue { state in
-            guard !state.closed, state.pending.readableBytes < maxPendingBytes else { return (false, false) }
-            encode(&state.pending)
+            guard !state.closed, state.pending.readableBytes + state.batch.byteCount < maxPendingBytes else { return (false, false) }
+            state.batch.append(message)
+            if state.batch.byteCount >= Self.maxBatchBytes || state.batch.count >= Self.maxBatchMessages {
+                sealBatch(&state)
+            }
             guard state.channel != nil, !state.flushScheduled else { return (true, false) }
             state.flushScheduled = true
             return (true, true)
@@ -82,7 +103,14 @@ final class PeerLink: Sendable {
 
     /// Bytes waiting to be written to the peer (the replication queue depth).
     var pendingBytes: Int {
-        state.withLockedValue { $0.pending.readableBytes }
+        state.withLockedValue { $0.pending.readableBytes + $0.batch.byteCount }
+    }
+
+    /// Seals the queued messages into the pending buffer, in order.
+    private func sealBatch(_ state: inout State) {
+        guard !state.batch.isEmpty else { return }
+        seal(state.batch, &state.pending)
+        state.batch.removeAll()
     }
 
     /// Closes the link for good; pending frames are discarded.
@@ -90,6 +118,7 @@ final class PeerLink: Sendable {
         let channel: (any Channel)? = state.withLockedValue { state in
             state.closed = true
             state.pending.clear()
+            state.batch.removeAll()
             defer { state.channel = nil }
             return state.channel
         }
@@ -100,7 +129,9 @@ final class PeerLink: Sendable {
     fileprivate func flush() {
         let work: ((any Channel), ByteBuffer)? = state.withLockedValue { state in
             state.flushScheduled = false
-            guard let channel = state.channel, channel.isWritable, state.pending.readableBytes > 0 else { return nil }
+            guard let channel = state.channel, channel.isWritable else { return nil }
+            sealBatch(&state)
+            guard state.pending.readableBytes > 0 else { return nil }
             let buffer = state.pending
             state.pending = channel.allocator.buffer(capacity: 0)
             return (channel, buffer)

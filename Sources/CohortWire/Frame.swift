@@ -46,6 +46,7 @@ internal import NIOCore
 /// |   17 | ReplicationMessage.offer       | u32 count + (SessionID, SessionVersion) |
 /// |   18 | ReplicationMessage.offerEnd    | empty |
 /// |   19 | ReplicationMessage.fetchMany   | u32 count + string keys (bounded like `touched`) |
+/// |   20 | batch (``FrameBatch``)         | u32 count + count × (u32 length + type + body of a replication message, 10...19) |
 ///
 /// Field encodings (see the `ByteBuffer` extensions in this module):
 /// - string: u16 byte length + UTF-8 (validated on read; each field has its own bound).

@@ -85,11 +85,24 @@ public struct FrameCodec: Sendable {
     /// The encoder does not check ``WireLimits``: callers keep messages within them
     /// (a frame over the receiver's ``WireLimits/maxFrameLength`` is rejected there).
     public func encode(_ message: WireMessage, envelope: FrameEnvelope = .unsequenced, into buffer: inout ByteBuffer) {
+        encodeFrame(envelope: envelope, into: &buffer) { $0.writeCohortWireMessage(message) }
+    }
+
+    /// Appends one whole frame holding every message of `batch` (see ``FrameBatch``).
+    ///
+    /// - Precondition: `batch` is not empty.
+    public func encode(_ batch: FrameBatch, envelope: FrameEnvelope, into buffer: inout ByteBuffer) {
+        precondition(!batch.isEmpty, "an empty batch is not a frame")
+        encodeFrame(envelope: envelope, into: &buffer) { batch.writePlaintextMessage(into: &$0) }
+    }
+
+    /// Appends a frame whose plaintext is `envelope` then what `writeMessage` writes.
+    private func encodeFrame(envelope: FrameEnvelope, into buffer: inout ByteBuffer, writeMessage: (inout ByteBuffer) -> Void) {
         let frameStart = buffer.writerIndex
         let lengthIndex = buffer.writeCohortFrameHeader(keyID: keyID, payloadLength: 0)
         let plaintextStart = buffer.writerIndex
         buffer.writeCohortFrameEnvelope(envelope)
-        buffer.writeCohortWireMessage(message)
+        writeMessage(&buffer)
         let plaintextLength = buffer.writerIndex - plaintextStart
 
         switch sendingKey {

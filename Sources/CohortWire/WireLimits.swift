@@ -27,6 +27,8 @@ public struct WireLimits: Sendable, Hashable {
     public var maxOfferEntries: Int = 4096
     /// Most attribute changes in one delta. Default 1,024.
     public var maxChanges: Int = 1024
+    /// Most messages in one batch frame (``FrameBatch``). Default 4,096.
+    public var maxBatchMessages: Int = 4096
 
     /// The defaults listed on each property.
     public init() {}

@@ -11,6 +11,8 @@ public enum WireMessage: Hashable, Sendable {
     case membership(Membership.Packet)
     /// A replication message; over TCP.
     case replication(ReplicationMessage)
+    /// Several replication messages from one frame (see ``FrameBatch``), in order.
+    case replicationBatch([ReplicationMessage])
     /// A message type this node does not know: a newer peer's. Callers skip it.
     ///
     /// Only produced for frames that authenticated (or for insecure frames). Encoding it
@@ -32,16 +34,20 @@ enum WireMessageType: UInt8 {
     case offer = 17
     case offerEnd = 18
     case fetchMany = 19
+    case batch = 20
 }
 
 extension ByteBuffer {
     /// Reads a plaintext (type byte and body). Unknown types give ``WireMessage/unknown(type:)``
     /// and leave their body unread; bytes after a known body are ignored (a newer peer's
     /// appended fields).
-    mutating func readCohortWireMessage(limits: WireLimits) throws(WireError) -> WireMessage {
+    mutating func readCohortWireMessage(limits: WireLimits, inBatch: Bool = false) throws(WireError) -> WireMessage {
         let rawType = try readCohortInteger(as: UInt8.self)
         guard let type = WireMessageType(rawValue: rawType) else { return .unknown(type: rawType) }
         switch type {
+        case .batch:
+            guard !inBatch else { throw .malformed("a batch inside a batch") }
+            return .replicationBatch(try readCohortBatch(limits: limits))
         case .hello:
             return .hello(try readCohortNodeID())
         case .membership:
@@ -85,6 +91,10 @@ extension ByteBuffer {
             writeCohortMembershipPacket(packet)
         case .replication(let replication):
             writeCohortReplicationMessage(replication)
+        case .replicationBatch(let messages):
+            var batch = FrameBatch()
+            for message in messages { batch.append(message) }
+            batch.writeBatchMessage(into: &self)
         case .unknown(let type):
             writeInteger(type)
         }

@@ -1,4 +1,6 @@
 import CohortCore
+import CohortReplication
+import CohortWire
 @testable import CohortNode
 import Logging
 import NIOCore
@@ -14,15 +16,19 @@ import Testing
         let peer = NodeID(name: "p", address: Address(host: "127.0.0.1", port: 1), uid: 1)
         let link = PeerLink(
             peer: peer, eventLoop: MultiThreadedEventLoopGroup.singleton.next(), hello: { ByteBuffer() },
+            seal: { batch, buffer in FrameCodec(protection: .insecure).encode(batch, envelope: .unsequenced, into: &buffer) },
             maxPendingBytes: 1_000, maxBackoff: .seconds(1), logger: Logger(label: "test"), onReachability: { _ in })
         defer { link.close() }
         var accepted = 0
+        // 100 bytes queued each: u32 length, type, u16 key length and 93 key bytes.
+        let message = ReplicationMessage.fetch(key: String(repeating: "k", count: 93))
         for _ in 0..<50 {
-            if link.send({ $0.writeBytes(Array(repeating: UInt8(7), count: 100)) }) { accepted += 1 }
+            if link.send(message) { accepted += 1 }
         }
-        // Frames are accepted while less than the bound is pending (the last one may
+        // Messages are accepted while less than the bound is pending (the last one may
         // cross it by its own size), then refused.
         #expect(accepted == 10)
-        #expect(!link.send({ $0.writeBytes([1]) }))
+        #expect(link.pendingBytes == 1_000)
+        #expect(!link.send(.offerEnd))
     }
 }

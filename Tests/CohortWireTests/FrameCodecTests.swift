@@ -105,7 +105,7 @@ struct FrameCodecTests {
 
     // MARK: Forward compatibility
 
-    @Test("an unknown message type decodes as .unknown", arguments: [UInt8(0), 3, 9, 20, 200, 255])
+    @Test("an unknown message type decodes as .unknown", arguments: [UInt8(0), 3, 9, 21, 200, 255])
     func unknownType(type: UInt8) throws {
         #expect(try Fixtures.insecure.decode(frame: insecureFrame([type, 1, 2, 3])) == .unknown(type: type))
         #expect(try Fixtures.insecure.decode(frame: insecureFrame([type])) == .unknown(type: type))

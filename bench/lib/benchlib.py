@@ -288,8 +288,12 @@ def tune_nginx(conf):
     """The anchor's nginx.conf uses upstream keep-alive (keepalive 64, Connection "") and
     no access log; `cohort config nginx` has neither. Apply the same to compare like with like."""
     conf = re.sub(r"access_log [^;]*;", "access_log off;", conf)
-    conf = re.sub(r"(\n(\s*)least_conn;)", r"\1\n\2keepalive 64;", conf)
-    conf = conf.replace("proxy_http_version 1.1;", "proxy_http_version 1.1;\n            proxy_set_header Connection \"\";")
+    if re.search(r"\n\s*keepalive \d+;", conf):  # `cohort config nginx` emits its own pool size
+        conf = re.sub(r"(\n\s*)keepalive \d+;", r"\1keepalive 64;", conf)
+    else:
+        conf = re.sub(r"(\n(\s*)least_conn;)", r"\1\n\2keepalive 64;", conf)
+    if 'proxy_set_header Connection "";' not in conf:
+        conf = conf.replace("proxy_http_version 1.1;", "proxy_http_version 1.1;\n            proxy_set_header Connection \"\";")
     assert conf.count("keepalive 64;") >= 2, "nginx config: could not add keepalive"
     return conf
 

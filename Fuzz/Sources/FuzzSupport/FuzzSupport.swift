@@ -120,6 +120,9 @@ public enum FuzzSupport {
         ("fetch-many", .replication(.fetchMany([key1, key2]))),
         ("touched", .replication(.touched(keys: [key1, key2, sessionID.key]))),
         ("touched-empty", .replication(.touched(keys: []))),
+        ("batch", .replicationBatch([
+            .ack(key: key1, version: v1), .fetchMany([key1, key2]), .missing(key: key2), .offerEnd,
+        ])),
         ("unknown", .unknown(type: 200)),
     ]
 
