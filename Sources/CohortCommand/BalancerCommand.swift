@@ -4,9 +4,7 @@ import CohortBalancerCore
 import CohortCore
 import CohortNode
 import CohortWire
-import Foundation
 import Logging
-import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
@@ -59,14 +57,8 @@ struct BalancerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "This balancer's member name when joined.")
     var name: String = "balancer"
 
-    @Option(name: .customLong("tls-cert"), help: "When joining nodes that run with mutual TLS: this balancer's certificate (PEM, from the cluster CA, naming --name). The nodes admit it to membership only after checking it.")
-    var tlsCert: String?
-
-    @Option(name: .customLong("tls-key"), help: "The private key of --tls-cert (PEM).")
-    var tlsKey: String?
-
-    @Option(name: .customLong("tls-ca"), help: "The cluster CA certificate (PEM).")
-    var tlsCA: String?
+    @OptionGroup
+    var tls: TLSOptions
 
     @OptionGroup
     var eventLoops: EventLoopOptions
@@ -95,9 +87,8 @@ struct BalancerCommand: AsyncParsableCommand {
                 throw ValidationError("joining the cluster needs its key: --key-file PATH (or --insecure if the nodes run without one)")
             }
         }
-        let tlsFiles = [tlsCert, tlsKey, tlsCA].compactMap { $0 }
-        guard tlsFiles.isEmpty || (tlsFiles.count == 3 && !join.isEmpty) else {
-            throw ValidationError("mutual TLS needs --join and all of --tls-cert, --tls-key and --tls-ca")
+        guard !tls.isConfigured || !join.isEmpty else {
+            throw ValidationError("mutual TLS needs --join (it is for joining nodes that run with --tls-*)")
         }
         var names: Set<String> = []
         for value in backend {
@@ -115,11 +106,6 @@ struct BalancerCommand: AsyncParsableCommand {
 
     func run() async throws {
         eventLoops.apply()
-        // As on nodes (see NodeCommand): Swift concurrency jobs run on the event loops, so
-        // nothing hops between the loops and the global pool.
-        if ProcessInfo.processInfo.environment["COHORT_NIO_EXECUTOR"] != "0" {
-            _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-        }
         let level = Logger.Level(rawValue: logLevel) ?? .info
         CommandLogging.bootstrap(level: level)
         let logger = Logger(label: "cohort.balancer")
@@ -149,11 +135,7 @@ struct BalancerCommand: AsyncParsableCommand {
                 name: name, clusterAddress: clusterAddress, seeds: join.compactMap { Address(parsing: $0) }, protection: protection
             )
             nodeConfiguration.role = .observer
-            if let tlsCert, let tlsKey, let tlsCA {
-                nodeConfiguration.tls = try ClusterTLS(
-                    certificateChainPEM: try CertFile.read(tlsCert), privateKeyPEM: try CertFile.read(tlsKey),
-                    trustedCAsPEM: try CertFile.read(tlsCA))
-            }
+            nodeConfiguration.tls = try tls.load()
             let observer = try await ClusterNode.bind(configuration: nodeConfiguration, logger: logger)
             BalancerMembership.connect(observer, to: balancer)
             services.append(.init(service: observer))

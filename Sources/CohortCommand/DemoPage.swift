@@ -95,25 +95,3 @@ struct HTML: ResponseGenerator {
         )
     }
 }
-
-extension ByteBuffer {
-    /// Writes `text` as a JSON string literal (quoted; `"`, `\` and control characters escaped).
-    mutating func writeJSONString(_ text: String) {
-        writeInteger(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-                writeInteger(UInt8(ascii: "\\"))
-                writeInteger(byte)
-            case 0..<0x20:
-                writeStaticString("\\u00")
-                let hex = Array("0123456789abcdef".utf8)
-                writeInteger(hex[Int(byte >> 4)])
-                writeInteger(hex[Int(byte & 0xF)])
-            default:
-                writeInteger(byte)
-            }
-        }
-        writeInteger(UInt8(ascii: "\""))
-    }
-}

@@ -42,14 +42,8 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("key-file"), help: "The cluster key file (from `cohort keygen`); several lines make a keyring: the first key seals, all are accepted. Re-read on SIGHUP (key roll, see SECURITY.md).")
     var keyFile: String?
 
-    @Option(name: .customLong("tls-cert"), help: "This node's certificate (PEM, from the cluster CA; `cohort cert`): replication connections use mutual TLS.")
-    var tlsCert: String?
-
-    @Option(name: .customLong("tls-key"), help: "The private key of --tls-cert (PEM).")
-    var tlsKey: String?
-
-    @Option(name: .customLong("tls-ca"), help: "The cluster CA certificate (PEM): the only issuer a peer's certificate may come from.")
-    var tlsCA: String?
+    @OptionGroup
+    var tls: TLSOptions
 
     @Flag(name: .long, help: "Run without a cluster key: cluster traffic is neither authenticated nor encrypted.")
     var insecure = false
@@ -106,10 +100,6 @@ struct NodeCommand: AsyncParsableCommand {
         guard (20...60_000).contains(probeInterval) else { throw ValidationError("--probe-interval must be 20...60000 ms") }
         guard (1...20).contains(suspicionMultiplier) else { throw ValidationError("--suspicion-multiplier must be 1...20") }
         guard (10...600_000).contains(ackTimeout) else { throw ValidationError("--ack-timeout must be 10...600000 ms") }
-        let tlsFiles = [tlsCert, tlsKey, tlsCA].compactMap { $0 }
-        guard tlsFiles.isEmpty || tlsFiles.count == 3 else {
-            throw ValidationError("mutual TLS needs all of --tls-cert, --tls-key and --tls-ca")
-        }
         if keyFile == nil && !insecure {
             throw ValidationError("no cluster key: give --key-file PATH (make one with `cohort keygen --out PATH`), or --insecure to run without authentication and encryption")
         }
@@ -117,13 +107,6 @@ struct NodeCommand: AsyncParsableCommand {
 
     func run() async throws {
         eventLoops.apply()
-        // Run Swift concurrency jobs on NIO's event loops (the HTTP server, the cluster
-        // transport and the request tasks share them) instead of hopping to the global
-        // cooperative pool and back for every await: perf showed a fifth of a node's CPU in
-        // thread switches. COHORT_NIO_EXECUTOR=0 turns it off.
-        if ProcessInfo.processInfo.environment["COHORT_NIO_EXECUTOR"] != "0" {
-            _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-        }
         let level = Logger.Level(rawValue: logLevel) ?? .info
         CommandLogging.bootstrap(level: level)
         let logger = Logger(label: "cohort")
@@ -164,11 +147,7 @@ struct NodeCommand: AsyncParsableCommand {
         sessions.maxLifetime = maxLifetime.map { .seconds($0) }
         sessions.rebindRoutes = !noRebind
         limits.apply(to: &configuration, sessions: &sessions)
-        if let tlsCert, let tlsKey, let tlsCA {
-            configuration.tls = try ClusterTLS(
-                certificateChainPEM: try CertFile.read(tlsCert), privateKeyPEM: try CertFile.read(tlsKey),
-                trustedCAsPEM: try CertFile.read(tlsCA))
-        }
+        configuration.tls = try tls.load()
         let node = try await ClusterNode.bind(configuration: configuration, logger: logger)
         let app = DemoApp.make(node: node, sessions: sessions, address: httpAddress, demo: demo, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: node), .init(service: app)]
