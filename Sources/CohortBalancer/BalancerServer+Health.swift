@@ -32,25 +32,76 @@ extension BalancerServer {
 
     /// One health check; `true` for a 2xx answer in time.
     func check(_ address: Address, backend: String) async -> Bool {
-        let connection: UpstreamConnection
-        do {
-            connection = try await UpstreamConnection.connect(to: address, group: group, timeout: configuration.healthCheckTimeout)
-        } catch {
-            logger.debug("health check connect failed", metadata: ["balancer.backend": "\(backend)", "balancer.error": "\(error)"])
-            return false
-        }
-        defer { connection.close() }
+        let loop = group.next()
+        let timeout = configuration.healthCheckTimeout
         var headers = HTTPHeaders()
         headers.add(name: "host", value: address.description)
         headers.add(name: "connection", value: "close")
         headers.add(name: "user-agent", value: "cohort-balancer-health")
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: configuration.healthCheckPath, headers: headers)
         do {
-            try await connection.send(head: HTTPRequestHead(version: .http1_1, method: .GET, uri: configuration.healthCheckPath, headers: headers), body: nil)
-            guard case .head(let response) = try await connection.nextPart(timeout: configuration.healthCheckTimeout) else { return false }
-            return (200..<300).contains(response.status.code)
+            let status = try await UpstreamConnection.connect(to: address, on: loop, timeout: timeout)
+                .flatMap { connection in
+                    HealthCheckExchange.run(head, on: connection, timeout: .nanoseconds(timeout.nanosecondsClamped))
+                }
+                .get()
+            return (200..<300).contains(status.code)
         } catch {
             logger.debug("health check failed", metadata: ["balancer.backend": "\(backend)", "balancer.error": "\(error)"])
             return false
         }
+    }
+}
+
+/// One health-check request on its own connection: the final response head's status,
+/// or a failure (closed, or no head within the timeout). Closes the connection.
+private final class HealthCheckExchange: UpstreamResponseDelegate {
+    private let connection: UpstreamConnection
+    private let promise: EventLoopPromise<HTTPResponseStatus>
+    private var isFinished = false
+
+    private init(connection: UpstreamConnection) {
+        self.connection = connection
+        self.promise = connection.channel.eventLoop.makePromise()
+    }
+
+    /// Runs on the connection's loop (the future from `connect` completes there).
+    static func run(_ head: HTTPRequestHead, on connection: UpstreamConnection, timeout: TimeAmount) -> EventLoopFuture<HTTPResponseStatus> {
+        let exchange = HealthCheckExchange(connection: connection)
+        let handler = connection.handler
+        guard handler.attach(exchange) else {
+            connection.close()
+            return connection.channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+        }
+        handler.write(.head(head))
+        handler.write(.end(nil))
+        handler.flush()
+        let timer = connection.channel.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            exchange.finish(.failure(UpstreamError.timeout))
+        }
+        let result = exchange.promise.futureResult
+        result.assumeIsolated().whenComplete { _ in
+            timer.cancel()
+            handler.detach()
+            connection.close()
+        }
+        return result
+    }
+
+    private func finish(_ result: Result<HTTPResponseStatus, any Error>) {
+        guard !isFinished else { return }
+        isFinished = true
+        promise.completeWith(result)
+    }
+
+    func upstream(received part: HTTPClientResponsePart) {
+        if case .head(let head) = part, head.status.code >= 200 { finish(.success(head.status)) }
+    }
+
+    func upstreamReadComplete() {}
+    func upstreamWritabilityChanged(isWritable: Bool) {}
+
+    func upstreamClosed(error: (any Error)?) {
+        finish(.failure(error ?? ChannelError.eof))
     }
 }

@@ -9,6 +9,8 @@ import ServiceLifecycle
 
 typealias HTTPServerConnection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
 typealias HTTPListener = NIOAsyncChannel<HTTPServerConnection, Never>
+/// Yields each accepted client connection, already serving (its `ProxyHandler` runs it).
+typealias ProxyListener = NIOAsyncChannel<any Channel, Never>
 
 /// The sticky reverse proxy: accepts HTTP/1.1 clients on `listenAddress`, routes each
 /// request with the shared `BackendTable`, forwards it over pooled keep-alive connections
@@ -16,8 +18,11 @@ typealias HTTPListener = NIOAsyncChannel<HTTPServerConnection, Never>
 /// the admin endpoint. A `Service`: `run()` returns after a graceful shutdown, once the
 /// requests in flight are answered.
 ///
-/// Sockets are bound by `bind(...)` (so tests can read the real port of `:0`); nothing
-/// runs until `run()`. Everything runs inside `run()`'s task group: no unstructured tasks.
+/// Client connections are served by channel handlers on their event loops
+/// (`ProxyHandler`, `ProxyExchange`): no task, async sequence or hop between threads per
+/// request. Sockets are bound by `bind(...)` (so tests can read the real port of `:0`);
+/// the listener accepts before `run()`, which waits for the connections and runs the
+/// health checks and the admin endpoint in its task group: no unstructured tasks.
 /// `C` is the clock that paces health checks (`ContinuousClock` in production).
 public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration == Duration {
     public let configuration: Configuration
@@ -29,34 +34,26 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
     let logger: Logger
     let clock: C
     let group: any EventLoopGroup
-    let table: NIOLockedValueBox<BackendTable>
-    let pool: UpstreamPool
-    let connections = ClientConnections()
+    let environment: ProxyEnvironment
+    var table: NIOLockedValueBox<BackendTable> { environment.table }
+    var pool: UpstreamPool { environment.pool }
+    var connections: ClientConnections { environment.connections }
     /// Requests refused at the balancer's own limits, counted and throttle-logged.
-    public let refusals = BalancerRefusals()
-    /// This process's `Via` entry: a request that already carries it went round a loop
-    /// (the balancer is among its own backends) and is refused with 508.
-    let via = ProxyHeaders.makeVia()
-    private let listener: HTTPListener
+    public var refusals: BalancerRefusals { environment.refusals }
+    /// This process's `Via` entry (see `ProxyEnvironment.via`).
+    var via: String { environment.via }
+    private let listener: ProxyListener
     private let adminListener: HTTPListener?
 
     private init(configuration: Configuration, clock: C, group: any EventLoopGroup, logger: Logger,
-                 listener: HTTPListener, adminListener: HTTPListener?) {
+                 environment: ProxyEnvironment, listener: ProxyListener, adminListener: HTTPListener?) {
         self.configuration = configuration
         self.clock = clock
         self.group = group
         self.logger = logger
+        self.environment = environment
         self.listener = listener
         self.adminListener = adminListener
-        self.table = NIOLockedValueBox(BackendTable(
-            backends: configuration.backends,
-            configuration: .init(failureThreshold: configuration.failureThreshold, placement: configuration.placement)
-        ))
-        self.pool = UpstreamPool(
-            group: group,
-            connectTimeout: configuration.connectTimeout,
-            maxIdlePerBackend: configuration.maxIdleConnectionsPerBackend
-        )
         self.listenAddress = Self.address(of: listener.channel, fallback: configuration.listen)
         self.adminAddress = adminListener.map { Self.address(of: $0.channel, fallback: configuration.admin ?? configuration.listen) }
     }
@@ -68,7 +65,20 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
         eventLoopGroup: any EventLoopGroup,
         logger: Logger
     ) async throws -> BalancerServer {
-        let listener = try await bindHTTP(configuration.listen, group: eventLoopGroup, idleTimeout: configuration.clientIdleTimeout)
+        let environment = ProxyEnvironment(
+            configuration: configuration,
+            table: NIOLockedValueBox(BackendTable(
+                backends: configuration.backends,
+                configuration: .init(failureThreshold: configuration.failureThreshold, placement: configuration.placement)
+            )),
+            pool: UpstreamPool(connectTimeout: configuration.connectTimeout,
+                               maxIdlePerBackend: configuration.maxIdleConnectionsPerBackend),
+            connections: ClientConnections(),
+            refusals: BalancerRefusals(),
+            logger: logger
+        )
+        let listener = try await bindProxy(configuration.listen, group: eventLoopGroup, environment: environment,
+                                           idleTimeout: configuration.clientIdleTimeout)
         var adminListener: HTTPListener?
         if let admin = configuration.admin {
             do {
@@ -79,7 +89,29 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
             }
         }
         return BalancerServer(configuration: configuration, clock: clock, group: eventLoopGroup, logger: logger,
-                              listener: listener, adminListener: adminListener)
+                              environment: environment, listener: listener, adminListener: adminListener)
+    }
+
+    private static func bindProxy(_ address: Address, group: any EventLoopGroup, environment: ProxyEnvironment,
+                                  idleTimeout: Duration) async throws -> ProxyListener {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: address.host, port: address.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // ProxyHandler handles pipelined requests itself (see there).
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: false,
+                        withErrorHandling: true
+                    )
+                    try channel.pipeline.syncOperations.addHandler(
+                        ClientIdleTimeoutHandler(timeout: .nanoseconds(idleTimeout.nanosecondsClamped))
+                    )
+                    try channel.pipeline.syncOperations.addHandler(ProxyHandler(environment: environment))
+                    return channel
+                }
+            }
     }
 
     private static func bindHTTP(_ address: Address, group: any EventLoopGroup, idleTimeout: Duration) async throws -> HTTPListener {
@@ -127,7 +159,7 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
                         }
                     }
                 }
-                try await self.accept(on: self.listener) { await self.serveClient($0) }
+                try await self.waitForClients()
                 group.cancelAll()
             }
         } onGracefulShutdown: {
@@ -140,6 +172,23 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
         connections.beginShutdown()
         listener.channel.close(promise: nil)
         adminListener?.channel.close(promise: nil)
+    }
+
+    /// Returns once the listener is closed and every client connection it accepted has closed.
+    private func waitForClients() async throws {
+        try await listener.executeThenClose { inbound in
+            try await withThrowingDiscardingTaskGroup { group in
+                for try await channel in inbound {
+                    group.addTask {
+                        await withTaskCancellationHandler {
+                            try? await channel.closeFuture.get()
+                        } onCancel: {
+                            channel.close(promise: nil)  // not a graceful stop: cut the connection
+                        }
+                    }
+                }
+            }
+        }
     }
 
     private func accept(on listener: HTTPListener, _ serve: @escaping @Sendable (HTTPServerConnection) async -> Void) async throws {
@@ -190,50 +239,6 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
     }
 
     func logHealth(_ outcome: BackendTable.HealthOutcome, name: String, cause: String) {
-        switch outcome {
-        case .markedDown:
-            logger.warning("backend down", metadata: ["balancer.backend": "\(name)", "balancer.cause": "\(cause)"])
-        case .markedUp:
-            logger.notice("backend up", metadata: ["balancer.backend": "\(name)", "balancer.cause": "\(cause)"])
-        case .unchanged, .unknownBackend:
-            break
-        }
-    }
-}
-
-/// Open client connections, so that a graceful shutdown can close the idle ones at once
-/// while busy ones finish their current exchange.
-final class ClientConnections: Sendable {
-    private struct State {
-        var isShuttingDown = false
-        var idle: [ObjectIdentifier: any Channel] = [:]
-    }
-
-    private let state = NIOLockedValueBox(State())
-
-    var isShuttingDown: Bool { state.withLockedValue { $0.isShuttingDown } }
-
-    /// The connection waits for its next request head. Returns `false` (and closes it) when
-    /// shutting down.
-    func markIdle(_ channel: any Channel) -> Bool {
-        let shuttingDown = state.withLockedValue { state -> Bool in
-            if !state.isShuttingDown { state.idle[ObjectIdentifier(channel)] = channel }
-            return state.isShuttingDown
-        }
-        if shuttingDown { channel.close(promise: nil) }
-        return !shuttingDown
-    }
-
-    func markBusy(_ channel: any Channel) {
-        _ = state.withLockedValue { $0.idle.removeValue(forKey: ObjectIdentifier(channel)) }
-    }
-
-    func beginShutdown() {
-        let idle = state.withLockedValue { state -> [any Channel] in
-            state.isShuttingDown = true
-            defer { state.idle = [:] }
-            return Array(state.idle.values)
-        }
-        for channel in idle { channel.close(promise: nil) }
+        environment.logHealth(outcome, name: name, cause: cause)
     }
 }

@@ -11,7 +11,8 @@ final class ClientIdleTimeoutHandler: ChannelDuplexHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let timeout: TimeAmount
-    private var awaitingResponse = false
+    /// Requests read to their end and not answered yet (more than one when pipelined).
+    private var awaitingResponses = 0
     private var timer: Scheduled<Void>?
 
     init(timeout: TimeAmount) {
@@ -29,9 +30,9 @@ final class ClientIdleTimeoutHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .end = unwrapInboundIn(data) {
-            awaitingResponse = true
+            awaitingResponses += 1
             disarm()
-        } else if !awaitingResponse {
+        } else if awaitingResponses == 0 {
             arm(context)  // progress: the client keeps sending
         }
         context.fireChannelRead(data)
@@ -39,8 +40,8 @@ final class ClientIdleTimeoutHandler: ChannelDuplexHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
-            awaitingResponse = false
-            arm(context)
+            awaitingResponses = max(0, awaitingResponses - 1)
+            if awaitingResponses == 0 { arm(context) }
         }
         context.write(data, promise: promise)
     }

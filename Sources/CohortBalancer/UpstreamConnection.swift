@@ -11,112 +11,61 @@ enum UpstreamError: Error, Hashable {
     case unexpectedData
 }
 
-/// One HTTP/1.1 client connection to a backend, read in pull mode.
+/// Receives the response of the one request in flight on an `UpstreamConnection`.
+/// Called on the connection's event loop.
+protocol UpstreamResponseDelegate: AnyObject {
+    /// A response part (1xx heads included, in order).
+    func upstream(received part: HTTPClientResponsePart)
+    /// The parts of one socket read were delivered (a good moment to flush).
+    func upstreamReadComplete()
+    /// The connection's write buffer crossed a watermark (back-pressure for streamed bodies).
+    func upstreamWritabilityChanged(isWritable: Bool)
+    /// The backend closed the connection (or it failed with `error`) while this delegate
+    /// was attached. Not called after `detach()`.
+    func upstreamClosed(error: (any Error)?)
+}
+
+/// One HTTP/1.1 client connection to a backend.
 ///
-/// Contract: one request at a time. `send` a request, then call `nextPart` until it returns
-/// `.end`; `nil` means the backend closed the connection. Reads are demand-driven
-/// (`autoRead` off): the handler reads only while fewer than `lowWatermark` parts are
-/// buffered, so a slow client slows the backend instead of growing a buffer. While idle the
-/// connection keeps one read outstanding so a backend's close is noticed promptly.
+/// Contract: one request at a time, driven from the connection's event loop. `attach` a
+/// delegate, write the request, and receive its response through the delegate; `detach`
+/// before reusing or closing the connection. Reads are demand-driven (`autoRead` off): the
+/// delegate can pause them (`setReading`) while its client cannot take more, so a slow
+/// client slows the backend instead of growing a buffer. While no delegate is attached the
+/// connection keeps one read outstanding: a backend's close is noticed promptly, and any
+/// byte from the backend closes the connection.
 final class UpstreamConnection: Sendable {
     let channel: any Channel
-    private let handler: NIOLoopBound<UpstreamHandler>
+    private let boundHandler: NIOLoopBound<UpstreamHandler>
 
     private init(channel: any Channel, handler: NIOLoopBound<UpstreamHandler>) {
         self.channel = channel
-        self.handler = handler
+        self.boundHandler = handler
     }
 
-    /// Opens a connection; throws on connect failure or timeout.
-    static func connect(to address: Address, group: any EventLoopGroup, timeout: Duration) async throws -> UpstreamConnection {
-        try await ClientBootstrap(group: group)
+    /// Opens a connection on `eventLoop`; the future fails on connect failure or timeout.
+    static func connect(to address: Address, on eventLoop: any EventLoop, timeout: Duration) -> EventLoopFuture<UpstreamConnection> {
+        ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(timeout.nanosecondsClamped))
             .channelOption(.autoRead, value: false)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: address.host, port: address.port) { channel in
+            .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    let handler = UpstreamHandler(eventLoop: channel.eventLoop)
-                    try channel.pipeline.syncOperations.addHandler(handler)
-                    return UpstreamConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }
+            }
+            .connect(host: address.host, port: address.port)
+            .flatMapThrowing { channel in
+                let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
+                return UpstreamConnection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
             }
     }
 
     var isActive: Bool { channel.isActive }
 
-    /// Writes and flushes a whole request (head, optional body, end).
-    func send(head: HTTPRequestHead, body: ByteBuffer?) async throws {
-        let handler = self.handler
-        if channel.eventLoop.inEventLoop {  // the usual case: the request's task runs on this loop
-            let written = handler.value.send(head: head, body: body)
-            // The socket usually takes the request at once: no suspension then.
-            if let result = written.resultIfCompleted() { return try result.get() }
-            return try await written.get()
-        }
-        try await channel.eventLoop.flatSubmit {
-            handler.value.send(head: head, body: body)
-        }.get()
-    }
-
-    /// Streaming a request: writes and flushes the head; send body parts with `sendBody`
-    /// and finish with `sendEnd`.
-    func sendHead(_ head: HTTPRequestHead) async throws {
-        let handler = self.handler
-        try await channel.eventLoop.flatSubmit {
-            handler.value.write(.head(head), timeout: nil)
-        }.get()
-    }
-
-    /// Writes and flushes one body part, returning once it was handed to the socket (so the
-    /// caller reads no more from its client than the backend takes). When the write does not
-    /// complete within `timeout` the connection is closed and later reads fail with
-    /// `UpstreamError.timeout`.
-    func sendBody(_ chunk: ByteBuffer, timeout: Duration?) async throws {
-        let handler = self.handler
-        let amount = timeout.map { TimeAmount.nanoseconds($0.nanosecondsClamped) }
-        try await channel.eventLoop.flatSubmit {
-            handler.value.write(.body(.byteBuffer(chunk)), timeout: amount)
-        }.get()
-    }
-
-    /// Ends a streamed request.
-    func sendEnd() async throws {
-        let handler = self.handler
-        try await channel.eventLoop.flatSubmit {
-            handler.value.write(.end(nil), timeout: nil)
-        }.get()
-    }
-
-    /// The next response part, `nil` once the backend closed the connection. Throws
-    /// `UpstreamError.timeout` (and closes) when nothing arrives within `timeout`.
-    func nextPart(timeout: Duration?) async throws -> HTTPClientResponsePart? {
-        let handler = self.handler
-        let amount = timeout.map { TimeAmount.nanoseconds($0.nanosecondsClamped) }
-        if channel.eventLoop.inEventLoop {  // the usual case: the request's task runs on this loop
-            let next = handler.value.next(timeout: amount)
-            // A part that already arrived (a response's body and end follow its head in
-            // the same read) is taken without suspending.
-            if let result = next.resultIfCompleted() { return try result.get() }
-            return try await next.get()
-        }
-        return try await channel.eventLoop.flatSubmit {
-            handler.value.next(timeout: amount)
-        }.get()
-    }
-
-    /// Marks the connection idle (between requests): any byte that arrives now closes it.
-    ///
-    /// On the connection's loop this happens at once: the next request's `send` may follow
-    /// synchronously on the same loop and must not be overtaken by a deferred `markIdle`.
-    func markIdle() {
-        let handler = self.handler
-        if channel.eventLoop.inEventLoop {
-            handler.value.markIdle()
-        } else {
-            channel.eventLoop.execute { handler.value.markIdle() }
-        }
-    }
+    /// The event-loop side; only on `channel.eventLoop`.
+    var handler: UpstreamHandler { boundHandler.value }
 
     func close() {
         channel.close(promise: nil)
@@ -128,20 +77,12 @@ final class UpstreamHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundOut = HTTPClientRequestPart
 
-    private static let lowWatermark = 4
     private var context: ChannelHandlerContext?
-    private var buffer = CircularBuffer<HTTPClientResponsePart>()
-    private var waiter: EventLoopPromise<HTTPClientResponsePart?>?
-    private var timeoutTask: Scheduled<Void>?
+    private var delegate: (any UpstreamResponseDelegate)?
     private var isClosed = false
-    private var isIdle = true
     private var readPending = false
+    private var readingPaused = false
     private var failure: (any Error)?
-    private let eventLoop: any EventLoop
-
-    init(eventLoop: any EventLoop) {
-        self.eventLoop = eventLoop
-    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -158,33 +99,32 @@ final class UpstreamHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        if isIdle {
+        guard let delegate else {
             failure = UpstreamError.unexpectedData
             context.close(promise: nil)
             return
         }
-        if let waiter {
-            self.waiter = nil
-            timeoutTask?.cancel()
-            waiter.succeed(part)
-        } else {
-            buffer.append(part)
-        }
+        // The delegate may detach, reattach (the next request) or close from here:
+        // nothing after this call may touch the exchange state.
+        delegate.upstream(received: unwrapInboundIn(data))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         readPending = false
+        delegate?.upstreamReadComplete()
         readIfNeeded()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         isClosed = true
-        timeoutTask?.cancel()
-        if let waiter {
-            self.waiter = nil
-            if let failure { waiter.fail(failure) } else { waiter.succeed(nil) }
-        }
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.upstreamClosed(error: failure)
         context.fireChannelInactive()
     }
 
@@ -193,94 +133,50 @@ final class UpstreamHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-    func markIdle() {
-        isIdle = true
-    }
+    // MARK: Driving a request (on the loop)
 
-    func send(head: HTTPRequestHead, body: ByteBuffer?) -> EventLoopFuture<Void> {
-        guard let context, !isClosed else {
-            return eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
-        }
-        isIdle = false
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if let body, body.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        }
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
-        return promise.futureResult
-    }
-
-    /// Writes and flushes one part of a streamed request; a head marks the connection busy.
-    func write(_ part: HTTPClientRequestPart, timeout: TimeAmount?) -> EventLoopFuture<Void> {
-        guard let context, !isClosed else {
-            return eventLoop.makeFailedFuture(failure ?? ChannelError.ioOnClosedChannel)
-        }
-        if case .head = part { isIdle = false }
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(part), promise: promise)
-        if let timeout {
-            let task = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
-                self?.onWriteTimeout()
-            }
-            promise.futureResult.assumeIsolated().whenComplete { _ in task.cancel() }
-        }
-        return promise.futureResult
-    }
-
-    private func onWriteTimeout() {
-        guard !isClosed else { return }
-        failure = UpstreamError.timeout
-        context?.close(promise: nil)
-    }
-
-    func next(timeout: TimeAmount?) -> EventLoopFuture<HTTPClientResponsePart?> {
-        // Parts already received are delivered even after the backend closed the
-        // connection (a `Connection: close` response ends with the close).
-        if !buffer.isEmpty {
-            let part = buffer.removeFirst()
-            if context != nil { readIfNeeded() }
-            return eventLoop.makeSucceededFuture(part)
-        }
-        guard let context else {
-            return eventLoop.makeFailedFuture(failure ?? ChannelError.ioOnClosedChannel)
-        }
-        if isClosed {
-            if let failure { return context.eventLoop.makeFailedFuture(failure) }
-            return context.eventLoop.makeSucceededFuture(nil)
-        }
-        let promise = context.eventLoop.makePromise(of: HTTPClientResponsePart?.self)
-        waiter = promise
-        if let timeout {
-            timeoutTask = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
-                self?.onTimeout()
-            }
-        }
+    /// Attaches the delegate of the next request. `false` when the connection is closed.
+    func attach(_ delegate: any UpstreamResponseDelegate) -> Bool {
+        guard context != nil, !isClosed else { return false }
+        self.delegate = delegate
+        readingPaused = false
         readIfNeeded()
-        return promise.futureResult
+        return true
     }
 
-    private func onTimeout() {
-        guard let waiter else { return }
-        self.waiter = nil
-        failure = UpstreamError.timeout
-        waiter.fail(UpstreamError.timeout)
+    /// Detaches the delegate: the connection is idle (or about to be closed) and reports nothing more.
+    func detach() {
+        delegate = nil
+        readingPaused = false
+        readIfNeeded()
+    }
+
+    func write(_ part: HTTPClientRequestPart) {
+        context?.write(wrapOutboundOut(part), promise: nil)
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    /// Pauses or resumes reading the response.
+    func setReading(paused: Bool) {
+        readingPaused = paused
+        readIfNeeded()
+    }
+
+    /// Closes the connection with `error` as the reason reported to an attached delegate.
+    func close(reason error: any Error) {
+        guard !isClosed else { return }
+        failure = error
         context?.close(promise: nil)
     }
 
     private func readIfNeeded() {
-        guard let context, !isClosed, !readPending, buffer.count < Self.lowWatermark else { return }
+        guard let context, !isClosed, !readPending, !readingPaused else { return }
         readPending = true
         context.read()
-    }
-}
-
-extension EventLoopFuture {
-    /// On the future's event loop: its result if it is already complete, else `nil`.
-    /// (A callback added to a completed future runs at once when added on its loop.)
-    func resultIfCompleted() -> Result<Value, any Error>? {
-        var completed: Result<Value, any Error>?
-        assumeIsolated().whenComplete { completed = $0 }
-        return completed
     }
 }

@@ -23,42 +23,40 @@ final class UpstreamPool: Sendable {
 
     private let idle = NIOLockedValueBox<[Key: [UpstreamConnection]]>([:])
     private let isShutDown = NIOLockedValueBox(false)
-    private let group: any EventLoopGroup
     private let connectTimeout: Duration
     private let maxIdlePerBackend: Int
 
-    init(group: any EventLoopGroup, connectTimeout: Duration, maxIdlePerBackend: Int) {
-        self.group = group
+    init(connectTimeout: Duration, maxIdlePerBackend: Int) {
         self.connectTimeout = connectTimeout
         self.maxIdlePerBackend = max(0, maxIdlePerBackend)
     }
 
-    /// An idle connection to `backend` on `eventLoop` (default: any loop of the group) if
-    /// one is still open (`reused: true`), else a new one on that loop (always a new one
-    /// with `fresh`). Throws only when connecting fails.
-    func acquire(
-        backend: String, address: Address, on eventLoop: (any EventLoop)? = nil, fresh: Bool = false
-    ) async throws -> (connection: UpstreamConnection, reused: Bool) {
-        let loop = eventLoop ?? group.next()
-        let key = Key(backend: backend, eventLoop: loop)
-        while !fresh, let candidate = idle.withLockedValue({ $0[key]?.popLast() }) {
-            if candidate.isActive { return (candidate, true) }
+    /// An idle connection to `backend` on `eventLoop` that is still open, if any.
+    func takeIdle(backend: String, on eventLoop: any EventLoop) -> UpstreamConnection? {
+        let key = Key(backend: backend, eventLoop: eventLoop)
+        while let candidate = idle.withLockedValue({ $0[key]?.popLast() }) {
+            if candidate.isActive { return candidate }
             candidate.close()
         }
-        let connection = try await UpstreamConnection.connect(to: address, group: loop, timeout: connectTimeout)
-        let connectionKey = Key(backend: backend, eventLoop: connection.channel.eventLoop)
-        connection.channel.closeFuture.whenComplete { [weak self] _ in
-            self?.idle.withLockedValue { table in
-                table[connectionKey]?.removeAll { $0 === connection }
-            }
-        }
-        return (connection, false)
+        return nil
     }
 
-    /// Returns a connection whose last response was complete and keep-alive.
+    /// A new connection to `backend` on `eventLoop`; the future fails when connecting fails.
+    func connect(backend: String, address: Address, on eventLoop: any EventLoop) -> EventLoopFuture<UpstreamConnection> {
+        UpstreamConnection.connect(to: address, on: eventLoop, timeout: connectTimeout).map { connection in
+            let key = Key(backend: backend, eventLoop: eventLoop)
+            connection.channel.closeFuture.whenComplete { [weak self] _ in
+                self?.idle.withLockedValue { table in
+                    table[key]?.removeAll { $0 === connection }
+                }
+            }
+            return connection
+        }
+    }
+
+    /// Returns a connection whose last response was complete and keep-alive (its delegate detached).
     func release(_ connection: UpstreamConnection, backend: String) {
         guard connection.isActive else { return }
-        connection.markIdle()
         let key = Key(backend: backend, eventLoop: connection.channel.eventLoop)
         let kept = idle.withLockedValue { table -> Bool in
             guard !isShutDown.withLockedValue({ $0 }), table[key, default: []].count < maxIdlePerBackend else { return false }

@@ -130,6 +130,22 @@ struct BalancerTests {
         }
     }
 
+    @Test("pipelined requests on one keep-alive connection are answered in order, each by its route's backend")
+    func pipelinedRequests() async throws {
+        try await withHarness { (h: Harness) async throws in
+            let requests: [(method: HTTPMethod, route: String, body: String)] = [
+                (.GET, "a", ""), (.POST, "b", "hello"), (.GET, "c", ""), (.POST, "a", String(repeating: "x", count: 3_000)),
+            ]
+            let responses = try await sendPipelined(port: h.port, requests: requests, group: h.group)
+            #expect(responses.count == requests.count)
+            for (request, response) in zip(requests, responses) {
+                #expect(response.status == 200)
+                #expect(response.backend == request.route)
+                #expect(response.body.contains("method=\(request.method.rawValue) body=\(request.body.utf8.count) "))
+            }
+        }
+    }
+
     @Test("a backend that dies is routed around: GETs, POSTs and its sticky sessions succeed elsewhere")
     func failoverAfterBackendDies() async throws {
         try await withHarness { (h: Harness) async throws in

@@ -117,9 +117,12 @@ func sendRequest(port: Int, method: HTTPMethod = .GET, path: String = "/", heade
         headers.add(name: "connection", value: "close")
         for (name, value) in extra { headers.add(name: name, value: value) }
         if let body { headers.add(name: "content-length", value: String(body.utf8.count)) }
-        try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)))
-        if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(string: body)))) }
-        try await outbound.write(.end(nil))
+        // The whole request in one write, as clients send it: the balancer may answer
+        // (and close) as soon as it read the head.
+        var parts: [HTTPClientRequestPart] = [.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers))]
+        if let body { parts.append(.body(.byteBuffer(ByteBuffer(string: body)))) }
+        parts.append(.end(nil))
+        try await outbound.write(contentsOf: parts)
         var response = TestResponse(status: 0, headers: [:], body: "")
         for try await part in inbound {
             switch part {
@@ -193,4 +196,44 @@ func unusedPort(group: any EventLoopGroup) async throws -> Int {
     guard let port = channel.localAddress?.port else { throw ChannelError.unknownLocalAddress }
     try await channel.close()
     return port
+}
+
+/// Writes every request on one connection before reading any response (HTTP/1.1
+/// pipelining; the last one asks to close), then reads the responses in order.
+func sendPipelined(port: Int, requests: [(method: HTTPMethod, route: String, body: String)],
+                   group: any EventLoopGroup) async throws -> [TestResponse] {
+    let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port) { channel in
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+            return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+        }
+    }
+    return try await channel.executeThenClose { inbound, outbound in
+        var parts: [HTTPClientRequestPart] = []
+        for (index, request) in requests.enumerated() {
+            var headers = HTTPHeaders()
+            headers.add(name: "host", value: "127.0.0.1:\(port)")
+            headers.add(name: "cookie", value: "COHORTSESSION=AAAAAAAAAAAAAAAAAAAAAAAAAAA.\(request.route)")
+            headers.add(name: "content-length", value: String(request.body.utf8.count))
+            if index == requests.count - 1 { headers.add(name: "connection", value: "close") }
+            parts.append(.head(HTTPRequestHead(version: .http1_1, method: request.method, uri: "/p\(index)", headers: headers)))
+            if !request.body.isEmpty { parts.append(.body(.byteBuffer(ByteBuffer(string: request.body)))) }
+            parts.append(.end(nil))
+        }
+        try await outbound.write(contentsOf: parts)  // one flush: the requests arrive together
+        var responses: [TestResponse] = []
+        var current = TestResponse(status: 0, headers: [:], body: "")
+        for try await part in inbound {
+            switch part {
+            case .head(let head):
+                current = TestResponse(status: Int(head.status.code), headers: head.headers, body: "")
+            case .body(let chunk):
+                current.body += String(buffer: chunk)
+            case .end:
+                responses.append(current)
+                if responses.count == requests.count { return responses }
+            }
+        }
+        return responses
+    }
 }

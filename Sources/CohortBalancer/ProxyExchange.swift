@@ -1,0 +1,430 @@
+import CohortBalancerCore
+import CohortCore
+import NIOCore
+import NIOHTTP1
+
+/// How one attempt on one backend failed.
+enum AttemptOutcome {
+    /// Nothing of the request reached the backend (connect failure, closed pooled connection).
+    case failedBeforeSending
+    /// The request was (possibly) sent, and the backend closed or reset before the response completed.
+    case failedBeforeResponse
+    /// No response byte within the response timeout (or a streamed body write stalled as long).
+    case timedOut
+}
+
+/// Request methods that are retried after the request was sent (RFC 9110 §9.2.2).
+private func isIdempotent(_ method: HTTPMethod) -> Bool {
+    switch method {
+    case .GET, .HEAD, .PUT, .DELETE, .OPTIONS: return true
+    default: return false
+    }
+}
+
+/// One client request proxied to a backend, with failover. Runs on the client
+/// connection's event loop, driven by events: no task and no suspension per request.
+///
+/// Routes with the shared `BackendTable`, sends the request on a pooled keep-alive
+/// connection of the same loop (a new one if none is idle; always a new one for a streamed
+/// body, since a stale pooled connection would fail it after body bytes were sent), and
+/// holds the response until it is complete or `responseBufferBytes` arrived: a backend that
+/// fails before then has written nothing to the client, so the request can still go to
+/// another node. Beyond that the response is relayed as it arrives, with back-pressure
+/// (the backend is not read while the client cannot take more).
+///
+/// Retry rules: a failure before the request was sent is retried on another backend for
+/// every method; a close/reset before the response completed is retried for idempotent
+/// methods, and for others only with a `Cohort-Request-Id` (the node then answers a retry
+/// of an already applied write with its recorded response, never applying it twice); a
+/// timeout is retried once for idempotent methods. Each backend is tried at most once per
+/// request. A streamed body is never resent once any body byte was sent. A failure after
+/// the response started closes the client connection.
+final class ProxyExchange: UpstreamResponseDelegate {
+    private struct Attempt {
+        let choice: BackendTable.Choice
+        let connection: UpstreamConnection
+    }
+
+    private let environment: ProxyEnvironment
+    private let client: ChannelHandlerContext
+    private let owner: ProxyHandler
+    private let head: HTTPRequestHead
+    private let body: Body
+    private let clientIP: String?
+    /// The client asked for (and may get) a persistent connection.
+    private let keepAlive: Bool
+    private let idempotent: Bool
+    /// A non-idempotent request with a request id: retried like an idempotent one.
+    private let replayable: Bool
+    private var upstreamHead: HTTPRequestHead
+    private let session: SessionID?
+
+    private var tried: Set<String> = []
+    private var retriedTimeout = false
+    /// A connect in progress for this backend.
+    private var connecting: BackendTable.Choice?
+    private var attempt: Attempt?
+    /// The whole request (end included) went upstream on the current attempt.
+    private var requestSent = false
+    /// The final response head, as received from the backend.
+    private var responseHead: HTTPResponseHead?
+    private var held: ByteBuffer?
+    /// The client's response head was sent; parts now go to the client as they arrive.
+    private var relaying = false
+    private var clientKeepAlive = false
+    private var isFinished = false
+
+    /// Upstream inactivity timer: armed while waiting for the backend (a streamed body's
+    /// stalled write, or the response), pushed back by every response part.
+    private var timer: Scheduled<Void>?
+    private var timing = false
+    private var deadline = NIODeadline.distantFuture
+
+    init(environment: ProxyEnvironment, client: ChannelHandlerContext, owner: ProxyHandler, head: HTTPRequestHead,
+         body: Body, clientIP: String?, keepAlive: Bool) {
+        self.environment = environment
+        self.client = client
+        self.owner = owner
+        self.head = head
+        self.body = body
+        self.clientIP = clientIP
+        self.keepAlive = keepAlive
+        self.idempotent = isIdempotent(head.method)
+        self.replayable = !idempotent && environment.retryWithRequestID
+        self.session = Self.session(in: head.headers, cookieName: environment.cookieName)
+        var upstreamHead = ProxyHeaders.upstreamHead(from: head, bodyLength: body.length, clientIP: clientIP, via: environment.via)
+        // A non-idempotent request gets a request id that Cohort nodes use to answer a
+        // retry with the first attempt's response instead of applying it twice (see
+        // CohortHummingbird's RequestReplay).
+        if replayable && !upstreamHead.headers.contains(name: ProxyHeaders.requestIDHeader) {
+            upstreamHead.headers.add(name: ProxyHeaders.requestIDHeader, value: ProxyHeaders.makeRequestID())
+        }
+        self.upstreamHead = upstreamHead
+    }
+
+    private static func session(in headers: HTTPHeaders, cookieName: String) -> SessionID? {
+        for (name, value) in headers where name.utf8.count == 6 && name.lowercased() == "cookie" {
+            if let session = SessionCookie.sessionID(fromCookieHeader: value, cookieName: cookieName) { return session }
+        }
+        return nil
+    }
+
+    func start() {
+        if case .streamed = body { owner.pauseReads() }  // until a backend takes the body
+        nextAttempt()
+    }
+
+    // MARK: Attempts
+
+    private func nextAttempt() {
+        let excluded = tried
+        let session = self.session
+        let chosen = environment.table.withLockedValue { table -> BackendTable.Choice? in
+            guard let choice = table.choose(route: session?.route, key: session?.key, excluding: excluded) else { return nil }
+            table.onRequestStarted(choice.name)
+            return choice
+        }
+        guard let choice = chosen else {
+            let status: HTTPResponseStatus = tried.isEmpty ? .serviceUnavailable : .badGateway
+            environment.logger.warning("no live backend", metadata: ["balancer.tried": "\(tried.sorted())", "http.status": "\(status.code)"])
+            return respondAndFinish(status)
+        }
+        tried.insert(choice.name)
+        let loop = client.eventLoop
+        if case .buffered = body, let connection = environment.pool.takeIdle(backend: choice.name, on: loop) {
+            return send(on: connection, choice)
+        }
+        connecting = choice
+        environment.pool.connect(backend: choice.name, address: choice.address, on: loop).assumeIsolated().whenComplete { [self] result in
+            connecting = nil
+            switch result {
+            case .success(let connection):
+                if isFinished {  // the client left meanwhile: keep the fresh connection
+                    environment.pool.release(connection, backend: choice.name)
+                } else {
+                    send(on: connection, choice)
+                }
+            case .failure(let error):
+                guard !isFinished else { return }
+                environment.logger.debug("connect failed", metadata: ["balancer.backend": "\(choice.name)", "balancer.error": "\(error)"])
+                attemptFailed(choice, .failedBeforeSending)
+            }
+        }
+    }
+
+    private func send(on connection: UpstreamConnection, _ choice: BackendTable.Choice) {
+        let upstream = connection.handler
+        guard upstream.attach(self) else {
+            connection.close()
+            return attemptFailed(choice, .failedBeforeSending)
+        }
+        attempt = Attempt(choice: choice, connection: connection)
+        requestSent = false
+        responseHead = nil
+        held = nil
+        upstream.write(.head(upstreamHead))
+        switch body {
+        case .buffered(let buffer):
+            if buffer.readableBytes > 0 { upstream.write(.body(.byteBuffer(buffer))) }
+            upstream.write(.end(nil))
+            upstream.flush()
+            requestSent = true
+            armTimer()
+        case .streamed(let stream):
+            sendPending(stream, on: upstream)
+        }
+    }
+
+    /// Writes the streamed body parts read so far; reads more from the client while the
+    /// backend's connection takes them.
+    private func sendPending(_ stream: StreamedRequestBody, on upstream: UpstreamHandler) {
+        while let part = stream.pending.popFirst() {
+            if case .body(let chunk) = part {
+                stream.bytesSent += chunk.readableBytes
+                upstream.write(.body(.byteBuffer(chunk)))
+            } else {
+                upstream.write(.end(nil))
+                requestSent = true
+            }
+        }
+        upstream.flush()
+        if requestSent {
+            armTimer()
+        } else if upstream.isWritable {
+            disarmTimer()
+            owner.resumeReads()
+        } else {
+            owner.pauseReads()
+            armTimer()  // a stalled write counts as a timeout
+        }
+    }
+
+    /// Whether the client's next request part belongs to this exchange (a streamed body
+    /// still being read); otherwise it belongs to a pipelined request and waits.
+    var takesClientParts: Bool {
+        guard case .streamed(let stream) = body else { return false }
+        return !stream.isFinished && !isFinished
+    }
+
+    /// A part of a streamed body from the client.
+    func client(sent part: HTTPServerRequestPart) {
+        guard case .streamed(let stream) = body, !isFinished else { return }
+        switch part {
+        case .body(let chunk):
+            stream.received += chunk.readableBytes
+            guard stream.received <= stream.limit else { return bodyTooLarge() }
+        case .end:
+            stream.isFinished = true
+        case .head:
+            return abort(log: "request head inside a body")
+        }
+        stream.pending.append(part)
+        if let attempt, !requestSent, responseHead == nil {
+            sendPending(stream, on: attempt.connection.handler)
+        } else {
+            owner.pauseReads()
+        }
+    }
+
+    private func bodyTooLarge() {
+        // The client's fault, not the backend's.
+        isFinished = true
+        cancelTimer()
+        closeUpstream(finished: true)
+        if let connecting { environment.table.withLockedValue { $0.onRequestFinished(connecting.name) } }
+        environment.refusals.record(.bodyTooLarge, client: clientIP, logger: environment.logger)
+        owner.respond(status: .payloadTooLarge, version: head.version, keepAlive: false)
+    }
+
+    private func attemptFailed(_ choice: BackendTable.Choice, _ outcome: AttemptOutcome) {
+        closeUpstream(finished: false)
+        disarmTimer()
+        let health = environment.table.withLockedValue { table -> BackendTable.HealthOutcome in
+            table.onRequestFinished(choice.name)
+            return table.onFailure(choice.name)
+        }
+        environment.logHealth(health, name: choice.name, cause: "request")
+        let retry: Bool
+        switch outcome {
+        case .failedBeforeSending:
+            retry = body.isResendable
+        case .failedBeforeResponse:
+            retry = (idempotent || replayable) && body.isResendable
+        case .timedOut:
+            retry = idempotent && !retriedTimeout && body.isResendable
+            retriedTimeout = true
+        }
+        environment.logger.info("attempt failed", metadata: [
+            "balancer.backend": "\(choice.name)", "balancer.outcome": "\(outcome)", "balancer.retry": "\(retry)",
+        ])
+        if retry { return nextAttempt() }
+        if case .timedOut = outcome {
+            respondAndFinish(.gatewayTimeout)
+        } else {
+            respondAndFinish(.badGateway)
+        }
+    }
+
+    /// Answers with the balancer's own error response.
+    private func respondAndFinish(_ status: HTTPResponseStatus) {
+        isFinished = true
+        cancelTimer()
+        owner.respond(status: status, version: head.version, keepAlive: keepAlive && body.isFinished)
+    }
+
+    // MARK: The response (UpstreamResponseDelegate)
+
+    func upstream(received part: HTTPClientResponsePart) {
+        guard let attempt, !isFinished else { return }
+        deadline = .now() + environment.responseTimeout
+        switch part {
+        case .head(let candidate):
+            // 1xx interim responses are skipped (the balancer answered `Expect` itself).
+            guard candidate.status.code >= 200 || candidate.status == .switchingProtocols else { return }
+            responseHead = candidate
+        case .body(var chunk):
+            if relaying { return owner.write(.body(.byteBuffer(chunk))) }
+            if var buffer = held.take() {  // taken, so the append does not copy it
+                buffer.writeBuffer(&chunk)
+                held = buffer
+            } else {
+                held = chunk
+            }
+            if let held, held.readableBytes > environment.responseBufferBytes { startRelaying() }
+        case .end(let trailers):
+            complete(attempt, trailers: trailers)
+        }
+    }
+
+    /// The response outgrew the hold buffer: send its head and what arrived, then relay.
+    private func startRelaying() {
+        guard let responseHead else { return }
+        relaying = true
+        sendHeadAndHeld(responseHead)
+        owner.flush()
+    }
+
+    private func sendHeadAndHeld(_ responseHead: HTTPResponseHead) {
+        let framed = responseHead.headers.contains(name: "content-length") || head.version != .http1_0
+        clientKeepAlive = keepAlive && framed && body.isFinished
+        owner.write(.head(ProxyHeaders.clientHead(from: responseHead, requestVersion: head.version, keepAlive: clientKeepAlive)))
+        if let held { owner.write(.body(.byteBuffer(held))) }
+        held = nil
+    }
+
+    private func complete(_ attempt: Attempt, trailers: HTTPHeaders?) {
+        guard let responseHead else { return upstreamClosed(error: UpstreamError.unexpectedData) }
+        isFinished = true
+        cancelTimer()
+        let health = environment.table.withLockedValue { table -> BackendTable.HealthOutcome in
+            table.onRequestFinished(attempt.choice.name)
+            return table.onSuccess(attempt.choice.name)
+        }
+        environment.logHealth(health, name: attempt.choice.name, cause: "request")
+        attempt.connection.handler.detach()
+        self.attempt = nil
+        if responseHead.isKeepAlive && requestSent {
+            environment.pool.release(attempt.connection, backend: attempt.choice.name)
+        } else {
+            attempt.connection.close()
+        }
+        if !relaying { sendHeadAndHeld(responseHead) }
+        // May start the next pipelined request (and take the connection just released).
+        owner.finishResponse(trailers: trailers, keepAlive: clientKeepAlive)
+    }
+
+    func upstreamReadComplete() {
+        guard relaying, !isFinished else { return }
+        owner.flush()
+        if !client.channel.isWritable { attempt?.connection.handler.setReading(paused: true) }
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        guard case .streamed(let stream) = body, let attempt, !requestSent, !isFinished else { return }
+        if isWritable {
+            sendPending(stream, on: attempt.connection.handler)
+        } else {
+            owner.pauseReads()
+            armTimer()
+        }
+    }
+
+    func upstreamClosed(error: (any Error)?) {
+        guard let attempt, !isFinished else { return }
+        if relaying {
+            return abort(log: "response aborted", error: error ?? ChannelError.eof)
+        }
+        attemptFailed(attempt.choice, (error as? UpstreamError) == .timeout ? .timedOut : .failedBeforeResponse)
+    }
+
+    func clientWritabilityChanged(isWritable: Bool) {
+        guard relaying else { return }
+        attempt?.connection.handler.setReading(paused: !isWritable)
+    }
+
+    // MARK: Ending early
+
+    /// The client connection closed: abandon the exchange.
+    func clientClosed() {
+        guard !isFinished else { return }
+        isFinished = true
+        cancelTimer()
+        closeUpstream(finished: true)
+        if let connecting { environment.table.withLockedValue { $0.onRequestFinished(connecting.name) } }
+    }
+
+    /// A failure after the response started (or a protocol violation): close both connections.
+    private func abort(log message: String, error: (any Error)? = nil) {
+        environment.logger.info("\(message)", metadata: [
+            "balancer.backend": "\(attempt?.choice.name ?? "-")", "balancer.error": "\(error.map { "\($0)" } ?? "-")",
+        ])
+        isFinished = true
+        cancelTimer()
+        closeUpstream(finished: true)
+        owner.abort()
+    }
+
+    /// Closes the current attempt's connection; with `finished`, counts its request as ended.
+    private func closeUpstream(finished: Bool) {
+        guard let attempt else { return }
+        self.attempt = nil
+        attempt.connection.handler.detach()
+        attempt.connection.close()
+        if finished { environment.table.withLockedValue { $0.onRequestFinished(attempt.choice.name) } }
+    }
+
+    // MARK: Timer
+
+    private func armTimer() {
+        deadline = .now() + environment.responseTimeout
+        timing = true
+        if timer == nil { schedule() }
+    }
+
+    private func schedule() {
+        timer = client.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            timer = nil
+            guard timing, !isFinished else { return }
+            if NIODeadline.now() < deadline { return schedule() }
+            timedOut()
+        }
+    }
+
+    private func disarmTimer() {
+        timing = false
+    }
+
+    private func cancelTimer() {
+        timing = false
+        timer?.cancel()
+        timer = nil
+    }
+
+    private func timedOut() {
+        guard let attempt else { return }
+        if relaying {
+            return abort(log: "response aborted", error: UpstreamError.timeout)
+        }
+        attemptFailed(attempt.choice, .timedOut)
+    }
+}
