@@ -146,6 +146,40 @@ struct BalancerTests {
         }
     }
 
+    @Test("a response larger than the hold buffer is relayed whole, and its keep-alive connection serves the next request")
+    func largeResponse() async throws {
+        try await withHarness { (h: Harness) async throws in
+            let size = 3 << 20  // 48 times responseBufferBytes
+            let requests: [(method: HTTPMethod, route: String, body: String)] = [(.GET, "b", ""), (.GET, "c", "")]
+            let responses = try await sendPipelined(port: h.port, requests: requests, paths: ["/big/\(size)", "/"], group: h.group)
+            #expect(responses.map(\.status) == [200, 200])
+            #expect(responses.map { $0.backend ?? "-" } == ["b", "c"])
+            #expect(responses.first?.body.utf8.count == size)
+            #expect(responses.first?.body.utf8.allSatisfy { $0 == UInt8(ascii: "y") } == true)
+        }
+    }
+
+    @Test("a client that leaves while its backend has not answered frees the request's slot")
+    func clientLeavesDuringExchange() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let hung = try await TestBackend.start(name: "hung", group: group, silent: true)
+        try await withHarness(
+            extraBackends: [Backend(name: "hung", address: Address(host: "127.0.0.1", port: hung.port))]
+        ) { (h: Harness) async throws in
+            let outstanding = { h.balancer.backends().first { $0.name == "hung" }?.outstandingRequests ?? -1 }
+            let client = try await ClientBootstrap(group: h.group).connect(host: "127.0.0.1", port: h.port).get()
+            let request = ByteBuffer(string: "GET / HTTP/1.1\r\nhost: x\r\ncookie: COHORTSESSION=\(sessionKey).hung\r\n\r\n")
+            try await client.writeAndFlush(request).get()
+            try await h.waitUntil("the request reached the hung backend") { outstanding() == 1 }
+            try await client.close()
+            try await h.waitUntil("the request's slot freed") { outstanding() == 0 }
+            #expect(outstanding() == 0)
+            #expect(try await h.get(route: "a").status == 200, "the balancer keeps serving")
+        }
+        await hung.stop()
+        try await group.shutdownGracefully()
+    }
+
     @Test("a backend that dies is routed around: GETs, POSTs and its sticky sessions succeed elsewhere")
     func failoverAfterBackendDies() async throws {
         try await withHarness { (h: Harness) async throws in

@@ -74,6 +74,9 @@ final class TestBackend: Sendable {
                 received.withLockedValue { $0 += chunk.readableBytes }
             case .end:
                 guard let head, !silent || head.uri == "/health" else { return }
+                if head.uri.hasPrefix("/big/"), let size = Int(head.uri.dropFirst(5)) {
+                    return sendBig(size, context: context)
+                }
                 let route = head.headers["cookie"].lazy.flatMap { $0.split(separator: ";") }.compactMap { pair -> String? in
                     let trimmed = pair.drop { $0 == " " }
                     guard trimmed.hasPrefix("COHORTSESSION=") else { return nil }
@@ -90,6 +93,22 @@ final class TestBackend: Sendable {
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
                 self.head = nil
             }
+        }
+
+        /// `size` bytes of `y` in 16 KiB parts, each flushed on its own.
+        private func sendBig(_ size: Int, context: ChannelHandlerContext) {
+            var headers = HTTPHeaders()
+            headers.add(name: "x-backend", value: name)
+            headers.add(name: "content-length", value: String(size))
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            var left = size
+            while left > 0 {
+                let part = min(left, 16 * 1024)
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(repeating: UInt8(ascii: "y"), count: part)))), promise: nil)
+                left -= part
+            }
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            head = nil
         }
     }
 }
@@ -200,7 +219,7 @@ func unusedPort(group: any EventLoopGroup) async throws -> Int {
 
 /// Writes every request on one connection before reading any response (HTTP/1.1
 /// pipelining; the last one asks to close), then reads the responses in order.
-func sendPipelined(port: Int, requests: [(method: HTTPMethod, route: String, body: String)],
+func sendPipelined(port: Int, requests: [(method: HTTPMethod, route: String, body: String)], paths: [String]? = nil,
                    group: any EventLoopGroup) async throws -> [TestResponse] {
     let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port) { channel in
         channel.eventLoop.makeCompletedFuture {
@@ -216,7 +235,7 @@ func sendPipelined(port: Int, requests: [(method: HTTPMethod, route: String, bod
             headers.add(name: "cookie", value: "COHORTSESSION=AAAAAAAAAAAAAAAAAAAAAAAAAAA.\(request.route)")
             headers.add(name: "content-length", value: String(request.body.utf8.count))
             if index == requests.count - 1 { headers.add(name: "connection", value: "close") }
-            parts.append(.head(HTTPRequestHead(version: .http1_1, method: request.method, uri: "/p\(index)", headers: headers)))
+            parts.append(.head(HTTPRequestHead(version: .http1_1, method: request.method, uri: paths?[index] ?? "/p\(index)", headers: headers)))
             if !request.body.isEmpty { parts.append(.body(.byteBuffer(ByteBuffer(string: request.body)))) }
             parts.append(.end(nil))
         }
