@@ -2,6 +2,11 @@ import NIOConcurrencyHelpers
 import NIOHTTP1
 
 /// Header rewriting between client and backend (RFC 9110 §7.6.1, RFC 7239).
+///
+/// Every head the balancer writes is well-formed without NIO's outbound header
+/// validation (which it turns off): forwarded names and values come from NIO's HTTP
+/// parser, which rejects what is not a token or contains CR, LF or NUL, and the fields the
+/// balancer adds are built from digits, hex, fixed text and the peer's IP address.
 enum ProxyHeaders {
     /// Hop-by-hop headers: meaningful for one connection only, never forwarded.
     static let hopByHop: Set<String> = [

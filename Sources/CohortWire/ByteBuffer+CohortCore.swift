@@ -97,8 +97,7 @@ extension ByteBuffer {
 
     /// Reads a node name (also used for routes and version origins).
     mutating func readCohortNodeName(_ field: StaticString, allowEmpty: Bool = false) throws(WireError) -> String {
-        let name = try readCohortString(maxLength: NodeID.maxNameLength, field)
-        guard NodeID.isValidName(name) || (allowEmpty && name.isEmpty) else {
+        guard let name = try readCohortToken(lengths: (allowEmpty ? 0 : 1)...NodeID.maxNameLength, field) else {
             throw .malformed("\(field) is not a valid node name")
         }
         return name
@@ -106,9 +105,27 @@ extension ByteBuffer {
 
     /// Reads the key (random part) of a session id.
     mutating func readCohortSessionKey() throws(WireError) -> String {
-        let key = try readCohortString(maxLength: SessionID.maxKeyLength, "session key")
-        guard SessionID.isValidKey(key) else { throw .malformed("session key is not 22...64 base64url characters") }
+        guard let key = try readCohortToken(lengths: SessionID.minKeyLength...SessionID.maxKeyLength, "session key") else {
+            throw .malformed("session key is not 22...64 base64url characters")
+        }
         return key
+    }
+
+    /// Reads a u16-length-prefixed token (`A-Z a-z 0-9 - _`, see `SessionID.isTokenByte`),
+    /// checked on the bytes before a `String` is made: `nil` (the bytes consumed) when its
+    /// length is outside `lengths` or a byte is not a token byte. Throws when the length
+    /// is over `lengths.upperBound` or the body ends inside it.
+    private mutating func readCohortToken(lengths: ClosedRange<Int>, _ field: StaticString) throws(WireError) -> String? {
+        let length = Int(try readCohortInteger(as: UInt16.self))
+        guard length <= lengths.upperBound else { throw .malformed("\(field) of \(length) bytes, limit \(lengths.upperBound)") }
+        guard length <= readableBytes else { throw .malformed("body ends inside \(field)") }
+        let token = withUnsafeReadableBytes { bytes -> String? in
+            let slice = bytes.prefix(length)
+            guard length >= lengths.lowerBound, slice.allSatisfy(SessionID.isTokenByte) else { return nil }
+            return String(decoding: slice, as: UTF8.self)  // ASCII: valid UTF-8
+        }
+        moveReaderIndex(forwardBy: length)
+        return token
     }
 
     // MARK: Duration
