@@ -13,6 +13,10 @@ final class ClientIdleTimeoutHandler: ChannelDuplexHandler {
     private let timeout: TimeAmount
     /// Requests read to their end and not answered yet (more than one when pipelined).
     private var awaitingResponses = 0
+    /// When the connection is closed unless the client makes progress first. One timer
+    /// at most is scheduled: progress only moves the deadline (no timer per request), and
+    /// a timer that fires early is scheduled again for the new deadline.
+    private var deadline = NIODeadline.distantFuture
     private var timer: Scheduled<Void>?
 
     init(timeout: TimeAmount) {
@@ -31,7 +35,6 @@ final class ClientIdleTimeoutHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .end = unwrapInboundIn(data) {
             awaitingResponses += 1
-            disarm()
         } else if awaitingResponses == 0 {
             arm(context)  // progress: the client keeps sending
         }
@@ -56,10 +59,23 @@ final class ClientIdleTimeoutHandler: ChannelDuplexHandler {
     }
 
     private func arm(_ context: ChannelHandlerContext) {
-        disarm()
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            loopBound.value.close(promise: nil)
+        deadline = .now() + timeout
+        if timer == nil { schedule(context) }
+    }
+
+    private func schedule(_ context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            let (handler, context) = loopBound.value
+            handler.timer = nil
+            // Waiting for the balancer's answer is not the client's fault: the next
+            // response's end arms the timer again.
+            guard handler.awaitingResponses == 0 else { return }
+            if NIODeadline.now() < handler.deadline {
+                handler.schedule(context)
+            } else {
+                context.close(promise: nil)
+            }
         }
     }
 

@@ -1,4 +1,6 @@
 import CohortBalancer
+import CohortBalancerCore
+import CohortCore
 import NIOCore
 import NIOPosix
 import Testing
@@ -24,5 +26,27 @@ import Testing
             let response = try await h.get(route: "a")
             #expect(response.status == 200)
         }
+    }
+
+    @Test("time spent waiting for a backend does not count against the client")
+    func waitingForABackendIsNotIdle() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let hung = try await TestBackend.start(name: "hung", group: group, silent: true)
+        try await withHarness(
+            extraBackends: [Backend(name: "hung", address: Address(host: "127.0.0.1", port: hung.port))],
+            configure: {
+                $0.clientIdleTimeout = .milliseconds(200)
+                $0.responseTimeout = .milliseconds(800)  // 4 idle timeouts, then a retry elsewhere
+                $0.failureThreshold = 1_000
+            }
+        ) { (h: Harness) async throws in
+            let started = ContinuousClock.now
+            let response = try await h.get(route: "hung")
+            #expect(response.status == 200)
+            #expect(response.backend != "hung")
+            #expect(ContinuousClock.now - started >= .milliseconds(750))
+        }
+        await hung.stop()
+        try await group.shutdownGracefully()
     }
 }
