@@ -13,17 +13,15 @@ final class ClientIdleTimeoutHandler: ChannelDuplexHandler {
     private let timeout: TimeAmount
     /// Requests read to their end and not answered yet (more than one when pipelined).
     private var awaitingResponses = 0
-    /// When the connection is closed unless the client makes progress first. One timer
-    /// at most is scheduled: progress only moves the deadline (no timer per request), and
-    /// a timer that fires early is scheduled again for the new deadline.
-    private var deadline = NIODeadline.distantFuture
-    private var timer: Scheduled<Void>?
+    private var timer = DeadlineTimer()
+    private var context: ChannelHandlerContext?
 
     init(timeout: TimeAmount) {
         self.timeout = timeout
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         if context.channel.isActive { arm(context) }
     }
 
@@ -35,6 +33,7 @@ final class ClientIdleTimeoutHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .end = unwrapInboundIn(data) {
             awaitingResponses += 1
+            timer.disarm()  // waiting for the balancer's answer is not the client's fault
         } else if awaitingResponses == 0 {
             arm(context)  // progress: the client keeps sending
         }
@@ -50,37 +49,23 @@ final class ClientIdleTimeoutHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        disarm()
+        timer.cancel()
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        disarm()
+        timer.cancel()
+        self.context = nil
     }
 
     private func arm(_ context: ChannelHandlerContext) {
-        deadline = .now() + timeout
-        if timer == nil { schedule(context) }
+        timer.arm(after: timeout, on: context.eventLoop, owner: self)
     }
+}
 
-    private func schedule(_ context: ChannelHandlerContext) {
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            let (handler, context) = loopBound.value
-            handler.timer = nil
-            // Waiting for the balancer's answer is not the client's fault: the next
-            // response's end arms the timer again.
-            guard handler.awaitingResponses == 0 else { return }
-            if NIODeadline.now() < handler.deadline {
-                handler.schedule(context)
-            } else {
-                context.close(promise: nil)
-            }
-        }
-    }
-
-    private func disarm() {
-        timer?.cancel()
-        timer = nil
+extension ClientIdleTimeoutHandler: DeadlineTimerOwner {
+    func deadlineTimerFired() {
+        guard let context, timer.expired(on: context.eventLoop, owner: self) else { return }
+        context.close(promise: nil)
     }
 }

@@ -74,11 +74,9 @@ final class ProxyExchange: UpstreamResponseDelegate {
     private var clientKeepAlive = false
     private var isFinished = false
 
-    /// Upstream inactivity timer: armed while waiting for the backend (a streamed body's
+    /// Upstream inactivity: armed while waiting for the backend (a streamed body's
     /// stalled write, or the response), pushed back by every response part.
-    private var timer: Scheduled<Void>?
-    private var timing = false
-    private var deadline = NIODeadline.distantFuture
+    private var timer = DeadlineTimer()
 
     init(environment: ProxyEnvironment, client: ChannelHandlerContext, owner: ProxyHandler, head: HTTPRequestHead,
          body: Body, clientIP: String?, keepAlive: Bool) {
@@ -276,7 +274,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
 
     func upstream(received part: HTTPClientResponsePart) {
         guard let attempt, !isFinished else { return }
-        deadline = .now() + environment.responseTimeout
+        if timer.isArmed { armTimer() }  // progress: push the deadline back
         switch part {
         case .head(let candidate):
             // 1xx interim responses are skipped (the balancer answered `Expect` itself).
@@ -396,32 +394,21 @@ final class ProxyExchange: UpstreamResponseDelegate {
     // MARK: Timer
 
     private func armTimer() {
-        deadline = .now() + environment.responseTimeout
-        timing = true
-        if timer == nil { schedule() }
-    }
-
-    private func schedule() {
-        timer = client.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            timer = nil
-            guard timing, !isFinished else { return }
-            if NIODeadline.now() < deadline { return schedule() }
-            timedOut()
-        }
+        timer.arm(after: environment.responseTimeout, on: client.eventLoop, owner: self)
     }
 
     private func disarmTimer() {
-        timing = false
+        timer.disarm()
     }
 
     private func cancelTimer() {
-        timing = false
-        timer?.cancel()
-        timer = nil
+        timer.cancel()
     }
+}
 
-    private func timedOut() {
-        guard let attempt else { return }
+extension ProxyExchange: DeadlineTimerOwner {
+    func deadlineTimerFired() {
+        guard timer.expired(on: client.eventLoop, owner: self), !isFinished, let attempt else { return }
         if relaying {
             return abort(log: "response aborted", error: UpstreamError.timeout)
         }
