@@ -256,3 +256,46 @@ func sendPipelined(port: Int, requests: [(method: HTTPMethod, route: String, bod
         return responses
     }
 }
+
+/// Writes `bytes` as they are on a new connection and returns everything the server sent
+/// until it closed the connection, or `nil` if it was still open after `timeout`.
+func sendRaw(port: Int, bytes: [UInt8], timeout: Duration = .seconds(5), group: any EventLoopGroup) async throws -> String? {
+    let received = NIOLockedValueBox(ByteBuffer())
+    let channel = try await ClientBootstrap(group: group)
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(RawCollector(received: received))
+            }
+        }
+        .connect(host: "127.0.0.1", port: port).get()
+    try? await channel.writeAndFlush(ByteBuffer(bytes: bytes)).get()  // the server may close first
+    let closed = try await withThrowingTaskGroup(of: Bool.self) { group in
+        group.addTask { try? await channel.closeFuture.get(); return true }
+        group.addTask { try await Task.sleep(for: timeout); return false }
+        defer { group.cancelAll() }
+        return try await group.next() ?? false
+    }
+    guard closed else {
+        try? await channel.close()
+        return nil
+    }
+    return received.withLockedValue { String(buffer: $0) }
+}
+
+private final class RawCollector: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let received: NIOLockedValueBox<ByteBuffer>
+
+    init(received: NIOLockedValueBox<ByteBuffer>) {
+        self.received = received
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        _ = received.withLockedValue { $0.writeBuffer(&bytes) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)  // a reset: what arrived before it is kept
+    }
+}
