@@ -165,9 +165,11 @@ final class ProxyExchange: UpstreamResponseDelegate {
         case .buffered(let buffer):
             if buffer.readableBytes > 0 { upstream.write(.body(.byteBuffer(buffer))) }
             upstream.write(.end(nil))
-            upstream.flush()
             requestSent = true
             armTimer()
+            // Last: a failed write closes the connection from inside `flush`, which
+            // re-enters `upstreamClosed` (and may start the next attempt).
+            upstream.flush()
         case .streamed(let stream):
             sendPending(stream, on: upstream)
         }
@@ -185,7 +187,6 @@ final class ProxyExchange: UpstreamResponseDelegate {
                 requestSent = true
             }
         }
-        upstream.flush()
         if requestSent {
             armTimer()
         } else if upstream.isWritable {
@@ -195,6 +196,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
             owner.pauseReads()
             armTimer()  // a stalled write counts as a timeout
         }
+        upstream.flush()  // last, as in `send`
     }
 
     /// Whether the client's next request part belongs to this exchange (a streamed body
