@@ -335,7 +335,7 @@ struct BalancerTests {
         let hung = try await TestBackend.start(name: "hung", group: group, silent: true)
         try await withHarness(
             extraBackends: [Backend(name: "hung", address: Address(host: "127.0.0.1", port: hung.port))],
-            configure: { $0.responseTimeout = .milliseconds(300); $0.failureThreshold = 1_000 }
+            configure: { $0.responseTimeout = .seconds(1); $0.failureThreshold = 1_000 }
         ) { (h: Harness) async throws in
             let get = try await h.get(route: "hung")
             #expect(get.status == 200)

@@ -35,8 +35,8 @@ import Testing
         try await withHarness(
             extraBackends: [Backend(name: "hung", address: Address(host: "127.0.0.1", port: hung.port))],
             configure: {
-                $0.clientIdleTimeout = .milliseconds(200)
-                $0.responseTimeout = .milliseconds(800)  // 4 idle timeouts, then a retry elsewhere
+                $0.clientIdleTimeout = .milliseconds(500)
+                $0.responseTimeout = .seconds(2)  // 4 idle timeouts, then a retry elsewhere
                 $0.failureThreshold = 1_000
             }
         ) { (h: Harness) async throws in
@@ -44,7 +44,7 @@ import Testing
             let response = try await h.get(route: "hung")
             #expect(response.status == 200)
             #expect(response.backend != "hung")
-            #expect(ContinuousClock.now - started >= .milliseconds(750))
+            #expect(ContinuousClock.now - started >= .milliseconds(1_900))
         }
         await hung.stop()
         try await group.shutdownGracefully()
