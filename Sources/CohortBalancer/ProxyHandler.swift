@@ -7,14 +7,17 @@ import NIOHTTP1
 /// `Expect: 100-continue`, and hands the request to a `ProxyExchange`.
 ///
 /// One request at a time: parts of a pipelined request that arrive while a response is
-/// pending are queued, and reading pauses until that response's end is written. (NIO's
-/// pipelining handler would do the same, but it also stops reading between every request
-/// and its response, which costs two `epoll_ctl` calls per request.) Bodies up to `bufferLimit` are buffered (resendable to
-/// another backend); a larger declared length streams at once, and a chunked body once it
-/// outgrows the buffer. While a streamed body waits for its backend, reading from the
-/// client is paused (the handler holds the pipeline's `read` events), so the balancer
-/// holds at most one socket read of body. Malformed requests get 400 from NIO's error
-/// handler and close only this connection.
+/// pending are queued (at most one socket read's worth: reading pauses until that
+/// response's end is written). NIO's pipelining handler would do the same, but it also
+/// stops reading between every request and its response, which costs two `epoll_ctl`
+/// calls per request.
+///
+/// Bodies up to `bufferLimit` are buffered (resendable to another backend); a larger
+/// declared length streams at once, and a chunked body once it outgrows the buffer. While
+/// a streamed body waits for its backend, reading from the client is paused (the handler
+/// holds the pipeline's `read` events), so the balancer holds at most one socket read of
+/// body. Malformed requests get 400 from NIO's error handler and close only this
+/// connection.
 final class ProxyHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -256,8 +259,10 @@ final class ProxyHandler: ChannelDuplexHandler {
         context?.close(promise: nil)
     }
 
+    /// Closes the connection. An exchange in progress (a pipelined request started before
+    /// an earlier write failed) stays the state until `channelInactive` abandons it.
     private func close(_ context: ChannelHandlerContext) {
-        state = .closing
+        if case .exchanging = state {} else { state = .closing }
         context.close(promise: nil)
     }
 }
