@@ -221,6 +221,12 @@ struct BalancerTests {
             }
             let routed = try await h.post("payload", route: "dead")
             #expect(routed.status == 200)
+            // A body too large to buffer is streamed; none of it was sent to the dead
+            // backend, so it still goes to another one, whole.
+            let streamed = try await sendStreamingPost(port: h.port, chunks: 32, chunkSize: 64 * 1024, route: "dead", group: h.group)
+            #expect(streamed.status == 200)
+            #expect(streamed.backend != "dead")
+            #expect(streamed.body.contains("method=POST body=\(32 * 64 * 1024) "))
         }
     }
 

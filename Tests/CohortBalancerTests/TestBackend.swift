@@ -161,7 +161,8 @@ func sendRequest(port: Int, method: HTTPMethod = .GET, path: String = "/", heade
 /// A POST of `chunks` body parts of `chunkSize` bytes on a fresh connection, with
 /// `Content-Length` (or chunked when `chunked`). `beforeLast` runs before the last part is
 /// written, e.g. to check that the backend already received data.
-func sendStreamingPost(port: Int, chunks: Int, chunkSize: Int, chunked: Bool = false, group: any EventLoopGroup,
+func sendStreamingPost(port: Int, chunks: Int, chunkSize: Int, chunked: Bool = false, route: String? = nil,
+                       group: any EventLoopGroup,
                        beforeLast: @Sendable () async throws -> Void = {}) async throws -> TestResponse {
     let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port) { channel in
         channel.eventLoop.makeCompletedFuture {
@@ -173,6 +174,7 @@ func sendStreamingPost(port: Int, chunks: Int, chunkSize: Int, chunked: Bool = f
         var headers = HTTPHeaders()
         headers.add(name: "host", value: "127.0.0.1:\(port)")
         headers.add(name: "connection", value: "close")
+        if let route { headers.add(name: "cookie", value: "COHORTSESSION=AAAAAAAAAAAAAAAAAAAAAAAAAAA.\(route)") }
         if chunked {
             headers.add(name: "transfer-encoding", value: "chunked")
         } else {
