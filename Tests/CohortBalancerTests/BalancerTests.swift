@@ -285,7 +285,9 @@ struct BalancerTests {
 
     @Test("a 16 MiB POST streams to the backend, which receives data before the client finished sending")
     func largeBodyStreams() async throws {
-        try await withHarness { (h: Harness) async throws in
+        // A generous timeout: this test is about streaming, and 16 MiB through a loaded
+        // (or instrumented) machine can stall a write for longer than the harness's 2 s.
+        try await withHarness(configure: { $0.responseTimeout = .seconds(20) }) { (h: Harness) async throws in
             let chunkSize = 64 * 1024
             let chunks = 256
             let response = try await sendStreamingPost(port: h.port, chunks: chunks, chunkSize: chunkSize, group: h.group) {
