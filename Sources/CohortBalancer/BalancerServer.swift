@@ -92,12 +92,17 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
                               environment: environment, listener: listener, adminListener: adminListener)
     }
 
-    private static func bindProxy(_ address: Address, group: any EventLoopGroup, environment: ProxyEnvironment,
-                                  idleTimeout: Duration) async throws -> ProxyListener {
-        try await ServerBootstrap(group: group)
+    /// The socket options both listeners use.
+    private static func serverBootstrap(_ group: any EventLoopGroup) -> ServerBootstrap {
+        ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+    }
+
+    private static func bindProxy(_ address: Address, group: any EventLoopGroup, environment: ProxyEnvironment,
+                                  idleTimeout: Duration) async throws -> ProxyListener {
+        try await serverBootstrap(group)
             .bind(host: address.host, port: address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // ProxyHandler handles pipelined requests itself (see there). Response
@@ -118,10 +123,7 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
     }
 
     private static func bindHTTP(_ address: Address, group: any EventLoopGroup, idleTimeout: Duration) async throws -> HTTPListener {
-        try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        try await serverBootstrap(group)
             .bind(host: address.host, port: address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(

@@ -94,6 +94,28 @@ func withHarness(
     try await group.shutdownGracefully()
 }
 
+/// `withHarness` with one more backend, `hung`, that takes requests and never answers
+/// them (it still passes health checks), on its own event loop group.
+func withHungBackendHarness(
+    configure: (inout BalancerServer<ContinuousClock>.Configuration) -> Void = { _ in },
+    _ body: @Sendable (Harness) async throws -> Void
+) async throws {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let hung = try await TestBackend.start(name: "hung", group: group, silent: true)
+    do {
+        try await withHarness(
+            extraBackends: [Backend(name: "hung", address: Address(host: "127.0.0.1", port: hung.port))],
+            configure: configure, body
+        )
+    } catch {
+        await hung.stop()
+        try await group.shutdownGracefully()
+        throw error
+    }
+    await hung.stop()
+    try await group.shutdownGracefully()
+}
+
 @Suite("Balancer proxy", .timeLimit(.minutes(1)))
 struct BalancerTests {
     @Test("the cookie's route suffix picks the backend, every time")
@@ -161,11 +183,7 @@ struct BalancerTests {
 
     @Test("a client that leaves while its backend has not answered frees the request's slot")
     func clientLeavesDuringExchange() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let hung = try await TestBackend.start(name: "hung", group: group, silent: true)
-        try await withHarness(
-            extraBackends: [Backend(name: "hung", address: Address(host: "127.0.0.1", port: hung.port))]
-        ) { (h: Harness) async throws in
+        try await withHungBackendHarness { (h: Harness) async throws in
             let outstanding = { h.balancer.backends().first { $0.name == "hung" }?.outstandingRequests ?? -1 }
             let client = try await ClientBootstrap(group: h.group).connect(host: "127.0.0.1", port: h.port).get()
             let request = ByteBuffer(string: "GET / HTTP/1.1\r\nhost: x\r\ncookie: COHORTSESSION=\(sessionKey).hung\r\n\r\n")
@@ -176,8 +194,6 @@ struct BalancerTests {
             #expect(outstanding() == 0)
             #expect(try await h.get(route: "a").status == 200, "the balancer keeps serving")
         }
-        await hung.stop()
-        try await group.shutdownGracefully()
     }
 
     @Test("a backend that dies is routed around: GETs, POSTs and its sticky sessions succeed elsewhere")
@@ -339,10 +355,7 @@ struct BalancerTests {
 
     @Test("a response timeout retries an idempotent request once on another node; a POST gets 504")
     func responseTimeout() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let hung = try await TestBackend.start(name: "hung", group: group, silent: true)
-        try await withHarness(
-            extraBackends: [Backend(name: "hung", address: Address(host: "127.0.0.1", port: hung.port))],
+        try await withHungBackendHarness(
             configure: { $0.responseTimeout = .seconds(1); $0.failureThreshold = 1_000 }
         ) { (h: Harness) async throws in
             let get = try await h.get(route: "hung")
@@ -351,7 +364,5 @@ struct BalancerTests {
             let post = try await h.post("x", route: "hung")
             #expect(post.status == 504)
         }
-        await hung.stop()
-        try await group.shutdownGracefully()
     }
 }

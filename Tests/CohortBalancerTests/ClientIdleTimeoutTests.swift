@@ -1,6 +1,4 @@
 import CohortBalancer
-import CohortBalancerCore
-import CohortCore
 import NIOCore
 import NIOPosix
 import Testing
@@ -31,10 +29,7 @@ import Testing
 
     @Test("time spent waiting for a backend does not count against the client")
     func waitingForABackendIsNotIdle() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let hung = try await TestBackend.start(name: "hung", group: group, silent: true)
-        try await withHarness(
-            extraBackends: [Backend(name: "hung", address: Address(host: "127.0.0.1", port: hung.port))],
+        try await withHungBackendHarness(
             configure: {
                 // Room for a loaded machine between the client's connect and its request.
                 $0.clientIdleTimeout = .seconds(1)
@@ -48,7 +43,5 @@ import Testing
             #expect(response.backend != "hung")
             #expect(ContinuousClock.now - started >= .milliseconds(2_900))
         }
-        await hung.stop()
-        try await group.shutdownGracefully()
     }
 }
