@@ -124,9 +124,14 @@ public final class ClusterSession: Sendable {
     /// Whether the request changed anything so far.
     var hasChanges: Bool { state.withLock { !$0.changes.isEmpty || $0.invalidated || $0.renamedFrom != nil } }
 
-    /// The write this session last recorded for replay (see ``RequestReplay``).
-    func recordedRequest() -> RequestReplay.Record? {
-        state.withLock { $0.attributes[RequestReplay.attributeName] }.flatMap { RequestReplay.Record(decoding: $0) }
+    /// The write this session last recorded for replay (see ``RequestReplay``), if it was
+    /// the request `requestID`. (Every write carries a new id, so the record is decoded only
+    /// for a retry.)
+    func recordedRequest(_ requestID: String) -> RequestReplay.Record? {
+        guard let bytes = state.withLock({ $0.attributes[RequestReplay.attributeName] }),
+              RequestReplay.Record.hasRequestID(requestID, encoded: bytes)
+        else { return nil }
+        return RequestReplay.Record(decoding: bytes)
     }
 
     /// Records `record` with this request's changes.

@@ -53,7 +53,7 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
         }
         let session = context.session
         let requestID = RequestReplay.requestID(of: request)
-        if let requestID, let recorded = session.recordedRequest(), recorded.requestID == requestID {
+        if let requestID, let recorded = session.recordedRequest(requestID) {
             // A retry of a write this session already committed (on a node that then died):
             // the same response, nothing applied again, the id as the first attempt left it.
             session.keepOriginalID()

@@ -53,6 +53,14 @@ public enum RequestReplay {
             return bytes
         }
 
+        /// Whether `bytes`, as ``encoded()`` wrote them, record the request `requestID`
+        /// (compared without decoding the record).
+        static func hasRequestID(_ requestID: String, encoded bytes: [UInt8]) -> Bool {
+            let id = requestID.utf8
+            guard let length = bytes.first, Int(length) == id.count else { return false }
+            return bytes.dropFirst().prefix(id.count).elementsEqual(id)
+        }
+
         /// Decodes what ``encoded()`` wrote; `nil` for anything else.
         init?(decoding bytes: [UInt8]) {
             var index = 0

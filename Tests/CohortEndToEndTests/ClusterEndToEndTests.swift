@@ -34,6 +34,9 @@ struct ClusterEndToEndTests {
             log("n1..n3 all see each other alive \(formation.readable) after all three served /health")
             #expect(formation < .seconds(3), "cluster took \(formation.readable) to form (bound: 3 s)")
             let (n1, n2, n3) = (cluster.http("n1"), cluster.http("n2"), cluster.http("n3"))
+            // The log line carries the node's logger metadata (set once, formatted when logged).
+            let startLine = cluster.process("n1").stderr.split(separator: "\n").first { $0.contains("node starting") }
+            #expect(startLine?.contains("cluster.node=n1") == true, "n1's start line: \(startLine ?? "none")")
 
             // A session on n1, and its cookie.
             var browser = Browser()

@@ -77,6 +77,29 @@ import Testing
         }
     }
 
+    @Test func aRetriedWriteWithTheSameRequestIDGetsTheFirstResponseAndIsNotAppliedTwice() async throws {
+        let (app, node) = try await Self.makeApp()
+        try await app.test(.router) { client in
+            let first = try await client.execute(uri: "/count", method: .post)
+            let id = try #require(Self.cookieValue(first).flatMap { SessionID(parsing: $0) })
+            let cookie = "COHORTSESSION=\(id)"
+            let write = try await client.execute(
+                uri: "/count", method: .post, headers: [.cookie: cookie, RequestReplay.headerName: "request-0000000001"])
+            #expect(String(buffer: write.body) == "2")
+            // The balancer's retry of that request (the node died before answering, say).
+            let retry = try await client.execute(
+                uri: "/count", method: .post, headers: [.cookie: cookie, RequestReplay.headerName: "request-0000000001"])
+            #expect(retry.status == write.status)
+            #expect(String(buffer: retry.body) == "2")
+            #expect(node.localSession(forKey: id.key)?.version.counter == 2)
+            // A new request id, even one differing only in its last byte, is a new write.
+            let next = try await client.execute(
+                uri: "/count", method: .post, headers: [.cookie: cookie, RequestReplay.headerName: "request-0000000002"])
+            #expect(String(buffer: next.body) == "3")
+            #expect(node.localSession(forKey: id.key)?.version.counter == 3)
+        }
+    }
+
     @Test func onlyChangedAttributesAreCommittedAndReadsDoNotBumpTheVersion() async throws {
         let (app, node) = try await Self.makeApp()
         try await app.test(.router) { client in
