@@ -74,12 +74,8 @@ final class ProxyExchange: UpstreamResponseDelegate {
     private var clientKeepAlive = false
     private var isFinished = false
 
-    /// Upstream inactivity: armed while waiting for the backend (a streamed body's
-    /// stalled write, or the response), pushed back by every response part.
-    private var timer = DeadlineTimer()
-
     init(environment: ProxyEnvironment, client: ChannelHandlerContext, owner: ProxyHandler, head: HTTPRequestHead,
-         body: Body, clientIP: String?, keepAlive: Bool) {
+         body: Body, clientIP: String?, forwardingClient: ProxyHeaders.Client, keepAlive: Bool) {
         self.environment = environment
         self.client = client
         self.owner = owner
@@ -90,7 +86,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
         self.idempotent = isIdempotent(head.method)
         self.replayable = !idempotent && environment.retryWithRequestID
         self.session = Self.session(in: head.headers, cookieName: environment.cookieName)
-        var upstreamHead = ProxyHeaders.upstreamHead(from: head, bodyLength: body.length, clientIP: clientIP, via: environment.via)
+        var upstreamHead = ProxyHeaders.upstreamHead(from: head, bodyLength: body.length, client: forwardingClient, via: environment.via)
         // A non-idempotent request gets a request id that Cohort nodes use to answer a
         // retry with the first attempt's response instead of applying it twice (see
         // CohortHummingbird's RequestReplay).
@@ -229,7 +225,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
     private func bodyTooLarge() {
         // The client's fault, not the backend's.
         isFinished = true
-        cancelTimer()
+        disarmTimer()
         closeUpstream(finished: true)
         if let connecting { environment.table.withLockedValue { $0.onRequestFinished(connecting.name) } }
         environment.refusals.record(.bodyTooLarge, client: clientIP, logger: environment.logger)
@@ -268,7 +264,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
     /// Answers with the balancer's own error response.
     private func respondAndFinish(_ status: HTTPResponseStatus) {
         isFinished = true
-        cancelTimer()
+        disarmTimer()
         owner.respond(status: status, version: head.version, keepAlive: keepAlive && body.isFinished)
     }
 
@@ -276,7 +272,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
 
     func upstream(received part: HTTPClientResponsePart) {
         guard let attempt, !isFinished else { return }
-        if timer.isArmed { armTimer() }  // progress: push the deadline back
+        if owner.responseTimer.isArmed { armTimer() }  // progress: push the deadline back
         switch part {
         case .head(let candidate):
             // 1xx interim responses are skipped (the balancer answered `Expect` itself).
@@ -315,7 +311,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
     private func complete(_ attempt: Attempt, trailers: HTTPHeaders?) {
         guard let responseHead else { return upstreamClosed(error: UpstreamError.unexpectedData) }
         isFinished = true
-        cancelTimer()
+        disarmTimer()
         let health = environment.table.withLockedValue { table -> BackendTable.HealthOutcome in
             table.onRequestFinished(attempt.choice.name)
             return table.onSuccess(attempt.choice.name)
@@ -368,7 +364,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
     func clientClosed() {
         guard !isFinished else { return }
         isFinished = true
-        cancelTimer()
+        disarmTimer()
         closeUpstream(finished: true)
         if let connecting { environment.table.withLockedValue { $0.onRequestFinished(connecting.name) } }
     }
@@ -379,7 +375,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
             "balancer.backend": "\(attempt?.choice.name ?? "-")", "balancer.error": "\(error.map { "\($0)" } ?? "-")",
         ])
         isFinished = true
-        cancelTimer()
+        disarmTimer()
         closeUpstream(finished: true)
         owner.abort()
     }
@@ -395,22 +391,20 @@ final class ProxyExchange: UpstreamResponseDelegate {
 
     // MARK: Timer
 
+    /// Upstream inactivity: the connection's response timer (see
+    /// `ProxyHandler.responseTimer`) is armed while waiting for the backend (a streamed
+    /// body's stalled write, or the response), and pushed back by every response part.
     private func armTimer() {
-        timer.arm(after: environment.responseTimeout, on: client.eventLoop, owner: self)
+        owner.armResponseTimer()
     }
 
     private func disarmTimer() {
-        timer.disarm()
+        owner.disarmResponseTimer()
     }
 
-    private func cancelTimer() {
-        timer.cancel()
-    }
-}
-
-extension ProxyExchange: DeadlineTimerOwner {
-    func deadlineTimerFired() {
-        guard timer.expired(on: client.eventLoop, owner: self), !isFinished, let attempt else { return }
+    /// The response timer ran out while this exchange was waiting for its backend.
+    func responseTimedOut() {
+        guard !isFinished, let attempt else { return }
         if relaying {
             return abort(log: "response aborted", error: UpstreamError.timeout)
         }

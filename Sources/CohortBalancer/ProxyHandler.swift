@@ -37,6 +37,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var state = State.idle
     private var context: ChannelHandlerContext?
     private var clientIP: String?
+    /// The client as the forwarding headers name it.
+    private var forwardingClient = ProxyHeaders.Client(ip: nil)
     /// Requests started on this connection: tells a late write completion which request it belongs to.
     private var requestCount = 0
     /// Parts of the next (pipelined) requests, read while a response was pending.
@@ -45,6 +47,9 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// A streamed body waits for its backend.
     private var readsPaused = false
     private var readHeld = false
+    /// The current exchange's response timeout. One per connection, armed and disarmed by
+    /// the exchanges in turn, so that a request costs no scheduled task.
+    private(set) var responseTimer = DeadlineTimer()
 
     init(environment: ProxyEnvironment) {
         self.environment = environment
@@ -53,10 +58,12 @@ final class ProxyHandler: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         clientIP = context.channel.remoteAddress?.ipAddress
+        forwardingClient = ProxyHeaders.Client(ip: clientIP)
         if !environment.connections.markIdle(context.channel) { context.close(promise: nil) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        responseTimer.cancel()
         self.context = nil
     }
 
@@ -156,7 +163,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func startExchange(_ head: HTTPRequestHead, body: ProxyExchange.Body, context: ChannelHandlerContext) {
         let keepAlive = head.isKeepAlive && !environment.connections.isShuttingDown
         let exchange = ProxyExchange(environment: environment, client: context, owner: self, head: head, body: body,
-                                     clientIP: clientIP, keepAlive: keepAlive)
+                                     clientIP: clientIP, forwardingClient: forwardingClient, keepAlive: keepAlive)
         state = .exchanging(exchange)
         exchange.start()
     }
@@ -174,6 +181,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if case .exchanging(let exchange) = state { exchange.clientClosed() }
         state = .closing
+        responseTimer.cancel()
         environment.connections.markBusy(context.channel)
         context.fireChannelInactive()
     }
@@ -207,6 +215,18 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard readHeld, !readsPaused, queued.isEmpty, let context else { return }
         readHeld = false
         context.read()
+    }
+
+    // MARK: Response timeout
+
+    /// (Re)starts the response timeout: `environment.responseTimeout` from now.
+    func armResponseTimer() {
+        guard let context else { return }
+        responseTimer.arm(after: environment.responseTimeout, on: context.eventLoop, owner: self)
+    }
+
+    func disarmResponseTimer() {
+        responseTimer.disarm()
     }
 
     // MARK: Responses
@@ -264,5 +284,14 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func close(_ context: ChannelHandlerContext) {
         if case .exchanging = state {} else { state = .closing }
         context.close(promise: nil)
+    }
+}
+
+extension ProxyHandler: DeadlineTimerOwner {
+    func deadlineTimerFired() {
+        guard let context, responseTimer.expired(on: context.eventLoop, owner: self),
+              case .exchanging(let exchange) = state
+        else { return }
+        exchange.responseTimedOut()
     }
 }

@@ -64,10 +64,6 @@ enum ProxyHeaders {
 
     private static let requestSerial = NIOLockedValueBox<UInt64>(0)
 
-    /// The request as sent upstream: HTTP/1.1, keep-alive, hop-by-hop headers removed,
-    /// `Content-Length` set to the body length (`nil`: unknown, sent chunked), and the
-    /// forwarding headers appended (`X-Forwarded-For`, `X-Forwarded-Proto: http`,
-    /// `Forwarded: for=...;proto=http`).
     /// A `Via` entry naming this balancer process: `1.1 cohort-<64 random bits>`.
     static func makeVia() -> String {
         var generator = SystemRandomNumberGenerator()
@@ -79,12 +75,51 @@ enum ProxyHeaders {
         headers["via"].contains { value in value.split(separator: ",").contains { $0.trimmingSpaces == via } }
     }
 
-    static func upstreamHead(from head: HTTPRequestHead, bodyLength: Int?, clientIP: String?, via: String? = nil) -> HTTPRequestHead {
-        var headers = head.headers
-        let hadBody = headers.contains(name: "content-length") || headers.contains(name: "transfer-encoding")
-        stripHopByHop(&headers)
-        headers.remove(name: "expect")
-        headers.remove(name: "content-length")
+    /// The client as the forwarding headers name it; made once per client connection.
+    struct Client {
+        /// Its entry in `X-Forwarded-For`: the IP address, or `unknown`.
+        let address: String
+        /// Its `Forwarded` field: `for=<address>;proto=http`, an IPv6 address quoted in brackets (RFC 7239).
+        let forwarded: String
+
+        init(ip: String?) {
+            address = ip ?? "unknown"
+            let node = address.contains(":") ? "\"[\(address)]\"" : address
+            forwarded = "for=\(node);proto=http"
+        }
+    }
+
+    /// Fields never copied from the client's head: the hop-by-hop ones, `Expect` (the
+    /// balancer answers it), the client's framing (set anew) and `X-Forwarded-Proto`
+    /// (replaced). Lowercase.
+    private static let notForwarded = Array(hopByHop) + ["expect", "content-length", "x-forwarded-proto"]
+
+    /// The request as sent upstream: HTTP/1.1, keep-alive, hop-by-hop headers (and those
+    /// named in `Connection`) removed, `Content-Length` set to the body length (`nil`:
+    /// unknown, sent chunked), and the forwarding headers appended (`X-Forwarded-For`
+    /// extending an earlier proxy's, `X-Forwarded-Proto: http`, `Forwarded:
+    /// for=...;proto=http`, `Via`). The other fields keep their order. Built in one pass
+    /// into one array with room for the fields added here and a request id.
+    static func upstreamHead(from head: HTTPRequestHead, bodyLength: Int?, client: Client, via: String? = nil) -> HTTPRequestHead {
+        let source = head.headers
+        var hadBody = false
+        var namedInConnection: [String] = []
+        for (name, value) in source {
+            if isName(name, "content-length") || isName(name, "transfer-encoding") { hadBody = true }
+            if isName(name, "connection") {
+                namedInConnection += value.split(separator: ",").map { $0.trimmingSpaces.lowercased() }
+            }
+        }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(source.count + 6)
+        var forwardedFor = ""
+        for (name, value) in source {
+            if isName(name, "x-forwarded-for") {
+                forwardedFor += forwardedFor.isEmpty ? value : ", " + value
+            } else if !notForwarded.contains(where: { isName(name, $0) }) && !namedInConnection.contains(where: { isName(name, $0) }) {
+                headers.add(name: name, value: value)
+            }
+        }
         if let bodyLength {
             if hadBody || bodyLength > 0 {
                 headers.add(name: "content-length", value: String(bodyLength))
@@ -92,14 +127,20 @@ enum ProxyHeaders {
         } else {
             headers.add(name: "transfer-encoding", value: "chunked")
         }
-        let client = clientIP ?? "unknown"
-        let previous = headers["x-forwarded-for"].joined(separator: ", ")
-        headers.replaceOrAdd(name: "x-forwarded-for", value: previous.isEmpty ? client : "\(previous), \(client)")
-        headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
-        let node = client.contains(":") ? "\"[\(client)]\"" : client
-        headers.add(name: "forwarded", value: "for=\(node);proto=http")
+        headers.add(name: "x-forwarded-for", value: forwardedFor.isEmpty ? client.address : forwardedFor + ", " + client.address)
+        headers.add(name: "x-forwarded-proto", value: "http")
+        headers.add(name: "forwarded", value: client.forwarded)
         if let via { headers.add(name: "via", value: via) }
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+    }
+
+    /// Whether the field name `name` is `lowercase` (ASCII case-insensitive), without
+    /// making a lowercased copy.
+    static func isName(_ name: String, _ lowercase: String) -> Bool {
+        name.utf8.count == lowercase.utf8.count
+            && zip(name.utf8, lowercase.utf8).allSatisfy { byte, expected in
+                byte == expected || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") && byte + 0x20 == expected)
+            }
     }
 
     /// The backend's response head as sent to the client: hop-by-hop headers removed, and

@@ -34,7 +34,9 @@ final class UpstreamPool: Sendable {
     /// An idle connection to `backend` on `eventLoop` that is still open, if any.
     func takeIdle(backend: String, on eventLoop: any EventLoop) -> UpstreamConnection? {
         let key = Key(backend: backend, eventLoop: eventLoop)
-        while let candidate = idle.withLockedValue({ $0[key]?.popLast() }) {
+        // Through an index: the dictionary's `subscript(key)` modify accessor allocated
+        // its coroutine frame on every request.
+        while let candidate = idle.withLockedValue({ table in table.index(forKey: key).flatMap { table.values[$0].popLast() } }) {
             if candidate.isActive { return candidate }
             candidate.close()
         }
@@ -59,8 +61,13 @@ final class UpstreamPool: Sendable {
         guard connection.isActive else { return }
         let key = Key(backend: backend, eventLoop: connection.channel.eventLoop)
         let kept = idle.withLockedValue { table -> Bool in
-            guard !isShutDown.withLockedValue({ $0 }), table[key, default: []].count < maxIdlePerBackend else { return false }
-            table[key, default: []].append(connection)
+            guard !isShutDown.withLockedValue({ $0 }) else { return false }
+            guard let index = table.index(forKey: key) else {
+                table[key] = maxIdlePerBackend > 0 ? [connection] : nil
+                return maxIdlePerBackend > 0
+            }
+            guard table.values[index].count < maxIdlePerBackend else { return false }
+            table.values[index].append(connection)
             return true
         }
         if !kept { connection.close() }
