@@ -134,9 +134,8 @@ public final class ClusterSession: Sendable {
         return RequestReplay.Record(decoding: bytes)
     }
 
-    /// Records `record` with this request's changes.
-    func record(_ record: RequestReplay.Record) {
-        let bytes = record.encoded()
+    /// Records a write's response (``RequestReplay/Record``, encoded) with this request's changes.
+    func record(_ bytes: [UInt8]) {
         state.withLock { state in
             guard !state.invalidated else { return }
             state.attributes[RequestReplay.attributeName] = bytes

@@ -69,10 +69,10 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
         if let requestID, session.hasChanges {
             let (collected, body) = try await RequestReplay.collect(response)
             response = collected
-            if body.count <= RequestReplay.maxRecordedBody {
-                session.record(RequestReplay.Record(
+            if body.readableBytes <= RequestReplay.maxRecordedBody {
+                session.record(RequestReplay.Record.encode(
                     requestID: requestID, status: Int(response.status.code),
-                    contentType: response.headers[.contentType], body: body
+                    contentType: response.headers[.contentType], body: body.readableBytesView
                 ))
             }
         }

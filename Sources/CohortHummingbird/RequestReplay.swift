@@ -35,25 +35,29 @@ public enum RequestReplay {
         var contentType: String?
         var body: [UInt8]
 
-        /// `len8 id | u16 status | len16 content type (0xFFFF: none) | body`
-        func encoded() -> [UInt8] {
+        /// The encoding of a record, made straight from a collected body:
+        /// `len8 id | u16 status | len16 content type (0xFFFF: none) | body`.
+        static func encode(requestID: String, status: Int, contentType: String?, body: some Collection<UInt8>) -> [UInt8] {
+            let type = contentType.map { $0.utf8.prefix(1024) }
             var bytes: [UInt8] = []
-            bytes.reserveCapacity(requestID.utf8.count + body.count + 40)
+            bytes.reserveCapacity(5 + requestID.utf8.count + (type?.count ?? 0) + body.count)
             bytes.append(UInt8(truncatingIfNeeded: requestID.utf8.count))
-            bytes += requestID.utf8
-            bytes += [UInt8(truncatingIfNeeded: status >> 8), UInt8(truncatingIfNeeded: status)]
-            if let contentType {
-                let count = min(contentType.utf8.count, 1024)
-                bytes += [UInt8(truncatingIfNeeded: count >> 8), UInt8(truncatingIfNeeded: count)]
-                bytes += contentType.utf8.prefix(count)
+            bytes.append(contentsOf: requestID.utf8)
+            bytes.append(UInt8(truncatingIfNeeded: status >> 8))
+            bytes.append(UInt8(truncatingIfNeeded: status))
+            if let type {
+                bytes.append(UInt8(truncatingIfNeeded: type.count >> 8))
+                bytes.append(UInt8(truncatingIfNeeded: type.count))
+                bytes.append(contentsOf: type)
             } else {
-                bytes += [0xFF, 0xFF]
+                bytes.append(0xFF)
+                bytes.append(0xFF)
             }
-            bytes += body
+            bytes.append(contentsOf: body)
             return bytes
         }
 
-        /// Whether `bytes`, as ``encoded()`` wrote them, record the request `requestID`
+        /// Whether `bytes`, as ``encode(requestID:status:contentType:body:)`` wrote them, record the request `requestID`
         /// (compared without decoding the record).
         static func hasRequestID(_ requestID: String, encoded bytes: [UInt8]) -> Bool {
             let id = requestID.utf8
@@ -61,7 +65,7 @@ public enum RequestReplay {
             return bytes.dropFirst().prefix(id.count).elementsEqual(id)
         }
 
-        /// Decodes what ``encoded()`` wrote; `nil` for anything else.
+        /// Decodes what ``encode(requestID:status:contentType:body:)`` wrote; `nil` for anything else.
         init?(decoding bytes: [UInt8]) {
             var index = 0
             func take(_ count: Int) -> ArraySlice<UInt8>? {
@@ -84,13 +88,6 @@ public enum RequestReplay {
             self.body = Array(bytes[index...])
         }
 
-        init(requestID: String, status: Int, contentType: String?, body: [UInt8]) {
-            self.requestID = requestID
-            self.status = status
-            self.contentType = contentType
-            self.body = body
-        }
-
         /// The response to give again.
         var response: Response {
             var headers = HTTPFields()
@@ -104,13 +101,13 @@ public enum RequestReplay {
     }
 
     /// Collects a response body (small write responses) so it can be recorded.
-    static func collect(_ response: Response) async throws -> (Response, [UInt8]) {
+    static func collect(_ response: Response) async throws -> (Response, ByteBuffer) {
         let box = CollectedBody()
         var response = response
         let body = response.body
         try await body.write(CollectingWriter(box: box))
         response.body = ResponseBody(byteBuffer: box.buffer)
-        return (response, Array(box.buffer.readableBytesView))
+        return (response, box.buffer)
     }
 }
 

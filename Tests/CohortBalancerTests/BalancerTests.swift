@@ -152,6 +152,22 @@ struct BalancerTests {
         }
     }
 
+    @Test("a POST gets a Cohort-Request-Id (two POSTs, two ids), a GET none; with request ids off, neither does")
+    func requestIDs() async throws {
+        @Sendable func requestID(_ response: TestResponse) -> String? {
+            response.body.split(separator: " ").first { $0.hasPrefix("rid=") }.map { String($0.dropFirst(4)) }
+        }
+        try await withHarness { (h: Harness) async throws in
+            let first = try #require(requestID(try await h.post("x")))
+            let second = try #require(requestID(try await h.post("x")))
+            #expect(first != "-" && second != "-" && first != second)
+            #expect(requestID(try await h.get()) == "-")
+        }
+        try await withHarness(configure: { $0.retryWithRequestID = false }) { (h: Harness) async throws in
+            #expect(requestID(try await h.post("x")) == "-")
+        }
+    }
+
     @Test("pipelined requests on one keep-alive connection are answered in order, each by its route's backend")
     func pipelinedRequests() async throws {
         try await withHarness { (h: Harness) async throws in

@@ -4,7 +4,7 @@ import NIOHTTP1
 import NIOPosix
 
 /// A tiny HTTP/1.1 backend for tests: answers every request with
-/// `name=<name> route=<route|-> method=<METHOD> body=<bytes> xff=<X-Forwarded-For|->`
+/// `name=<name> route=<route|-> method=<METHOD> body=<bytes> xff=<X-Forwarded-For|-> fwd=<Forwarded|-> rid=<Cohort-Request-Id|->`
 /// (header `x-backend: <name>`), and `GET /health` with 200. `stop()` closes the listening
 /// socket and every open connection, like a crashed node.
 final class TestBackend: Sendable {
@@ -84,7 +84,7 @@ final class TestBackend: Sendable {
                 }.first ?? "-"
                 let text = head.uri == "/health"
                     ? "ok"
-                    : "name=\(name) route=\(route) method=\(head.method.rawValue) body=\(bodyBytes) xff=\(head.headers.first(name: "x-forwarded-for") ?? "-") fwd=\(head.headers.first(name: "forwarded") ?? "-")"
+                    : "name=\(name) route=\(route) method=\(head.method.rawValue) body=\(bodyBytes) xff=\(head.headers.first(name: "x-forwarded-for") ?? "-") fwd=\(head.headers.first(name: "forwarded") ?? "-") rid=\(head.headers.first(name: "cohort-request-id") ?? "-")"
                 var headers = HTTPHeaders()
                 headers.add(name: "x-backend", value: name)
                 headers.add(name: "content-length", value: String(text.utf8.count))

@@ -20,6 +20,9 @@ COHORT = os.environ.get("COHORT_BINARY", os.path.join(REPO, ".build", "release",
 # (one loop per core).
 EVENT_LOOPS = os.environ.get("COHORT_EVENT_LOOPS", "1")
 EVENT_LOOP_ARGS = ["--event-loops", EVENT_LOOPS] if EVENT_LOOPS else []
+# The balancer's own `--event-loops`, if it should differ from the nodes'.
+BALANCER_LOOPS = os.environ.get("COHORT_BALANCER_EVENT_LOOPS", EVENT_LOOPS)
+BALANCER_LOOP_ARGS = ["--event-loops", BALANCER_LOOPS] if BALANCER_LOOPS else []
 CATALINA_HOME = "/usr/share/tomcat10"
 HOST = "127.0.0.1"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -244,11 +247,12 @@ class CohortCluster:
             wait_until(f"{self.label(n)} sees all alive", lambda n=n: self.all_alive(n), 30)
         log(f"cohort {self.tag}: {len(self.names)} nodes up ({self.durability}), http {self.http_base + 1}..")
 
-    def start_balancer(self, port):
-        argv = [COHORT, "balancer", "--listen", f"{HOST}:{port}", "--log-level", "warning"] + EVENT_LOOP_ARGS
+    def start_balancer(self, port, extra=(), suffix=""):
+        """`cohort balancer` on PORT, process label `cohort-TAG-balancer` + SUFFIX."""
+        argv = [COHORT, "balancer", "--listen", f"{HOST}:{port}", "--log-level", "warning"] + BALANCER_LOOP_ARGS + list(extra)
         for n in self.names:
             argv += ["--backend", f"{n}={HOST}:{self.http(n)}"]
-        spawn(f"cohort-{self.tag}-balancer", argv)
+        spawn(f"cohort-{self.tag}-balancer{suffix}", argv)
         wait_until("cohort balancer", lambda: tcp_open(port), 15)
         return port
 
@@ -272,6 +276,7 @@ class CohortCluster:
         for n in self.names:
             stop(self.label(n))
         stop(f"cohort-{self.tag}-balancer")
+        stop(f"cohort-{self.tag}-balancer-norid")
         stop(f"nginx-{self.tag}")
 
     def pids(self):

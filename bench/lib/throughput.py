@@ -9,6 +9,8 @@ order from round to round, so a noisy neighbour hits all configurations alike.
 Configurations (one session write per request):
   cohort-ack-balancer   wrk -> cohort balancer :9080 -> 3 nodes (acknowledged)   POST /api/counter
   cohort-ack-nginx      wrk -> nginx :9070 (cohort config nginx) -> the same 3 nodes
+  cohort-ack-balancer-norid  wrk -> cohort balancer --no-request-ids :9060 -> the same 3 nodes
+                        (POSTs without Cohort-Request-Id: no exactly-once record on the nodes, as with nginx)
   cohort-async-balancer wrk -> cohort balancer :9180 -> 3 other nodes (async)
   tomcat-nginx          wrk -> nginx :8080 (anchor conf) -> 3 Tomcat, DeltaManager, channelSendOptions=8
   cohort-single         wrk -> one cohort node :9281 (no peers: no replication)
@@ -37,6 +39,8 @@ CONFIGS = {
                                 cluster=ack, front="cohort-ack-balancer"),
     "cohort-ack-nginx": dict(url="http://127.0.0.1:9070/api/counter", cookie="COHORTSESSION", method="POST",
                              cluster=ack, front="nginx-ack"),
+    "cohort-ack-balancer-norid": dict(url="http://127.0.0.1:9060/api/counter", cookie="COHORTSESSION", method="POST",
+                                      cluster=ack, front="cohort-ack-balancer-norid"),
     "cohort-async-balancer": dict(url="http://127.0.0.1:9180/api/counter", cookie="COHORTSESSION", method="POST",
                                   cluster=asy, front="cohort-async-balancer"),
     "tomcat-nginx": dict(url="http://127.0.0.1:8080/app/count.jsp", cookie="JSESSIONID", method="GET",
@@ -59,6 +63,8 @@ try:
         ack.start_balancer(9080)
         if "cohort-ack-nginx" in names:
             ack.start_nginx(9070)
+        if "cohort-ack-balancer-norid" in names:
+            ack.start_balancer(9060, extra=["--no-request-ids"], suffix="-norid")
         result["pools"]["ack"] = cohort_make_pool(9080, POOL_N, f"{RUN}/pool-ack.txt")
     if asy in needed.values():
         asy.start_balancer(9180)
@@ -71,7 +77,7 @@ try:
     if tc1 in needed.values():
         result["pools"]["tomcat-single"] = tomcat_make_pool(8084, POOL_N, f"{RUN}/pool-tomcat-single.txt")
     log("pools", json.dumps(result["pools"]))
-    pool_of = {"cohort-ack-balancer": "ack", "cohort-ack-nginx": "ack", "cohort-async-balancer": "async",
+    pool_of = {"cohort-ack-balancer": "ack", "cohort-ack-nginx": "ack", "cohort-ack-balancer-norid": "ack", "cohort-async-balancer": "async",
                "tomcat-nginx": "tomcat", "cohort-single": "single", "tomcat-single": "tomcat-single"}
 
     def created(cfg):
