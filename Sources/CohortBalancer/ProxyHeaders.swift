@@ -103,11 +103,12 @@ enum ProxyHeaders {
     static func upstreamHead(from head: HTTPRequestHead, bodyLength: Int?, client: Client, via: String? = nil) -> HTTPRequestHead {
         let source = head.headers
         var hadBody = false
-        var namedInConnection: [String] = []
+        // Names listed in `Connection` (rare; a set, so a long list costs one lookup per field).
+        var namedInConnection: Set<String> = []
         for (name, value) in source {
             if isName(name, "content-length") || isName(name, "transfer-encoding") { hadBody = true }
             if isName(name, "connection") {
-                namedInConnection += value.split(separator: ",").map { $0.trimmingSpaces.lowercased() }
+                for token in value.split(separator: ",") { namedInConnection.insert(token.trimmingSpaces.lowercased()) }
             }
         }
         var headers = HTTPHeaders()
@@ -116,7 +117,8 @@ enum ProxyHeaders {
         for (name, value) in source {
             if isName(name, "x-forwarded-for") {
                 forwardedFor += forwardedFor.isEmpty ? value : ", " + value
-            } else if !notForwarded.contains(where: { isName(name, $0) }) && !namedInConnection.contains(where: { isName(name, $0) }) {
+            } else if !notForwarded.contains(where: { isName(name, $0) })
+                && (namedInConnection.isEmpty || !namedInConnection.contains(name.lowercased())) {
                 headers.add(name: name, value: value)
             }
         }

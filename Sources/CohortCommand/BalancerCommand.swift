@@ -42,7 +42,7 @@ struct BalancerCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-idle-per-backend"), help: "Idle keep-alive connections kept per backend (and event loop); at least the requests in flight to one backend.")
     var maxIdlePerBackend: Int = 128
 
-    @Flag(inversion: .prefixedNo, help: "Give POSTs and other non-idempotent requests a Cohort-Request-Id, so that one whose node fails before answering is retried on another node and applied exactly once. Off: such a request gets 502 instead, and nodes keep no record of it (less work per write).")
+    @Flag(inversion: .prefixedNo, help: "Give POSTs and other non-idempotent requests a Cohort-Request-Id, so that one whose node fails before answering is retried on another node and applied exactly once. Off: a POST whose node fails after receiving it gets 502 instead of a retry, and nodes keep no record of writes (less work per write).")
     var requestIds = true
 
     @Option(name: .long, help: "HOST:PORT of a cluster node to join as an observer; backends are then learned from membership (repeatable).")

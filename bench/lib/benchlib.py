@@ -193,9 +193,11 @@ class CohortCluster:
     """`cohort node` processes n1..nK on http BASE+1.., cluster CBASE+1..; optional
     `cohort balancer` on BASE and nginx (from `cohort config nginx`) on NGINX_PORT."""
 
-    def __init__(self, tag, http_base, cluster_base, nodes=3, durability="acknowledged", env=None):
+    def __init__(self, tag, http_base, cluster_base, nodes=3, durability="acknowledged", env=None, placement=None):
         self.tag, self.http_base, self.cluster_base = tag, http_base, cluster_base
         self.env = env
+        # `--placement` of the nodes and the balancer (None: Cohort's default, every node)
+        self.placement_args = ["--placement", placement] if placement else []
         self.names = [f"n{i}" for i in range(1, nodes + 1)]
         self.durability = durability
 
@@ -209,7 +211,7 @@ class CohortCluster:
         i = int(name[1:])
         argv = [COHORT, "node", "--name", name, "--http", f"{HOST}:{self.http(name)}",
                 "--cluster", f"{HOST}:{self.cluster_base + i}", "--key-file", cohort_keygen(),
-                "--durability", self.durability, "--log-level", "warning"] + EVENT_LOOP_ARGS
+                "--durability", self.durability, "--log-level", "warning"] + EVENT_LOOP_ARGS + self.placement_args
         for other in self.names:
             if other != name:
                 argv += ["--seed", f"{HOST}:{self.cluster_base + int(other[1:])}"]
@@ -249,7 +251,7 @@ class CohortCluster:
 
     def start_balancer(self, port, extra=(), suffix=""):
         """`cohort balancer` on PORT, process label `cohort-TAG-balancer` + SUFFIX."""
-        argv = [COHORT, "balancer", "--listen", f"{HOST}:{port}", "--log-level", "warning"] + BALANCER_LOOP_ARGS + list(extra)
+        argv = [COHORT, "balancer", "--listen", f"{HOST}:{port}", "--log-level", "warning"] + BALANCER_LOOP_ARGS + self.placement_args + list(extra)
         for n in self.names:
             argv += ["--backend", f"{n}={HOST}:{self.http(n)}"]
         spawn(f"cohort-{self.tag}-balancer{suffix}", argv)

@@ -12,6 +12,10 @@ Configurations (one session write per request):
   cohort-ack-balancer-norid  wrk -> cohort balancer --no-request-ids :9060 -> the same 3 nodes
                         (POSTs without Cohort-Request-Id: no exactly-once record on the nodes, as with nginx)
   cohort-async-balancer wrk -> cohort balancer :9180 -> 3 other nodes (async)
+  cohort-owners2-balancer wrk -> cohort balancer :9380 -> 3 other nodes (acknowledged,
+                        --placement owners:2: each session on its primary and one backup,
+                        like Tomcat's BackupManager; DeltaManager and the configurations
+                        above keep a copy on every node)
   tomcat-nginx          wrk -> nginx :8080 (anchor conf) -> 3 Tomcat, DeltaManager, channelSendOptions=8
   cohort-single         wrk -> one cohort node :9281 (no peers: no replication)
   tomcat-single         wrk -> one Tomcat :8084 without <Cluster> (StandardManager)
@@ -31,6 +35,7 @@ os.makedirs(RUN, exist_ok=True)
 ack = CohortCluster("ack", 9080, 7100, 3, "acknowledged")
 asy = CohortCluster("async", 9180, 7200, 3, "async")
 one = CohortCluster("single", 9280, 7300, 1, "acknowledged")
+own = CohortCluster("owners2", 9380, 7400, 3, "acknowledged", placement="owners:2")
 tc = TomcatCluster("cluster", [1, 2, 3], membership="static", send_options=8, binder=True)
 tc1 = TomcatCluster("single", [4], membership="none")
 
@@ -43,6 +48,8 @@ CONFIGS = {
                                       cluster=ack, front="cohort-ack-balancer-norid"),
     "cohort-async-balancer": dict(url="http://127.0.0.1:9180/api/counter", cookie="COHORTSESSION", method="POST",
                                   cluster=asy, front="cohort-async-balancer"),
+    "cohort-owners2-balancer": dict(url="http://127.0.0.1:9380/api/counter", cookie="COHORTSESSION", method="POST",
+                                    cluster=own, front="cohort-owners2-balancer"),
     "tomcat-nginx": dict(url="http://127.0.0.1:8080/app/count.jsp", cookie="JSESSIONID", method="GET",
                          cluster=tc, front="nginx-cluster"),
     "cohort-single": dict(url="http://127.0.0.1:9281/api/counter", cookie="COHORTSESSION", method="POST",
@@ -69,6 +76,9 @@ try:
     if asy in needed.values():
         asy.start_balancer(9180)
         result["pools"]["async"] = cohort_make_pool(9180, POOL_N, f"{RUN}/pool-async.txt")
+    if own in needed.values():
+        own.start_balancer(9380)
+        result["pools"]["owners2"] = cohort_make_pool(9380, POOL_N, f"{RUN}/pool-owners2.txt")
     if one in needed.values():
         result["pools"]["single"] = cohort_make_pool(9281, POOL_N, f"{RUN}/pool-single.txt")
     if tc in needed.values():
@@ -77,7 +87,7 @@ try:
     if tc1 in needed.values():
         result["pools"]["tomcat-single"] = tomcat_make_pool(8084, POOL_N, f"{RUN}/pool-tomcat-single.txt")
     log("pools", json.dumps(result["pools"]))
-    pool_of = {"cohort-ack-balancer": "ack", "cohort-ack-nginx": "ack", "cohort-ack-balancer-norid": "ack", "cohort-async-balancer": "async",
+    pool_of = {"cohort-ack-balancer": "ack", "cohort-ack-nginx": "ack", "cohort-ack-balancer-norid": "ack", "cohort-async-balancer": "async", "cohort-owners2-balancer": "owners2",
                "tomcat-nginx": "tomcat", "cohort-single": "single", "tomcat-single": "tomcat-single"}
 
     def created(cfg):
