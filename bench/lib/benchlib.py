@@ -618,6 +618,7 @@ def machine():
     return {"nproc": os.cpu_count(), "cpu": model.group(1) if model else "?", "mem_mb": mem,
             "kernel": os.uname().release, "nginx": ver(["nginx", "-v"]), "wrk": ver(["wrk", "-v"]),
             "java": ver(["java", "-version"]), "cohort": COHORT, "cohort_event_loops": EVENT_LOOPS or "per core",
+            "cohort_balancer_event_loops": BALANCER_LOOPS or "per core",
             "git": subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%h %s"], capture_output=True, text=True).stdout.strip()}
 
 
