@@ -20,13 +20,17 @@ enum ProxyHeaders {
         // (Names of up to 19 bytes, the longest hop-by-hop name, lowercase without
         // allocating: Swift keeps strings of up to 15 bytes inline.)
         guard headers.contains(where: { $0.name.utf8.count <= 19 && hopByHop.contains($0.name.lowercased()) }) else { return }
-        var names = hopByHop
+        for name in hopByHop.union(namesListed(inConnectionOf: headers)) { headers.remove(name: name) }
+    }
+
+    /// The field names a `Connection` header lists (lowercase): hop-by-hop for this
+    /// connection only (RFC 9110 §7.6.1). Usually none.
+    static func namesListed(inConnectionOf headers: HTTPHeaders) -> Set<String> {
+        var names: Set<String> = []
         for value in headers["connection"] {
-            for token in value.split(separator: ",") {
-                names.insert(token.trimmingSpaces.lowercased())
-            }
+            for token in value.split(separator: ",") { names.insert(token.trimmingSpaces.lowercased()) }
         }
-        for name in names { headers.remove(name: name) }
+        return names
     }
 
     /// `true` when a request head is over the configured limits (431).
@@ -102,15 +106,9 @@ enum ProxyHeaders {
     /// into one array with room for the fields added here and a request id.
     static func upstreamHead(from head: HTTPRequestHead, bodyLength: Int?, client: Client, via: String? = nil) -> HTTPRequestHead {
         let source = head.headers
-        var hadBody = false
-        // Names listed in `Connection` (rare; a set, so a long list costs one lookup per field).
-        var namedInConnection: Set<String> = []
-        for (name, value) in source {
-            if isName(name, "content-length") || isName(name, "transfer-encoding") { hadBody = true }
-            if isName(name, "connection") {
-                for token in value.split(separator: ",") { namedInConnection.insert(token.trimmingSpaces.lowercased()) }
-            }
-        }
+        let hadBody = source.contains(name: "content-length") || source.contains(name: "transfer-encoding")
+        // A set, so a long list costs one lookup per field.
+        let namedInConnection = namesListed(inConnectionOf: source)
         var headers = HTTPHeaders()
         headers.reserveCapacity(source.count + 6)
         var forwardedFor = ""
