@@ -15,20 +15,25 @@ public struct Address: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Parses `HOST:PORT`; returns `nil` for anything else (empty or over-long host,
-    /// port outside 0...65535).
+    /// port outside 0...65535). Works on bytes, not characters: a `[`, `]` or `:` followed
+    /// by a combining mark is still that byte (the fuzzer found a host that lost its
+    /// brackets' meaning that way, so its description did not parse back to it).
     public init?(parsing text: some StringProtocol) {
-        guard let colon = text.lastIndex(of: ":") else { return nil }
-        var host = String(text[text.startIndex..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") && host.count > 2 {
-            host = String(host.dropFirst().dropLast())
+        let text = String(text)
+        let bytes = text.utf8
+        guard let colon = bytes.lastIndex(of: UInt8(ascii: ":")) else { return nil }
+        var hostBytes = bytes[bytes.startIndex..<colon]
+        if hostBytes.first == UInt8(ascii: "["), hostBytes.last == UInt8(ascii: "]"), hostBytes.count > 2 {
+            hostBytes = hostBytes.dropFirst().dropLast()
         }
-        guard !host.isEmpty, host.utf8.count <= Self.maxHostLength,
-              let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port)
+        guard let host = String(hostBytes), !host.isEmpty, host.utf8.count <= Self.maxHostLength,
+              let portText = String(bytes[bytes.index(after: colon)...]),
+              let port = Int(portText), (0...65_535).contains(port)
         else { return nil }
         self.init(host: host, port: port)
     }
 
     public var description: String {
-        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }

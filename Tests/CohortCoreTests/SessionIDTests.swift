@@ -48,6 +48,17 @@ import Testing
         #expect(Address(host: "::1", port: 80).description == "[::1]:80")
     }
 
+    /// Found by the balancer fuzzer: a `[` followed by a combining mark (U+06E8) is one
+    /// character but still a bracket byte; parsing and description agree on bytes.
+    @Test func anAddressWithCombiningMarksRoundTrips() throws {
+        let text = "\u{06E8}x[\u{06E8}y::1@]:7946"
+        let address = try #require(Address(parsing: text))
+        #expect(address.host == "\u{06E8}x[\u{06E8}y::1@]")
+        #expect(Address(parsing: address.description) == address)
+        let bracketed = try #require(Address(parsing: "[\u{06E8}a]:80"))
+        #expect(bracketed.host == "\u{06E8}a")
+    }
+
     @Test func instantArithmetic() {
         let start = Instant(seconds: 10)
         #expect(start + .milliseconds(1500) == Instant(milliseconds: 11_500))

@@ -44,7 +44,7 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         }
         // `[x]` hosts are unwrapped once by parsing, so only hosts not themselves in
         // brackets must come back unchanged.
-        if !(address.host.hasPrefix("[") && address.host.hasSuffix("]")) {
+        if !(address.host.utf8.first == UInt8(ascii: "[") && address.host.utf8.last == UInt8(ascii: "]")) {
             guard again == address else { fatalError("fuzz[balancer]: Address round trip: \(address) -> \(again)") }
         }
     }
