@@ -193,9 +193,12 @@ class CohortCluster:
     """`cohort node` processes n1..nK on http BASE+1.., cluster CBASE+1..; optional
     `cohort balancer` on BASE and nginx (from `cohort config nginx`) on NGINX_PORT."""
 
-    def __init__(self, tag, http_base, cluster_base, nodes=3, durability="acknowledged", env=None, placement=None):
+    def __init__(self, tag, http_base, cluster_base, nodes=3, durability="acknowledged", env=None, placement=None,
+                 binary=None):
         self.tag, self.http_base, self.cluster_base = tag, http_base, cluster_base
         self.env = env
+        # the `cohort` executable of this cluster's nodes and balancer (default COHORT)
+        self.binary = binary or COHORT
         # `--placement` of the nodes and the balancer (None: Cohort's default, every node)
         self.placement_args = ["--placement", placement] if placement else []
         self.names = [f"n{i}" for i in range(1, nodes + 1)]
@@ -209,7 +212,7 @@ class CohortCluster:
 
     def node_argv(self, name):
         i = int(name[1:])
-        argv = [COHORT, "node", "--name", name, "--http", f"{HOST}:{self.http(name)}",
+        argv = [self.binary, "node", "--name", name, "--http", f"{HOST}:{self.http(name)}",
                 "--cluster", f"{HOST}:{self.cluster_base + i}", "--key-file", cohort_keygen(),
                 "--durability", self.durability, "--log-level", "warning"] + EVENT_LOOP_ARGS + self.placement_args
         for other in self.names:
@@ -249,12 +252,13 @@ class CohortCluster:
             wait_until(f"{self.label(n)} sees all alive", lambda n=n: self.all_alive(n), 30)
         log(f"cohort {self.tag}: {len(self.names)} nodes up ({self.durability}), http {self.http_base + 1}..")
 
-    def start_balancer(self, port, extra=(), suffix=""):
-        """`cohort balancer` on PORT, process label `cohort-TAG-balancer` + SUFFIX."""
-        argv = [COHORT, "balancer", "--listen", f"{HOST}:{port}", "--log-level", "warning"] + BALANCER_LOOP_ARGS + self.placement_args + list(extra)
+    def start_balancer(self, port, extra=(), suffix="", env=None):
+        """`cohort balancer` on PORT, process label `cohort-TAG-balancer` + SUFFIX, with
+        ENV added to its environment."""
+        argv = [self.binary, "balancer", "--listen", f"{HOST}:{port}", "--log-level", "warning"] + BALANCER_LOOP_ARGS + self.placement_args + list(extra)
         for n in self.names:
             argv += ["--backend", f"{n}={HOST}:{self.http(n)}"]
-        spawn(f"cohort-{self.tag}-balancer{suffix}", argv)
+        spawn(f"cohort-{self.tag}-balancer{suffix}", argv, env=env)
         wait_until("cohort balancer", lambda: tcp_open(port), 15)
         return port
 
