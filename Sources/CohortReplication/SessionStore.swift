@@ -3,7 +3,7 @@ import CohortCore
 /// Every session copy one node holds, indexed by the random part of the id, plus
 /// tombstones of recently ended sessions so that late copies cannot revive them.
 public struct SessionStore: Hashable, Sendable {
-    public internal(set) var sessions: [String: Session] = [:]
+    public internal(set) var sessions = SessionTable()
     /// Ended sessions: key -> (last version, why, when it may be forgotten).
     var tombstones: [String: Tombstone] = [:]
     /// Tombstones in the order they were made. Retention is one fixed duration, so this
