@@ -53,7 +53,7 @@ extension ReplicationEngine {
             let isNew = store.sessions[key] == nil
             store.sessions[key] = session
             store.tombstones[key] = nil
-            if isNew { expiry.schedule(key, at: deadline(of: session)) }
+            if isNew { expiry.schedule(key, at: deadline(of: session), in: &store.sessions) }
             pendingTouches.remove(key)
             result = session
             let delta = SessionDelta(

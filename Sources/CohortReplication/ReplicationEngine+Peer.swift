@@ -55,7 +55,7 @@ extension ReplicationEngine {
         if let oldKey = delta.renamedFrom, oldKey != key {
             if let old = store.sessions[oldKey], store.sessions[key] == nil, old.version == delta.base {
                 store.sessions[key] = old
-                expiry.schedule(key, at: deadline(of: old))
+                expiry.schedule(key, at: deadline(of: old), in: &store.sessions)
             }
             store.end(key: oldKey, version: delta.version, reason: .rotated, forgetAt: now + configuration.tombstoneRetention)
             pendingTouches.remove(oldKey)
@@ -89,7 +89,7 @@ extension ReplicationEngine {
         session.lastAccess = now
         Self.apply(delta.changes, to: &session.attributes)
         store.sessions[key] = session
-        if held == nil { expiry.schedule(key, at: deadline(of: session)) }
+        if held == nil { expiry.schedule(key, at: deadline(of: session), in: &store.sessions) }
         statistics.deltasApplied += 1
         directives.append(.send(.ack(key: key, version: delta.version), to: peer))
         if eventsEnabled {
@@ -150,7 +150,7 @@ extension ReplicationEngine {
         var session = snapshot.session(now: now)
         if let held, held.lastAccess > session.lastAccess { session.lastAccess = held.lastAccess }
         store.sessions[key] = session
-        if held == nil { expiry.schedule(key, at: deadline(of: session)) }
+        if held == nil { expiry.schedule(key, at: deadline(of: session), in: &store.sessions) }
         statistics.sessionsReceived += 1
         return true
     }

@@ -92,7 +92,7 @@ extension ReplicationEngine {
     /// Looks at up to `sweepBatch` sessions whose deadline passed. Idle time and age are
     /// measured on this node's clock only.
     private mutating func sweep(now: Instant, into directives: inout [ReplicationDirective]) {
-        let due = expiry.due(now: now, limit: configuration.sweepBatch)
+        let due = expiry.due(now: now, limit: configuration.sweepBatch, in: &store.sessions)
         for key in due {
             guard let session = store.sessions[key] else { continue }
             let owners = self.owners(of: session.id)
@@ -115,7 +115,7 @@ extension ReplicationEngine {
             if !owners.contains(nodeName), transfer.handoffs[key] == nil, now - session.lastAccess >= configuration.strayRetention {
                 startHandoff(session, now: now, into: &directives)
             }
-            expiry.schedule(key, at: max(deadline(of: session), now + .seconds(1)))
+            expiry.schedule(key, at: max(deadline(of: session), now + .seconds(1)), in: &store.sessions)
         }
     }
 }
@@ -124,22 +124,26 @@ extension ReplicationEngine {
 /// what is due cost O(1) per session, so expiry never scans the whole store.
 ///
 /// A session is scheduled at most once (at its earliest slot); when its slot comes and it
-/// is not due after all (it was used meanwhile), the sweep schedules it again.
+/// is not due after all (it was used meanwhile), the sweep schedules it again. Each
+/// session's current slot is kept in the store's table (``SessionTable/expirySlot(forKey:)``);
+/// a bucket may still name a key whose session went or was scheduled elsewhere since,
+/// and such a key is skipped.
 struct ExpiryWheel: Sendable {
     private var buckets: [Int64: [String]] = [:]
-    private var scheduled: [String: Int64] = [:]
     private var cursor: Int64?
 
-    mutating func schedule(_ key: String, at deadline: Instant) {
+    /// Schedules the session held under `key` in `sessions` (nothing when none is).
+    mutating func schedule(_ key: String, at deadline: Instant, in sessions: inout SessionTable) {
+        guard sessions[key] != nil else { return }
         var slot = deadline.nanoseconds / 1_000_000_000 + 1
         if let cursor, slot < cursor { slot = cursor }
-        if let existing = scheduled[key], existing <= slot { return }
-        scheduled[key] = slot
+        if let existing = sessions.expirySlot(forKey: key), existing <= slot { return }
+        sessions.setExpirySlot(slot, forKey: key)
         buckets[slot, default: []].append(key)
     }
 
-    /// Up to `limit` keys whose slot is at or before `now`.
-    mutating func due(now: Instant, limit: Int) -> [String] {
+    /// Up to `limit` keys whose slot is at or before `now`; their slots are cleared.
+    mutating func due(now: Instant, limit: Int, in sessions: inout SessionTable) -> [String] {
         let current = now.nanoseconds / 1_000_000_000
         var cursor = self.cursor ?? buckets.keys.min() ?? current
         var result: [String] = []
@@ -149,8 +153,8 @@ struct ExpiryWheel: Sendable {
                 continue
             }
             while result.count < limit, let key = bucket.popLast() {
-                if scheduled[key] == cursor {
-                    scheduled[key] = nil
+                if sessions.expirySlot(forKey: key) == cursor {
+                    sessions.setExpirySlot(nil, forKey: key)
                     result.append(key)
                 }
             }

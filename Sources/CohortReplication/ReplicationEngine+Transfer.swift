@@ -131,7 +131,7 @@ extension ReplicationEngine {
             }
             if owners.contains(nodeName) {
                 transfer.handoffs[key] = nil
-                expiry.schedule(key, at: deadline(of: session))
+                expiry.schedule(key, at: deadline(of: session), in: &store.sessions)
             } else if targets.isEmpty {
                 store.sessions[key] = nil
                 statistics.handedOver += 1

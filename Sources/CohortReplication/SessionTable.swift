@@ -34,6 +34,19 @@ public struct SessionTable: Sendable, Hashable, Sequence {
         storage.lazy.map { (key: $0.key, value: $0.value.session) }.makeIterator()
     }
 
+    /// The second at which ``ExpiryWheel`` next looks at `key`'s session (`nil`: not
+    /// scheduled, or no session). Kept in the session's box rather than in a dictionary
+    /// of its own: one slot fewer per session. It goes with the session when the key is
+    /// removed, and setting a new session under the key keeps it.
+    func expirySlot(forKey key: String) -> Int64? {
+        storage[key]?.expirySlot
+    }
+
+    /// Sets `key`'s expiry slot; does nothing when no session is held under `key`.
+    mutating func setExpirySlot(_ slot: Int64?, forKey key: String) {
+        storage[key]?.expirySlot = slot
+    }
+
     /// One slot's value: a reference to a box holding the session, copied on write.
     public struct Entry: Sendable, Hashable {
         private var box: Box
@@ -47,7 +60,17 @@ public struct SessionTable: Sendable, Hashable, Sequence {
             if isKnownUniquelyReferenced(&box) {
                 box.session = session
             } else {
-                box = Box(session)
+                box = Box(session, expirySlot: box.expirySlot)
+            }
+        }
+
+        /// See ``SessionTable/expirySlot(forKey:)``. Not part of equality: it is the
+        /// wheel's bookkeeping, not the session.
+        var expirySlot: Int64? {
+            get { box.expirySlot == Box.unscheduled ? nil : box.expirySlot }
+            set {
+                if !isKnownUniquelyReferenced(&box) { box = Box(box.session, expirySlot: box.expirySlot) }
+                box.expirySlot = newValue ?? Box.unscheduled
             }
         }
 
@@ -56,12 +79,18 @@ public struct SessionTable: Sendable, Hashable, Sequence {
     }
 
     /// `@unchecked Sendable`, proved by how ``Entry`` uses it: a box is mutated only in
-    /// `Entry.assign`, and only after `isKnownUniquelyReferenced` showed that the entry
+    /// `Entry.assign` and the `Entry.expirySlot` setter, and only after `isKnownUniquelyReferenced` showed that the entry
     /// being mutated (held `inout`, so exclusively) is its only reference. A box that two
     /// entries (two copies of a table, possibly on two threads) share is never mutated,
     /// only read; so no box is ever read and written concurrently.
     final class Box: @unchecked Sendable {
+        /// `expirySlot` when not scheduled (a sentinel rather than an optional: 8 bytes, not 16).
+        static let unscheduled = Int64.min
         var session: Session
-        init(_ session: Session) { self.session = session }
+        var expirySlot: Int64
+        init(_ session: Session, expirySlot: Int64 = unscheduled) {
+            self.session = session
+            self.expirySlot = expirySlot
+        }
     }
 }
