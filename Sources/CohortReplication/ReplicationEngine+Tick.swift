@@ -134,11 +134,10 @@ struct ExpiryWheel: Sendable {
 
     /// Schedules the session held under `key` in `sessions` (nothing when none is).
     mutating func schedule(_ key: String, at deadline: Instant, in sessions: inout SessionTable) {
-        guard sessions[key] != nil else { return }
         var slot = deadline.nanoseconds / 1_000_000_000 + 1
         if let cursor, slot < cursor { slot = cursor }
         if let existing = sessions.expirySlot(forKey: key), existing <= slot { return }
-        sessions.setExpirySlot(slot, forKey: key)
+        guard sessions.setExpirySlot(slot, forKey: key) else { return }
         buckets[slot, default: []].append(key)
     }
 

@@ -42,9 +42,12 @@ public struct SessionTable: Sendable, Hashable, Sequence {
         storage[key]?.expirySlot
     }
 
-    /// Sets `key`'s expiry slot; does nothing when no session is held under `key`.
-    mutating func setExpirySlot(_ slot: Int64?, forKey key: String) {
+    /// Sets `key`'s expiry slot. Returns `false` (and does nothing) when no session is
+    /// held under `key`.
+    @discardableResult
+    mutating func setExpirySlot(_ slot: Int64?, forKey key: String) -> Bool {
         storage[key]?.expirySlot = slot
+        return storage[key] != nil
     }
 
     /// One slot's value: a reference to a box holding the session, copied on write.
@@ -79,10 +82,11 @@ public struct SessionTable: Sendable, Hashable, Sequence {
     }
 
     /// `@unchecked Sendable`, proved by how ``Entry`` uses it: a box is mutated only in
-    /// `Entry.assign` and the `Entry.expirySlot` setter, and only after `isKnownUniquelyReferenced` showed that the entry
-    /// being mutated (held `inout`, so exclusively) is its only reference. A box that two
-    /// entries (two copies of a table, possibly on two threads) share is never mutated,
-    /// only read; so no box is ever read and written concurrently.
+    /// `Entry.assign` and the `Entry.expirySlot` setter, and only after
+    /// `isKnownUniquelyReferenced` showed that the entry being mutated (held `inout`, so
+    /// exclusively) is its only reference. A box that two entries (two copies of a table,
+    /// possibly on two threads) share is never mutated, only read; so no box is ever read
+    /// and written concurrently.
     final class Box: @unchecked Sendable {
         /// `expirySlot` when not scheduled (a sentinel rather than an optional: 8 bytes, not 16).
         static let unscheduled = Int64.min
