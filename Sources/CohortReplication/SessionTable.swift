@@ -46,8 +46,7 @@ public struct SessionTable: Sendable, Hashable, Sequence {
     /// held under `key`.
     @discardableResult
     mutating func setExpirySlot(_ slot: Int64?, forKey key: String) -> Bool {
-        storage[key]?.expirySlot = slot
-        return storage[key] != nil
+        (storage[key]?.expirySlot = slot) != nil
     }
 
     /// One slot's value: a reference to a box holding the session, copied on write.

@@ -54,7 +54,7 @@ try:
         line = (f"{label}: {med_spread([r['rps'] for r in rs])} req/s, p99 {med_spread([r['p99_ms'] for r in rs], '{:.2f}')} ms, "
                 f"CPU/request nodes {med_spread([r['us_per_req']['nodes'] for r in rs], '{:.1f}')} µs, "
                 f"balancer {med_spread([r['us_per_req']['balancer'] for r in rs], '{:.1f}')} µs")
-        if rs is not base:
+        if label != builds[0][0]:
             ratios = [r["rps"] / b["rps"] for r, b in zip(rs, base)]
             cpu = [(r["us_per_req"]["nodes"] + r["us_per_req"]["balancer"]) / (b["us_per_req"]["nodes"] + b["us_per_req"]["balancer"])
                    for r, b in zip(rs, base)]
