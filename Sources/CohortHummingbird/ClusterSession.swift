@@ -21,7 +21,7 @@ public final class ClusterSession: Sendable {
     struct State: Sendable {
         var id: SessionID?
         var loadedVersion: SessionVersion = .zero
-        var attributes: [String: [UInt8]] = [:]
+        var attributes: SessionAttributes = [:]
         var changes: [String: AttributeChange] = [:]
         var invalidated = false
         /// The id changed in this request (route rebinding): commit even without changes.

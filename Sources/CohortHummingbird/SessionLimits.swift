@@ -1,3 +1,4 @@
+import CohortReplication
 public import Hummingbird
 
 /// Bounds on what one session may hold, checked when a handler stores a value
@@ -52,13 +53,12 @@ public struct SessionRefused: HTTPResponseError, CustomStringConvertible {
 
 extension SessionLimits {
     /// Why storing `value` (bytes) under `name` in `attributes` would break a limit, if it would.
-    func violation(setting name: String, to value: [UInt8], in attributes: [String: [UInt8]]) -> SessionRefused.Reason? {
+    func violation(setting name: String, to value: [UInt8], in attributes: SessionAttributes) -> SessionRefused.Reason? {
         if name.utf8.count > maxAttributeNameBytes { return .attributeNameTooLong }
         if value.count > maxAttributeValueBytes { return .attributeValueTooLarge }
-        let previous = attributes[name]
+        let previous = attributes.valueLength(forKey: name)
         if previous == nil, attributes.count >= maxAttributes { return .tooManyAttributes }
-        var total = name.utf8.count + value.count
-        for (key, bytes) in attributes where key != name { total += key.utf8.count + bytes.count }
+        let total = attributes.byteCount - (previous.map { name.utf8.count + $0 } ?? 0) + name.utf8.count + value.count
         if total > maxSessionBytes { return .sessionTooLarge }
         return nil
     }

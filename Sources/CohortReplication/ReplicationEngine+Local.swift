@@ -142,7 +142,7 @@ extension ReplicationEngine {
         return (.pending, asked.sorted().map { .send(.fetch(key: key), to: $0) })
     }
 
-    static func apply(_ changes: [AttributeChange], to attributes: inout [String: [UInt8]]) {
+    static func apply(_ changes: [AttributeChange], to attributes: inout SessionAttributes) {
         for change in changes {
             switch change {
             case .set(let name, let value): attributes[name] = value

@@ -35,7 +35,7 @@ public struct Session: Hashable, Sendable {
     /// The version the latest write was made on top of (``SessionVersion/zero`` for the
     /// first): lets a node tell a copy that lags from one that diverged (a conflict).
     public var base: SessionVersion
-    public var attributes: [String: [UInt8]]
+    public var attributes: SessionAttributes
     /// Sliding idle timeout.
     public var maxIdle: Duration
     /// Absolute lifetime from creation; `nil`: none.
@@ -44,7 +44,7 @@ public struct Session: Hashable, Sendable {
     public var createdAt: Instant
 
     public init(
-        id: SessionID, version: SessionVersion, base: SessionVersion = .zero, attributes: [String: [UInt8]] = [:],
+        id: SessionID, version: SessionVersion, base: SessionVersion = .zero, attributes: SessionAttributes = [:],
         maxIdle: Duration, maxLifetime: Duration? = nil, lastAccess: Instant, createdAt: Instant? = nil
     ) {
         self.id = id
@@ -59,7 +59,7 @@ public struct Session: Hashable, Sendable {
 
     /// Approximate size in bytes (keys and values), for limits and metrics.
     public var byteCount: Int {
-        attributes.reduce(id.key.utf8.count + id.route.utf8.count) { $0 + $1.key.utf8.count + $1.value.count }
+        id.key.utf8.count + id.route.utf8.count + attributes.byteCount
     }
 
     /// Whether the session is past its idle timeout or lifetime at `now`, on this node's clock.
@@ -80,7 +80,7 @@ public struct SessionSnapshot: Hashable, Sendable {
     public var id: SessionID
     public var version: SessionVersion
     public var base: SessionVersion
-    public var attributes: [String: [UInt8]]
+    public var attributes: SessionAttributes
     public var maxIdle: Duration
     public var maxLifetime: Duration?
     /// How long the session had been idle on the sender when it was sent.
@@ -89,7 +89,7 @@ public struct SessionSnapshot: Hashable, Sendable {
     public var age: Duration
 
     public init(
-        id: SessionID, version: SessionVersion, base: SessionVersion = .zero, attributes: [String: [UInt8]],
+        id: SessionID, version: SessionVersion, base: SessionVersion = .zero, attributes: SessionAttributes,
         maxIdle: Duration, maxLifetime: Duration? = nil, idleFor: Duration, age: Duration = .zero
     ) {
         self.id = id

@@ -44,27 +44,24 @@ extension ByteBuffer {
     }
 
     /// Reads a session's attributes; a name given twice is malformed.
-    mutating func readCohortAttributes(limits: WireLimits) throws(WireError) -> [String: [UInt8]] {
+    mutating func readCohortAttributes(limits: WireLimits) throws(WireError) -> SessionAttributes {
         let count = try readCohortCount(limit: limits.maxAttributes, minimumElementSize: MinimumSize.attribute, "attribute")
-        var attributes: [String: [UInt8]] = [:]
-        attributes.reserveCapacity(count)
+        var entries: [(name: String, value: [UInt8])] = []
+        entries.reserveCapacity(count)
         for _ in 0..<count {
             let name = try readCohortAttributeName(limits: limits)
-            let value = try readCohortAttributeValue(limits: limits)
-            guard attributes.updateValue(value, forKey: name) == nil else {
-                throw .malformed("attribute name repeated")
-            }
+            entries.append((name, try readCohortAttributeValue(limits: limits)))
         }
+        guard let attributes = SessionAttributes(uniqueEntries: entries) else { throw .malformed("attribute name repeated") }
         return attributes
     }
 
-    /// Writes `attributes` in the dictionary's iteration order (the order carries no meaning).
-    mutating func writeCohortAttributes(_ attributes: [String: [UInt8]]) {
+    /// Writes `attributes` (the order carries no meaning; these go in name order). Each
+    /// entry as `writeCohortString(name)` then `writeCohortBytes(value)`: the stored
+    /// encoding of ``SessionAttributes``, copied whole.
+    mutating func writeCohortAttributes(_ attributes: SessionAttributes) {
         writeCohortCount(attributes.count)
-        for (name, value) in attributes {
-            writeCohortString(name)
-            writeCohortBytes(value)
-        }
+        writeBytes(attributes.encodedEntries)
     }
 
     // MARK: AttributeChange

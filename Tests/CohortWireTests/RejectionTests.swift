@@ -140,7 +140,7 @@ struct RejectionTests {
         limits.maxAttributeNameLength = 3
         limits.maxAttributeValueLength = 3
         let strict = FrameCodec(protection: .insecure, limits: limits)
-        func snapshot(_ attributes: [String: [UInt8]]) -> WireMessage {
+        func snapshot(_ attributes: SessionAttributes) -> WireMessage {
             .replication(.session(SessionSnapshot(id: Fixtures.sessionID, version: Fixtures.v1, attributes: attributes, maxIdle: .zero, idleFor: .zero)))
         }
         func delta(_ changes: [AttributeChange]) -> WireMessage {
@@ -251,7 +251,7 @@ struct RejectionTests {
 
     @Test("invalid UTF-8, repeated attribute names and out-of-range durations are malformed")
     func attributeRules() {
-        func snapshot(_ attributes: [String: [UInt8]]) -> [UInt8] {
+        func snapshot(_ attributes: SessionAttributes) -> [UInt8] {
             insecurePlaintext(.replication(.session(SessionSnapshot(id: Fixtures.sessionID, version: Fixtures.v1, attributes: attributes, maxIdle: .zero, idleFor: .zero))))
         }
         // ... | u16 2 | C3 A9 ("é") | u32 0 | version base (10) | u64 age | u64 maxLifetime

@@ -1,0 +1,191 @@
+/// A session's attributes: names mapped to opaque bytes (the application's encoded
+/// values), with the dictionary operations a session needs.
+///
+/// Stored as one contiguous byte array: the entries sorted by name (UTF-8 byte order),
+/// each `u16 name length | name | u32 value length | value`, lengths big-endian. That is
+/// the wire's own encoding of an attribute, so a snapshot writes all of them with one
+/// copy (``encodedEntries``). Why not `[String: [UInt8]]`: a dictionary's storage plus
+/// one array per value is three allocations for a session of two attributes, about
+/// 190 bytes more per session than this one (measured in BENCHMARKS.md, "Memory").
+///
+/// Lookups scan the entries; sessions keep few (``SessionLimits`` caps them). A change
+/// builds the new array in one pass, which copy-on-write would copy anyway: the stored
+/// session and the request's copy share it. The order is canonical, so equal
+/// attributes have equal bytes, and equality and hashing compare bytes.
+public struct SessionAttributes: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
+    /// The entries, encoded as described above.
+    public private(set) var encodedEntries: [UInt8] = []
+
+    /// The length fields around a name and a value.
+    static let entryOverhead = 6
+
+    public init() {}
+
+    /// The attributes of `dictionary`.
+    public init(_ dictionary: [String: [UInt8]]) {
+        // Unique names by construction.
+        self.init(sortedUniqueEntries: dictionary.sorted { Self.precedes($0.key, $1.key) })
+    }
+
+    public init(dictionaryLiteral elements: (String, [UInt8])...) {
+        for (name, value) in elements { self[name] = value }
+    }
+
+    /// The attributes of `entries`; `nil` if a name occurs twice.
+    public init?(uniqueEntries entries: [(name: String, value: [UInt8])]) {
+        let sorted = entries.sorted { Self.precedes($0.name, $1.name) }
+        for index in sorted.indices.dropFirst() where sorted[index - 1].name == sorted[index].name { return nil }
+        self.init(sortedUniqueEntries: sorted.map { (key: $0.name, value: $0.value) })
+    }
+
+    private init(sortedUniqueEntries entries: [(key: String, value: [UInt8])]) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(entries.reduce(0) { $0 + Self.entryOverhead + $1.key.utf8.count + $1.value.count })
+        for (name, value) in entries { Self.appendEntry(name: name, value: value, to: &bytes) }
+        encodedEntries = bytes
+    }
+
+    // MARK: Dictionary operations
+
+    /// The number of attributes.
+    public var count: Int {
+        var count = 0
+        var cursor = 0
+        while let entry = entry(at: cursor) {
+            count += 1
+            cursor = entry.end
+        }
+        return count
+    }
+
+    public var isEmpty: Bool { encodedEntries.isEmpty }
+
+    /// The names, in UTF-8 byte order.
+    public var keys: [String] { map(\.key) }
+
+    /// The bytes of names and values together (what session size limits count).
+    public var byteCount: Int { encodedEntries.count - Self.entryOverhead * count }
+
+    /// The value stored under `name`; setting `nil` removes it.
+    public subscript(name: String) -> [UInt8]? {
+        get {
+            guard case .found(let entry) = locate(name) else { return nil }
+            return Array(encodedEntries[entry.value])
+        }
+        set {
+            let place = locate(name)
+            guard let newValue else {
+                if case .found(let entry) = place { replace(entry.start..<entry.end, name: nil, value: nil) }
+                return
+            }
+            switch place {
+            case .found(let entry): replace(entry.start..<entry.end, name: name, value: newValue)
+            case .insert(let at): replace(at..<at, name: name, value: newValue)
+            }
+        }
+    }
+
+    /// The length of the value stored under `name`, without copying it.
+    public func valueLength(forKey name: String) -> Int? {
+        guard case .found(let entry) = locate(name) else { return nil }
+        return entry.value.count
+    }
+
+    /// Removes the value stored under `name` and returns it.
+    @discardableResult
+    public mutating func removeValue(forKey name: String) -> [UInt8]? {
+        let value = self[name]
+        if value != nil { self[name] = nil }
+        return value
+    }
+
+    public func makeIterator() -> Iterator {
+        Iterator(attributes: self)
+    }
+
+    /// Yields `(key: name, value: bytes)` in name order.
+    public struct Iterator: IteratorProtocol {
+        let attributes: SessionAttributes
+        var cursor = 0
+
+        public mutating func next() -> (key: String, value: [UInt8])? {
+            guard let entry = attributes.entry(at: cursor) else { return nil }
+            cursor = entry.end
+            let bytes = attributes.encodedEntries
+            return (String(decoding: bytes[entry.name], as: UTF8.self), Array(bytes[entry.value]))
+        }
+    }
+
+    public var description: String {
+        "[" + map { "\($0.key): \($0.value.count) bytes" }.joined(separator: ", ") + "]"
+    }
+
+    // MARK: Encoding
+
+    /// One entry's place in `encodedEntries`.
+    private struct Entry {
+        var start: Int
+        var name: Range<Int>
+        var value: Range<Int>
+        var end: Int { value.upperBound }
+    }
+
+    private enum Place {
+        case found(Entry)
+        /// Not present; it would go at this offset.
+        case insert(Int)
+    }
+
+    /// The entry starting at `offset`; `nil` at the end. The array is only ever written by
+    /// ``appendEntry(name:value:to:)``, so its lengths are consistent.
+    private func entry(at offset: Int) -> Entry? {
+        let bytes = encodedEntries
+        guard offset < bytes.count else { return nil }
+        let nameLength = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
+        let nameStart = offset + 2
+        let lengthStart = nameStart + nameLength
+        var valueLength = 0
+        for byte in bytes[lengthStart..<lengthStart + 4] { valueLength = valueLength << 8 | Int(byte) }
+        let valueStart = lengthStart + 4
+        return Entry(start: offset, name: nameStart..<lengthStart, value: valueStart..<valueStart + valueLength)
+    }
+
+    private func locate(_ name: String) -> Place {
+        var cursor = 0
+        while let entry = entry(at: cursor) {
+            let stored = encodedEntries[entry.name]
+            if stored.elementsEqual(name.utf8) { return .found(entry) }
+            if name.utf8.lexicographicallyPrecedes(stored) { return .insert(entry.start) }
+            cursor = entry.end
+        }
+        return .insert(cursor)
+    }
+
+    /// Replaces the bytes in `range` by the entry `name: value` (or by nothing), building
+    /// the new array in one pass.
+    private mutating func replace(_ range: Range<Int>, name: String?, value: [UInt8]?) {
+        let added = name.map { Self.entryOverhead + $0.utf8.count + (value?.count ?? 0) } ?? 0
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(encodedEntries.count - range.count + added)
+        bytes.append(contentsOf: encodedEntries[..<range.lowerBound])
+        if let name, let value { Self.appendEntry(name: name, value: value, to: &bytes) }
+        bytes.append(contentsOf: encodedEntries[range.upperBound...])
+        encodedEntries = bytes
+    }
+
+    private static func appendEntry(name: String, value: [UInt8], to bytes: inout [UInt8]) {
+        let nameLength = name.utf8.count
+        precondition(nameLength <= Int(UInt16.max), "attribute name of \(nameLength) bytes cannot be stored")
+        precondition(value.count <= Int(UInt32.max), "attribute value of \(value.count) bytes cannot be stored")
+        bytes.append(UInt8(truncatingIfNeeded: nameLength >> 8))
+        bytes.append(UInt8(truncatingIfNeeded: nameLength))
+        bytes.append(contentsOf: name.utf8)
+        for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: value.count >> shift)) }
+        bytes.append(contentsOf: value)
+    }
+
+    /// The canonical order: names by their UTF-8 bytes.
+    private static func precedes(_ a: String, _ b: String) -> Bool {
+        a.utf8.lexicographicallyPrecedes(b.utf8)
+    }
+}
