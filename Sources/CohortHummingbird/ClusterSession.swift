@@ -1,6 +1,6 @@
 import CohortCore
 import CohortReplication
-import Synchronization
+import NIOConcurrencyHelpers
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -34,7 +34,7 @@ public final class ClusterSession: Sendable {
         var servingRoute: String?
     }
 
-    let state: Mutex<State>
+    let state: NIOLockedValueBox<State>
     /// What ``set(_:forKey:)`` enforces.
     let limits: SessionLimits
     /// The node is full: a new session cannot be created (``SessionRefused/Reason/nodeFull``).
@@ -42,7 +42,7 @@ public final class ClusterSession: Sendable {
 
     /// An empty session, not yet stored anywhere (what a context starts with).
     public init() {
-        self.state = Mutex(State())
+        self.state = NIOLockedValueBox(State())
         self.limits = SessionLimits()
         self.refuseNew = false
     }
@@ -50,7 +50,7 @@ public final class ClusterSession: Sendable {
     /// A new session with a fresh id, stored only once something is set in it; with
     /// `refuseNew`, setting anything throws ``SessionRefused`` (503).
     init(newID: SessionID, limits: SessionLimits = .init(), refuseNew: Bool = false) {
-        self.state = Mutex(State(id: newID, servingRoute: newID.route))
+        self.state = NIOLockedValueBox(State(id: newID, servingRoute: newID.route))
         self.limits = limits
         self.refuseNew = refuseNew
     }
@@ -66,20 +66,20 @@ public final class ClusterSession: Sendable {
             state.idChanged = true
             state.originalRoute = session.id.route
         }
-        self.state = Mutex(state)
+        self.state = NIOLockedValueBox(state)
     }
 
     /// The session's id (for a new session, the id it gets once something is set in it);
     /// `nil` only outside ``ClusterSessionMiddleware``.
-    public var id: SessionID? { state.withLock { $0.id } }
+    public var id: SessionID? { state.withLockedValue { $0.id } }
 
     /// Whether the session was created by this request (or does not exist yet).
-    public var isNew: Bool { state.withLock { $0.loadedVersion == .zero } }
+    public var isNew: Bool { state.withLockedValue { $0.loadedVersion == .zero } }
 
     /// The value stored under `key`, decoded as `T`; `nil` if there is none.
     /// Throws if the stored bytes are not a `T`.
     public func get<T: Decodable>(_ type: T.Type, forKey key: String) throws -> T? {
-        guard let bytes = state.withLock({ $0.attributes[key] }) else { return nil }
+        guard let bytes = state.withLockedValue({ $0.attributes[key] }) else { return nil }
         return try AttributeCoding.decode(T.self, from: bytes)
     }
 
@@ -90,17 +90,19 @@ public final class ClusterSession: Sendable {
     ///   session is then unchanged. Encoding errors of `value`.
     public func set<T: Encodable>(_ value: T, forKey key: String) throws {
         let bytes = try AttributeCoding.encode(value)
-        try state.withLock { state throws(SessionRefused) in
-            if refuseNew, state.loadedVersion == .zero, !state.invalidated { throw SessionRefused(.nodeFull) }
-            if let reason = limits.violation(setting: key, to: bytes, in: state.attributes) { throw SessionRefused(reason) }
+        let refusal = state.withLockedValue { state -> SessionRefused.Reason? in
+            if refuseNew, state.loadedVersion == .zero, !state.invalidated { return .nodeFull }
+            if let reason = limits.violation(setting: key, to: bytes, in: state.attributes) { return reason }
             state.attributes[key] = bytes
             state.changes[key] = .set(name: key, value: bytes)
+            return nil
         }
+        if let refusal { throw SessionRefused(refusal) }
     }
 
     /// Removes the value stored under `key`.
     public func remove(_ key: String) {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard state.attributes.removeValue(forKey: key) != nil || state.changes[key] != nil else { return }
             state.changes[key] = .remove(name: key)
         }
@@ -108,13 +110,13 @@ public final class ClusterSession: Sendable {
 
     /// The names of every stored value (names starting with `cohort.` are reserved).
     public var keys: [String] {
-        state.withLock { $0.attributes.keys.filter { !$0.hasPrefix("cohort.") }.sorted() }
+        state.withLockedValue { $0.attributes.keys.filter { !$0.hasPrefix("cohort.") }.sorted() }
     }
 
     /// Undoes a route rebinding decided at load (a replayed write answers exactly as the
     /// first attempt did; the next request rebinds).
     func keepOriginalID() {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard state.idChanged, let id = state.id, let route = state.originalRoute else { return }
             state.id = id.rebound(to: route)
             state.idChanged = false
@@ -122,13 +124,13 @@ public final class ClusterSession: Sendable {
     }
 
     /// Whether the request changed anything so far.
-    var hasChanges: Bool { state.withLock { !$0.changes.isEmpty || $0.invalidated || $0.renamedFrom != nil } }
+    var hasChanges: Bool { state.withLockedValue { !$0.changes.isEmpty || $0.invalidated || $0.renamedFrom != nil } }
 
     /// The write this session last recorded for replay (see ``RequestReplay``), if it was
     /// the request `requestID`. (Every write carries a new id, so the record is decoded only
     /// for a retry.)
     func recordedRequest(_ requestID: String) -> RequestReplay.Record? {
-        guard let bytes = state.withLock({ $0.attributes[RequestReplay.attributeName] }),
+        guard let bytes = state.withLockedValue({ $0.attributes[RequestReplay.attributeName] }),
               RequestReplay.Record.hasRequestID(requestID, encoded: bytes)
         else { return nil }
         return RequestReplay.Record(decoding: bytes)
@@ -136,7 +138,7 @@ public final class ClusterSession: Sendable {
 
     /// Records a write's response (``RequestReplay/Record``, encoded) with this request's changes.
     func record(_ bytes: [UInt8]) {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard !state.invalidated else { return }
             state.attributes[RequestReplay.attributeName] = bytes
             state.changes[RequestReplay.attributeName] = .set(name: RequestReplay.attributeName, value: bytes)
@@ -149,11 +151,13 @@ public final class ClusterSession: Sendable {
     /// it with this response, and the old id stops working on every node once the
     /// request commits.
     public func rotateID() {
-        var generator = SystemRandomNumberGenerator()
-        state.withLock { state in
+        state.withLockedValue { state in
             guard let id = state.id else { return }
             let route = state.servingRoute ?? id.route
             if state.loadedVersion != .zero, state.renamedFrom == nil { state.renamedFrom = id.key }
+            // The generator is made here, not captured from outside the closure: the thread
+            // sanitizer crashed on the captured empty struct passed on `inout`.
+            var generator = SystemRandomNumberGenerator()
             state.id = SessionID.generate(route: route, using: &generator)
             state.idChanged = true
             state.originalRoute = nil
@@ -163,7 +167,7 @@ public final class ClusterSession: Sendable {
     /// Ends the session everywhere in the cluster after this request; the browser's cookie
     /// is cleared. Later requests with the old id start a new session.
     public func invalidate() {
-        state.withLock { state in
+        state.withLockedValue { state in
             state.invalidated = true
             state.attributes = [:]
             state.changes = [:]
@@ -172,7 +176,7 @@ public final class ClusterSession: Sendable {
 
     /// What the request changed, taken once by the middleware.
     func takeChanges() -> State {
-        state.withLock { state in
+        state.withLockedValue { state in
             defer {
                 state.changes = [:]
                 state.idChanged = false

@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 /// The harness on its own: these run without the `cohort` binary.
@@ -129,7 +129,7 @@ struct HarnessTests {
         let session = try browser.session(on: .loopback(port))
         #expect(session.count == 3)
         #expect(browser.cookies.sessionID == "AAAAAAAAAAAAAAAAAAAAAAAAAAA.n1")
-        let request = received.text.withLock { $0 }
+        let request = received.text.withLockedValue { $0 }
         #expect(request.hasPrefix("GET /api/session HTTP/1.1\r\n"))
         #expect(request.contains("\r\nCookie: COHORTSESSION=old.n9\r\n"))
         #expect(request.contains("\r\nConnection: close\r\n"))
@@ -196,7 +196,7 @@ struct HarnessTests {
 
 /// What the one-shot server thread received.
 final class ReceivedRequest: Sendable {
-    let text = Mutex("")
+    let text = NIOLockedValueBox("")
 
     func serveOnce(listener: Int32, reply: [UInt8]) {
         let connection = accept(listener, nil, nil)
@@ -210,7 +210,7 @@ final class ReceivedRequest: Sendable {
             guard count > 0 else { break }
             request += buffer[..<count]
         }
-        text.withLock { $0 = String(decoding: request, as: UTF8.self) }
+        text.withLockedValue { $0 = String(decoding: request, as: UTF8.self) }
         var sent = 0
         while sent < reply.count {
             let count = POSIX.sendSome(connection, reply[sent...])

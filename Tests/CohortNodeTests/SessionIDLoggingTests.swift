@@ -4,17 +4,17 @@ import CohortNode
 import Hummingbird
 import HummingbirdTesting
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 /// No log line, at any level, carries a session id in full: only `SessionID.logTag`.
 @Suite struct SessionIDLoggingTests {
     /// The captured lines, shared by every handler copy.
     final class Lines: Sendable {
-        let lines = Mutex<[String]>([])
+        let lines = NIOLockedValueBox<[String]>([])
         init() {}
-        func append(_ line: String) { lines.withLock { $0.append(line) } }
-        var all: [String] { lines.withLock { $0 } }
+        func append(_ line: String) { lines.withLockedValue { $0.append(line) } }
+        var all: [String] { lines.withLockedValue { $0 } }
     }
 
     /// Keeps every line (message and metadata) logged through it.

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Many clients, each with its own cookie jar and so its own session, sending
 /// `POST /api/counter` through one endpoint (a balancer) from a pool of threads.
@@ -85,24 +85,24 @@ final class CounterLoad: Sendable {
     let endpoint: Endpoint
     let requestTimeout: Duration
     private let started = ContinuousClock.now
-    private let state: Mutex<State>
+    private let state: NIOLockedValueBox<State>
 
     init(clients: Int, endpoint: Endpoint, requestTimeout: Duration = .seconds(10)) {
         self.endpoint = endpoint
         self.requestTimeout = requestTimeout
-        state = Mutex(State(clients: Array(repeating: Client(), count: clients)))
-        state.withLock { $0.totals.perPhase = [Phase(name: "start")] }
+        state = NIOLockedValueBox(State(clients: Array(repeating: Client(), count: clients)))
+        state.withLockedValue { $0.totals.perPhase = [Phase(name: "start")] }
     }
 
     /// Starts `workers` threads; they run until `stop()`.
     func start(workers: Int) {
-        state.withLock { $0.workersRunning += workers }
+        state.withLockedValue { $0.workersRunning += workers }
         for _ in 0..<workers {
             let thread = Thread { [self] in
                 while let (index, client) = checkout() {
                     exchange(index, client)
                 }
-                state.withLock { $0.workersRunning -= 1 }
+                state.withLockedValue { $0.workersRunning -= 1 }
             }
             thread.start()
         }
@@ -110,7 +110,7 @@ final class CounterLoad: Sendable {
 
     /// Labels the requests answered from now on (for the report).
     func enter(phase: String) {
-        state.withLock {
+        state.withLockedValue {
             $0.phase = phase
             $0.totals.perPhase.append(Phase(name: phase))
         }
@@ -119,28 +119,28 @@ final class CounterLoad: Sendable {
     /// Half the clients (even numbers) whose session id routes to `route` send nothing
     /// until `releaseHeld()`, like users reading the page; the others go on.
     func holdHalf(ofRoute route: String) {
-        state.withLock { $0.heldRoute = route }
+        state.withLockedValue { $0.heldRoute = route }
     }
 
     /// How many clients are held back now.
     var heldClients: Int {
-        state.withLock { state in
+        state.withLockedValue { state in
             state.clients.indices.filter { Self.isHeld($0, state.clients[$0], state) }.count
         }
     }
 
     func releaseHeld() {
-        state.withLock { $0.heldRoute = nil }
+        state.withLockedValue { $0.heldRoute = nil }
     }
 
-    var completedRequests: Int { state.withLock { $0.totals.requests } }
-    var totals: Totals { state.withLock { $0.totals } }
+    var completedRequests: Int { state.withLockedValue { $0.totals.requests } }
+    var totals: Totals { state.withLockedValue { $0.totals } }
 
     /// Stops handing out requests and waits for the workers to finish their last one.
     func stop() async throws {
-        state.withLock { $0.stopped = true }
+        state.withLockedValue { $0.stopped = true }
         try await waitUntil("the load workers finish", timeout: requestTimeout + .seconds(5)) {
-            state.withLock { $0.workersRunning == 0 }
+            state.withLockedValue { $0.workersRunning == 0 }
         }
     }
 
@@ -150,7 +150,7 @@ final class CounterLoad: Sendable {
     /// Spins briefly (1 ms) in the unlikely case that every client is busy or held.
     private func checkout() -> (Int, Client)? {
         while true {
-            let picked: (Int, Client)?? = state.withLock { state in
+            let picked: (Int, Client)?? = state.withLockedValue { state in
                 if state.stopped { return .some(nil) }
                 let count = state.clients.count
                 for step in 0..<count {
@@ -180,7 +180,7 @@ final class CounterLoad: Sendable {
             outcome = .failure(error)
         }
         let latency = ContinuousClock.now - sentAt
-        state.withLock { state in
+        state.withLockedValue { state in
             var client = client
             client.busy = false
             client.requests += 1

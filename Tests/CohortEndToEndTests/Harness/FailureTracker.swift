@@ -1,16 +1,16 @@
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 
 /// Counts failing issues recorded in the end-to-end suite, so the cluster harness can
 /// print the nodes' logs when (and only when) a test fails, including plain `#expect`
 /// failures, which do not throw.
 enum FailureTracker {
-    private static let failures = Mutex(0)
+    private static let failures = NIOLockedValueBox(0)
 
-    static var count: Int { failures.withLock { $0 } }
+    static var count: Int { failures.withLockedValue { $0 } }
 
     static func note(_ issue: Issue) {
-        if issue.isFailure { failures.withLock { $0 += 1 } }
+        if issue.isFailure { failures.withLockedValue { $0 += 1 } }
     }
 }
 

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A `host:port` pair as the `cohort` CLI takes it.
 struct Endpoint: Hashable, Sendable, CustomStringConvertible {
@@ -20,7 +20,7 @@ struct Endpoint: Hashable, Sendable, CustomStringConvertible {
 /// There is an unavoidable window between closing the probe and the node binding the
 /// port; ports already handed out in this process are never handed out twice.
 enum FreePorts {
-    private static let handedOut = Mutex<Set<UInt16>>([])
+    private static let handedOut = NIOLockedValueBox<Set<UInt16>>([])
 
     /// A port free for TCP (the HTTP listener).
     static func tcp() throws -> UInt16 {
@@ -40,7 +40,7 @@ enum FreePorts {
             if alsoUDP {
                 guard (try? probe(type: POSIX.datagramSocketType, port: port)) != nil else { continue }
             }
-            let isNew = handedOut.withLock { $0.insert(port).inserted }
+            let isNew = handedOut.withLockedValue { $0.insert(port).inserted }
             if isNew { return port }
         }
         throw SystemCallError("allocating a free loopback port (64 attempts)", EADDRINUSE)

@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A spawned child process (a `cohort` node or a one-shot `cohort` command) with its
 /// stdout and stderr captured to files.
@@ -165,22 +165,22 @@ final class NodeProcess {
 
 /// Children still running; killed when the test process exits, whatever the tests did.
 enum ChildRegistry {
-    private static let pids = Mutex<Set<pid_t>>([])
-    private static let exitHandler = Mutex(false)
+    private static let pids = NIOLockedValueBox<Set<pid_t>>([])
+    private static let exitHandler = NIOLockedValueBox(false)
 
     static func installExitHandlerOnce() {
-        let install = exitHandler.withLock { installed in
+        let install = exitHandler.withLockedValue { installed in
             defer { installed = true }
             return !installed
         }
         if install { atexit { ChildRegistry.killAll() } }
     }
 
-    static func add(_ pid: pid_t) { _ = pids.withLock { $0.insert(pid) } }
+    static func add(_ pid: pid_t) { _ = pids.withLockedValue { $0.insert(pid) } }
 
-    static func remove(_ pid: pid_t) { _ = pids.withLock { $0.remove(pid) } }
+    static func remove(_ pid: pid_t) { _ = pids.withLockedValue { $0.remove(pid) } }
 
     static func killAll() {
-        for pid in pids.withLock({ $0 }) { kill(pid, SIGKILL) }
+        for pid in pids.withLockedValue({ $0 }) { kill(pid, SIGKILL) }
     }
 }
