@@ -5,8 +5,8 @@
 /// each `u16 name length | name | u32 value length | value`, lengths big-endian. That is
 /// the wire's own encoding of an attribute, so a snapshot writes all of them with one
 /// copy (``encodedEntries``). Why not `[String: [UInt8]]`: a dictionary's storage plus
-/// one array per value is three allocations for a session of two attributes, about
-/// 190 bytes more per session than this one (measured in BENCHMARKS.md, "Memory").
+/// one array per value is three allocations for a session of two attributes, where this
+/// is one (110 bytes less per 1 KB session measured, BENCHMARKS.md "Memory per session").
 ///
 /// Lookups scan the entries; sessions keep few (``SessionLimits`` caps them). A change
 /// builds the new array in one pass, which copy-on-write would copy anyway: the stored
@@ -61,7 +61,15 @@ public struct SessionAttributes: Sendable, Hashable, Sequence, ExpressibleByDict
     public var isEmpty: Bool { encodedEntries.isEmpty }
 
     /// The names, in UTF-8 byte order.
-    public var keys: [String] { map(\.key) }
+    public var keys: [String] {
+        var names: [String] = []
+        var cursor = 0
+        while let entry = entry(at: cursor) {
+            names.append(String(decoding: encodedEntries[entry.name], as: UTF8.self))
+            cursor = entry.end
+        }
+        return names
+    }
 
     /// The bytes of names and values together (what session size limits count).
     public var byteCount: Int { encodedEntries.count - Self.entryOverhead * count }
