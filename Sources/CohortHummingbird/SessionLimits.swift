@@ -9,7 +9,8 @@ public import Hummingbird
 public struct SessionLimits: Sendable, Hashable {
     /// Most attributes in one session. Default 64.
     public var maxAttributes: Int = 64
-    /// Longest attribute name, in UTF-8 bytes. Default 128.
+    /// Longest attribute name, in UTF-8 bytes. Default 128. Names are never longer than
+    /// 65,535 bytes (what a frame can carry), whatever this says.
     public var maxAttributeNameBytes: Int = 128
     /// Largest attribute value (its JSON encoding), in bytes. Default 64 KiB.
     public var maxAttributeValueBytes: Int = 64 * 1024
@@ -54,7 +55,7 @@ public struct SessionRefused: HTTPResponseError, CustomStringConvertible {
 extension SessionLimits {
     /// Why storing `value` (bytes) under `name` in `attributes` would break a limit, if it would.
     func violation(setting name: String, to value: [UInt8], in attributes: SessionAttributes) -> SessionRefused.Reason? {
-        if name.utf8.count > maxAttributeNameBytes { return .attributeNameTooLong }
+        if name.utf8.count > min(maxAttributeNameBytes, Int(UInt16.max)) { return .attributeNameTooLong }
         if value.count > maxAttributeValueBytes { return .attributeValueTooLarge }
         let previous = attributes.valueLength(forKey: name)
         if previous == nil, attributes.count >= maxAttributes { return .tooManyAttributes }

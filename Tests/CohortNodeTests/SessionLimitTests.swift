@@ -65,6 +65,23 @@ import Testing
         }
     }
 
+    /// A name longer than a frame's u16 length field could never be replicated: refused
+    /// (413) even when the configured limit is higher, never a trap.
+    @Test func aNameLongerThanAFrameCarriesIsRefusedWhateverTheLimit() async throws {
+        let (app, _) = try await Self.makeApp { sessions in
+            sessions.limits.maxAttributeNameBytes = 1_000_000
+            sessions.limits.maxSessionBytes = 1_000_000
+        }
+        try await app.test(.router) { client in
+            let tooLong = String(repeating: "n", count: Int(UInt16.max) + 1)
+            let refused = try await client.execute(uri: "/set?name=\(tooLong)&size=1", method: .post)
+            #expect(refused.status == .contentTooLarge)
+            let longest = String(repeating: "n", count: Int(UInt16.max))
+            let stored = try await client.execute(uri: "/set?name=\(longest)&size=1", method: .post)
+            #expect(stored.status == .ok)
+        }
+    }
+
     @Test func aFullNodeRefusesNewSessionsWith503AndKeepsServingExistingOnes() async throws {
         let (app, node) = try await Self.makeApp { $0.maxSessions = 2 }
         try await app.test(.router) { client in
