@@ -24,7 +24,7 @@ public struct SessionAttributes: Sendable, Hashable, Sequence, ExpressibleByDict
     /// The attributes of `dictionary`.
     public init(_ dictionary: [String: [UInt8]]) {
         // Unique names by construction.
-        self.init(sortedUniqueEntries: dictionary.sorted { Self.precedes($0.key, $1.key) })
+        self.init(sortedUniqueEntries: dictionary.map { (name: $0.key, value: $0.value) }.sorted { Self.precedes($0.name, $1.name) })
     }
 
     public init(dictionaryLiteral elements: (String, [UInt8])...) {
@@ -35,12 +35,12 @@ public struct SessionAttributes: Sendable, Hashable, Sequence, ExpressibleByDict
     public init?(uniqueEntries entries: [(name: String, value: [UInt8])]) {
         let sorted = entries.sorted { Self.precedes($0.name, $1.name) }
         for index in sorted.indices.dropFirst() where sorted[index - 1].name == sorted[index].name { return nil }
-        self.init(sortedUniqueEntries: sorted.map { (key: $0.name, value: $0.value) })
+        self.init(sortedUniqueEntries: sorted)
     }
 
-    private init(sortedUniqueEntries entries: [(key: String, value: [UInt8])]) {
+    private init(sortedUniqueEntries entries: [(name: String, value: [UInt8])]) {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(entries.reduce(0) { $0 + Self.entryOverhead + $1.key.utf8.count + $1.value.count })
+        bytes.reserveCapacity(entries.reduce(0) { $0 + Self.entryOverhead + $1.name.utf8.count + $1.value.count })
         for (name, value) in entries { Self.appendEntry(name: name, value: value, to: &bytes) }
         encodedEntries = bytes
     }
@@ -81,12 +81,11 @@ public struct SessionAttributes: Sendable, Hashable, Sequence, ExpressibleByDict
             return Array(encodedEntries[entry.value])
         }
         set {
-            let place = locate(name)
             guard let newValue else {
-                if case .found(let entry) = place { replace(entry.start..<entry.end, name: nil, value: nil) }
+                removeValue(forKey: name)
                 return
             }
-            switch place {
+            switch locate(name) {
             case .found(let entry): replace(entry.start..<entry.end, name: name, value: newValue)
             case .insert(let at): replace(at..<at, name: name, value: newValue)
             }
@@ -102,8 +101,9 @@ public struct SessionAttributes: Sendable, Hashable, Sequence, ExpressibleByDict
     /// Removes the value stored under `name` and returns it.
     @discardableResult
     public mutating func removeValue(forKey name: String) -> [UInt8]? {
-        let value = self[name]
-        if value != nil { self[name] = nil }
+        guard case .found(let entry) = locate(name) else { return nil }
+        let value = Array(encodedEntries[entry.value])
+        replace(entry.start..<entry.end, name: nil, value: nil)
         return value
     }
 
