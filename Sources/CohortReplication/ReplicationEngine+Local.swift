@@ -79,7 +79,7 @@ extension ReplicationEngine {
         if durability == .acknowledged && !ackers.isEmpty {
             let id = CommitID(rawValue: nextCommitID)
             nextCommitID += 1
-            pendingCommits[id] = PendingCommit(key: key, version: version, waitingFor: ackers, deadline: now + configuration.ackTimeout)
+            pendingCommits.insert(PendingCommit(key: key, version: version, waitingFor: ackers, deadline: now + configuration.ackTimeout), id: id)
             awaiting = id
         }
         return (LocalCommit(session: result, awaiting: awaiting), directives)

@@ -53,14 +53,8 @@ extension ReplicationEngine {
 
     private mutating func releaseWaits(on peer: String) -> [ReplicationDirective] {
         var directives: [ReplicationDirective] = []
-        for id in pendingCommits.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
-            guard var pending = pendingCommits[id], pending.waitingFor.remove(peer) != nil else { continue }
-            if pending.waitingFor.isEmpty {
-                pendingCommits[id] = nil
-                directives.append(.commitCompleted(id, .acknowledged))
-            } else {
-                pendingCommits[id] = pending
-            }
+        pendingCommits.release(peer: peer) { id in
+            directives.append(.commitCompleted(id, .acknowledged))
         }
         for key in pendingFetches.keys.sorted() {
             guard var pending = pendingFetches[key], pending.waitingFor.remove(peer) != nil else { continue }

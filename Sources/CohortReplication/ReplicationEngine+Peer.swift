@@ -208,17 +208,8 @@ extension ReplicationEngine {
 
     private mutating func onAck(key: String, version: SessionVersion, from peer: String, now: Instant, into directives: inout [ReplicationDirective]) {
         handoffAcked(key: key, version: version, from: peer)
-        guard !pendingCommits.isEmpty else { return }
-        for id in pendingCommits.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
-            guard var pending = pendingCommits[id], pending.key == key, pending.version <= version,
-                  pending.waitingFor.remove(peer) != nil
-            else { continue }
-            if pending.waitingFor.isEmpty {
-                pendingCommits[id] = nil
-                directives.append(.commitCompleted(id, .acknowledged))
-            } else {
-                pendingCommits[id] = pending
-            }
+        pendingCommits.acknowledge(key: key, version: version, by: peer) { id in
+            directives.append(.commitCompleted(id, .acknowledged))
         }
     }
 }

@@ -31,14 +31,12 @@ extension ReplicationEngine {
     static let maxTouchBatch = 4096
 
     private mutating func expireWaits(now: Instant, into directives: inout [ReplicationDirective]) {
-        if !pendingCommits.isEmpty {
-            for id in pendingCommits.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
-                guard let pending = pendingCommits[id], pending.deadline <= now else { continue }
-                pendingCommits[id] = nil
-                statistics.ackTimeouts += 1
-                directives.append(.commitCompleted(id, .timedOut(missing: pending.waitingFor.sorted())))
-            }
+        var timedOut = 0
+        pendingCommits.expire(now: now) { id, pending in
+            timedOut += 1
+            directives.append(.commitCompleted(id, .timedOut(missing: pending.waitingFor.sorted())))
         }
+        statistics.ackTimeouts += timedOut
         if !pendingFetches.isEmpty {
             for key in pendingFetches.keys.sorted() where (pendingFetches[key]?.deadline ?? now) <= now {
                 pendingFetches[key] = nil

@@ -88,7 +88,7 @@ public struct ReplicationEngine: Sendable {
     /// Live node names (this one included) with their rendezvous hashes, sorted by name.
     var view: [(name: String, hash: UInt64)]
     var nextCommitID: UInt64 = 1
-    var pendingCommits: [CommitID: PendingCommit] = [:]
+    var pendingCommits = PendingCommits()
     var pendingFetches: [String: PendingFetch] = [:]
     /// Sessions asked for after a gap: key -> peers waiting for our ack once it arrives.
     var gapRepairs: [String: GapRepair] = [:]
@@ -218,13 +218,6 @@ public struct Statistics: Hashable, Sendable {
     public var pulled = 0
     /// Copies dropped after the owners confirmed they hold them.
     public var handedOver = 0
-}
-
-struct PendingCommit: Hashable, Sendable {
-    var key: String
-    var version: SessionVersion
-    var waitingFor: Set<String>
-    var deadline: Instant
 }
 
 struct PendingFetch: Hashable, Sendable {

@@ -1,0 +1,124 @@
+import CohortCore
+
+/// A local write that waits for the acks of the owners that were reachable when it was made.
+struct PendingCommit: Hashable, Sendable {
+    var key: String
+    var version: SessionVersion
+    var waitingFor: Set<String>
+    var deadline: Instant
+}
+
+/// The local writes waiting for acks, by commit id and by session key.
+///
+/// An ack names a key and a version, so it finds its writes through the key (usually one)
+/// instead of looking at every write in flight: an ack costs the same with 10 or 10,000
+/// writes waiting. The writes of one key form a chain in commit order (ids grow with
+/// every commit), linked through the entries, so a write costs no allocation beyond its
+/// entry. Every operation reports completed writes in commit order.
+struct PendingCommits: Sendable {
+    private struct Entry: Sendable {
+        var commit: PendingCommit
+        /// The next write on the same key.
+        var next: ReplicationEngine.CommitID?
+    }
+
+    /// The oldest and the newest write waiting on one key.
+    private struct Chain: Sendable {
+        var first: ReplicationEngine.CommitID
+        var last: ReplicationEngine.CommitID
+    }
+
+    private var byID: [ReplicationEngine.CommitID: Entry] = [:]
+    private var byKey: [String: Chain] = [:]
+
+    var count: Int { byID.count }
+    var isEmpty: Bool { byID.isEmpty }
+
+    subscript(id: ReplicationEngine.CommitID) -> PendingCommit? { byID[id]?.commit }
+
+    /// Adds a write; `id` must be greater than every id added before.
+    mutating func insert(_ commit: PendingCommit, id: ReplicationEngine.CommitID) {
+        byID[id] = Entry(commit: commit, next: nil)
+        if let chain = byKey[commit.key] {
+            byID[chain.last]?.next = id
+            byKey[commit.key] = Chain(first: chain.first, last: id)
+        } else {
+            byKey[commit.key] = Chain(first: id, last: id)
+        }
+    }
+
+    /// `peer` applied `key` up to `version`: it no longer holds back the writes of `key` at
+    /// or below that version. Calls `completed` for each write that now has every ack.
+    mutating func acknowledge(
+        key: String, version: SessionVersion, by peer: String, completed: (ReplicationEngine.CommitID) -> Void
+    ) {
+        var previous: ReplicationEngine.CommitID?
+        var cursor = byKey[key]?.first
+        while let id = cursor, var entry = byID[id] {
+            cursor = entry.next
+            if entry.commit.version <= version, entry.commit.waitingFor.remove(peer) != nil {
+                if entry.commit.waitingFor.isEmpty {
+                    unlink(id, key: key, previous: previous, next: entry.next)
+                    completed(id)
+                    continue
+                }
+                byID[id] = entry
+            }
+            previous = id
+        }
+    }
+
+    /// `peer` left the group: no write waits for it any longer. Calls `completed` for each
+    /// write that now has every ack, in commit order.
+    mutating func release(peer: String, completed: (ReplicationEngine.CommitID) -> Void) {
+        for id in byID.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+            guard var entry = byID[id], entry.commit.waitingFor.remove(peer) != nil else { continue }
+            if entry.commit.waitingFor.isEmpty {
+                remove(id, key: entry.commit.key)
+                completed(id)
+            } else {
+                byID[id] = entry
+            }
+        }
+    }
+
+    /// Removes the writes whose deadline is at or before `now` and calls `expired` for each,
+    /// in commit order.
+    mutating func expire(now: Instant, expired: (ReplicationEngine.CommitID, PendingCommit) -> Void) {
+        guard !byID.isEmpty else { return }
+        for id in byID.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+            guard let commit = byID[id]?.commit, commit.deadline <= now else { continue }
+            remove(id, key: commit.key)
+            expired(id, commit)
+        }
+    }
+
+    /// Removes write `id` of `key`, finding its predecessor in the key's chain.
+    private mutating func remove(_ id: ReplicationEngine.CommitID, key: String) {
+        guard let entry = byID[id] else { return }
+        var previous: ReplicationEngine.CommitID?
+        var cursor = byKey[key]?.first
+        while let current = cursor, current != id {
+            previous = current
+            cursor = byID[current]?.next
+        }
+        unlink(id, key: key, previous: previous, next: entry.next)
+    }
+
+    private mutating func unlink(
+        _ id: ReplicationEngine.CommitID, key: String, previous: ReplicationEngine.CommitID?, next: ReplicationEngine.CommitID?
+    ) {
+        byID[id] = nil
+        if let previous { byID[previous]?.next = next }
+        guard var chain = byKey[key] else { return }
+        if chain.first == id {
+            guard let next else {
+                byKey[key] = nil  // it was the only write on the key
+                return
+            }
+            chain.first = next
+        }
+        if chain.last == id, let previous { chain.last = previous }
+        byKey[key] = chain
+    }
+}
