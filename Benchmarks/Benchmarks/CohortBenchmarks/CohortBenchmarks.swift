@@ -123,6 +123,33 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
         precondition(engine.pendingCommitCount == 0)
     }
+    Benchmark("Engine local commit + 2 acks (acknowledged, 2 peers, 1,000 other writes waiting)", configuration: fast) { benchmark in
+        var engine = ReplicationEngine(nodeName: "n1")
+        _ = engine.onPeerUp("n2", now: .zero)
+        _ = engine.onPeerUp("n3", now: .zero)
+        // Writes on other sessions that n3 has not acked yet: they stay waiting throughout.
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<1000 {
+            let other = SessionID.generate(route: "n1", using: &generator)
+            let change = LocalChange(id: other, loadedVersion: .zero, changes: countChange, maxIdle: .seconds(1800))
+            let (commit, _) = engine.onLocalCommit(change, durability: .acknowledged, now: .zero)
+            _ = engine.onPeerMessage(.ack(key: other.key, version: commit.session!.version), from: "n2", now: .zero)
+        }
+        let change = LocalChange(id: sessionID, loadedVersion: .zero, changes: countChange, maxIdle: .seconds(1800))
+        _ = engine.onLocalCommit(change, durability: .async, now: .zero)
+        let now = Instant(seconds: 1)
+        let key = sessionID.key
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let (commit, sends) = engine.onLocalCommit(change, durability: .acknowledged, now: now)
+            let version = commit.session!.version
+            blackHole(sends)
+            blackHole(engine.onPeerMessage(.ack(key: key, version: version), from: "n2", now: now))
+            blackHole(engine.onPeerMessage(.ack(key: key, version: version), from: "n3", now: now))
+        }
+        benchmark.stopMeasurement()
+        precondition(engine.pendingCommitCount == 1000)
+    }
 
     // Session ids.
     Benchmark("SessionID.generate (SystemRandomNumberGenerator)", configuration: fast) { benchmark in
@@ -186,18 +213,16 @@ let benchmarks: @Sendable () -> Void = {
     }, setup: nodeSetup, teardown: nodeTeardown)
     Benchmark("ClusterNode.load (held session)", configuration: fast, closure: { benchmark in
         let node = benchNode!
-        let key = sessionID.key
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
-            blackHole(await node.load(key: key))
+            blackHole(await node.load(id: sessionID))
         }
     }, setup: nodeSetup, teardown: nodeTeardown)
     Benchmark("ClusterNode.load + commit (one request's session work)", configuration: fast, closure: { benchmark in
         let node = benchNode!
-        let key = sessionID.key
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
-            let session = await node.load(key: key)!
+            let session = await node.load(id: sessionID)!
             blackHole(await node.commit(LocalChange(id: session.id, loadedVersion: session.version, changes: countChange, maxIdle: session.maxIdle)))
         }
     }, setup: nodeSetup, teardown: nodeTeardown)
