@@ -11,10 +11,11 @@ struct PendingCommit: Hashable, Sendable {
 /// The local writes waiting for acks, by commit id and by session key.
 ///
 /// An ack names a key and a version, so it finds its writes through the key (usually one)
-/// instead of looking at every write in flight: an ack costs the same with 10 or 10,000
-/// writes waiting. The writes of one key form a chain in commit order (ids grow with
-/// every commit), linked through the entries, so a write costs no allocation beyond its
-/// entry. Every operation reports completed writes in commit order.
+/// instead of looking at every write in flight: what an ack costs does not grow with the
+/// writes waiting on other keys. The writes of one key form a chain in commit order (ids
+/// grow with every commit), linked through the entries, so a write costs no allocation
+/// beyond its entry. Every operation reports completed writes in commit order. Releasing
+/// a peer and expiring (rare, and once per tick) still visit every write.
 struct PendingCommits: Sendable {
     private struct Entry: Sendable {
         var commit: PendingCommit
