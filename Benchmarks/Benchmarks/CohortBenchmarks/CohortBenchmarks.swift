@@ -41,6 +41,35 @@ let insecureFrame = insecureCodec.encode(deltaMessage)
 let cookieName = "COHORTSESSION"
 let cookieHeader = "theme=dark; \(cookieName)=\(sessionID.key).n2; _ga=GA1.2.123456789.1700000000"
 
+/// An acknowledged commit on n1 and both peers' acks, per operation, while
+/// `otherWritesWaiting` writes on other sessions wait for n3's ack throughout.
+func measureCommitAndAcks(_ benchmark: Benchmark, otherWritesWaiting: Int) {
+    var engine = ReplicationEngine(nodeName: "n1")
+    _ = engine.onPeerUp("n2", now: .zero)
+    _ = engine.onPeerUp("n3", now: .zero)
+    var generator = SystemRandomNumberGenerator()
+    for _ in 0..<otherWritesWaiting {
+        let other = SessionID.generate(route: "n1", using: &generator)
+        let change = LocalChange(id: other, loadedVersion: .zero, changes: countChange, maxIdle: .seconds(1800))
+        let (commit, _) = engine.onLocalCommit(change, durability: .acknowledged, now: .zero)
+        _ = engine.onPeerMessage(.ack(key: other.key, version: commit.session!.version), from: "n2", now: .zero)
+    }
+    let change = LocalChange(id: sessionID, loadedVersion: .zero, changes: countChange, maxIdle: .seconds(1800))
+    _ = engine.onLocalCommit(change, durability: .async, now: .zero)
+    let now = Instant(seconds: 1)
+    let key = sessionID.key
+    benchmark.startMeasurement()
+    for _ in benchmark.scaledIterations {
+        let (commit, sends) = engine.onLocalCommit(change, durability: .acknowledged, now: now)
+        let version = commit.session!.version
+        blackHole(sends)
+        blackHole(engine.onPeerMessage(.ack(key: key, version: version), from: "n2", now: now))
+        blackHole(engine.onPeerMessage(.ack(key: key, version: version), from: "n3", now: now))
+    }
+    benchmark.stopMeasurement()
+    precondition(engine.pendingCommitCount == otherWritesWaiting)
+}
+
 /// Node used by the `ClusterNode` benchmarks; bound in their setup hook, closed in teardown.
 nonisolated(unsafe) var benchNode: ClusterNode?
 
@@ -105,50 +134,10 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
     Benchmark("Engine local commit + 2 acks (acknowledged, 2 peers)", configuration: fast) { benchmark in
-        var engine = ReplicationEngine(nodeName: "n1")
-        _ = engine.onPeerUp("n2", now: .zero)
-        _ = engine.onPeerUp("n3", now: .zero)
-        let change = LocalChange(id: sessionID, loadedVersion: .zero, changes: countChange, maxIdle: .seconds(1800))
-        _ = engine.onLocalCommit(change, durability: .async, now: .zero)
-        let now = Instant(seconds: 1)
-        let key = sessionID.key
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            let (commit, sends) = engine.onLocalCommit(change, durability: .acknowledged, now: now)
-            let version = commit.session!.version
-            blackHole(sends)
-            blackHole(engine.onPeerMessage(.ack(key: key, version: version), from: "n2", now: now))
-            blackHole(engine.onPeerMessage(.ack(key: key, version: version), from: "n3", now: now))
-        }
-        benchmark.stopMeasurement()
-        precondition(engine.pendingCommitCount == 0)
+        measureCommitAndAcks(benchmark, otherWritesWaiting: 0)
     }
     Benchmark("Engine local commit + 2 acks (acknowledged, 2 peers, 1,000 other writes waiting)", configuration: fast) { benchmark in
-        var engine = ReplicationEngine(nodeName: "n1")
-        _ = engine.onPeerUp("n2", now: .zero)
-        _ = engine.onPeerUp("n3", now: .zero)
-        // Writes on other sessions that n3 has not acked yet: they stay waiting throughout.
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<1000 {
-            let other = SessionID.generate(route: "n1", using: &generator)
-            let change = LocalChange(id: other, loadedVersion: .zero, changes: countChange, maxIdle: .seconds(1800))
-            let (commit, _) = engine.onLocalCommit(change, durability: .acknowledged, now: .zero)
-            _ = engine.onPeerMessage(.ack(key: other.key, version: commit.session!.version), from: "n2", now: .zero)
-        }
-        let change = LocalChange(id: sessionID, loadedVersion: .zero, changes: countChange, maxIdle: .seconds(1800))
-        _ = engine.onLocalCommit(change, durability: .async, now: .zero)
-        let now = Instant(seconds: 1)
-        let key = sessionID.key
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            let (commit, sends) = engine.onLocalCommit(change, durability: .acknowledged, now: now)
-            let version = commit.session!.version
-            blackHole(sends)
-            blackHole(engine.onPeerMessage(.ack(key: key, version: version), from: "n2", now: now))
-            blackHole(engine.onPeerMessage(.ack(key: key, version: version), from: "n3", now: now))
-        }
-        benchmark.stopMeasurement()
-        precondition(engine.pendingCommitCount == 1000)
+        measureCommitAndAcks(benchmark, otherWritesWaiting: 1000)
     }
 
     // Session ids.
