@@ -359,11 +359,14 @@ class TomcatCluster:
     (static membership 4001..4004, from the anchor's cluster-static.xml.in)."""
 
     def __init__(self, tag, indices, membership="static", send_options=8, binder=True, transport_attrs="",
-                 http_base=8080):
+                 http_base=8080, manager="delta"):
         self.tag, self.indices = tag, list(indices)
         self.membership, self.send_options, self.binder = membership, send_options, binder
         self.transport_attrs = transport_attrs
         self.http_base = http_base
+        # "delta": the anchor's DeltaManager (every node holds every session); "backup":
+        # BackupManager (a primary and one backup per session), same cluster block otherwise
+        self.manager = manager
         self.root = os.path.join(RUN, f"tomcat-{tag}")
 
     def http(self, i):
@@ -390,11 +393,57 @@ class TomcatCluster:
                 cl = (cl.replace("@TRIBES_PORT@", str(4000 + i)).replace("@SEND_OPTIONS@", str(self.send_options))
                       .replace("@BINDER@", "true" if self.binder else "false")
                       .replace("@TRANSPORT_ATTRS@", self.transport_attrs).replace("@MANAGER_ATTRS@", ""))
+                cl = self._members_and_manager(cl)
             t = open(os.path.join(TC_CONF, "server.xml.in")).read()
             t = (t.replace("@SHUTDOWN_PORT@", str(8100 + i)).replace("@HTTP_PORT@", str(self.http(i)))
                  .replace("@ROUTE@", f"node{i}").replace("@CLUSTER@", cl))
             open(os.path.join(b, "conf", "server.xml"), "w").write(t)
             shutil.copytree(TC_APP, os.path.join(b, "webapps", "app"))
+
+    def _members_and_manager(self, cl):
+        """The anchor's static member list names Tribes ports 4001-4004; a cluster on other
+        indices lists its own members instead (the local one included, as the anchor's does).
+        With manager="backup", BackupManager replaces DeltaManager."""
+        if any(i > 4 for i in self.indices):
+            members = "".join(
+                f'\n            <Member className="org.apache.catalina.tribes.membership.StaticMember"\n'
+                f'                    host="127.0.0.1" port="{4000 + i}" uniqueId="{{{",".join(["0"] * 15)},{i}}}"/>'
+                for i in self.indices)
+            cl = re.sub(r'(<Membership className="[^"]*">).*?(\n\s*</Membership>)', lambda m: m.group(1) + members + m.group(2),
+                        cl, flags=re.S)
+        if self.manager == "backup":
+            cl = re.sub(r'<Manager className="org.apache.catalina.ha.session.DeltaManager".*?/>',
+                        '<Manager className="org.apache.catalina.ha.session.BackupManager"\n'
+                        '                 notifyListenersOnReplication="true"/>', cl, flags=re.S)
+        if any(i > 4 for i in self.indices):
+            assert cl.count("<Member ") == len(self.indices), cl
+        return cl
+
+    def start_nginx_for(self, port):
+        """nginx on PORT in front of this cluster's nodes, written like the anchor's
+        conf/nginx.conf (route map on the JSESSIONID suffix, the other nodes as backup
+        servers, keepalive 64, no access log) for any set of nodes."""
+        prefix = os.path.join(RUN, f"nginx-{self.tag}")
+        os.makedirs(os.path.join(prefix, "tmp"), exist_ok=True)
+        servers = [f"127.0.0.1:{self.http(i)}" for i in self.indices]
+        ups = ["    upstream tc_all { " + " ".join(f"server {s};" for s in servers) + " keepalive 64; }"]
+        maps = []
+        for k, i in enumerate(self.indices):
+            order = servers[k:] + servers[:k]
+            ups.append(f"    upstream tc_node{i} {{ server {order[0]}; "
+                       + " ".join(f"server {s} backup;" for s in order[1:]) + " keepalive 64; }")
+            maps.append(f"        ~\\.node{i}$   tc_node{i};")
+        anchor = open(os.path.join(TC_CONF, "nginx.conf")).read()
+        conf = re.sub(r"\n    upstream tc_all.*?\n\n    map", "\n" + "\n".join(ups) + "\n\n    map", anchor, flags=re.S)
+        conf = re.sub(r"(default\s+tc_all;\n).*?(\n    \})", lambda m: m.group(1) + "\n".join(maps) + m.group(2), conf, flags=re.S)
+        conf = conf.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{port};")
+        assert conf.count("upstream tc_") == len(self.indices) + 1 and f":{port};" in conf, conf
+        with open(os.path.join(prefix, "nginx.conf"), "w") as f:
+            f.write(conf)
+        spawn(f"nginx-{self.tag}", ["nginx", "-p", prefix + "/", "-c", os.path.join(prefix, "nginx.conf"),
+                                    "-e", "stderr", "-g", "daemon off;"])
+        wait_until("nginx", lambda: tcp_open(port), 15)
+        return port
 
     def env(self, i):
         b = self.base(i)

@@ -2,7 +2,8 @@
 """Markdown tables from bench/results/*.json: medians (min–max over repetitions) and
 ratios computed per round (the two configurations measured back to back in the same
 round), then summarised the same way.
-Usage: report.py [RESULTS_DIR=bench/results]; THROUGHPUT=file.json picks another throughput result."""
+Usage: report.py [RESULTS_DIR=bench/results]; THROUGHPUT=file.json / SCALING=file.json pick
+another throughput / scaling result."""
 import json, os, statistics, sys
 from benchlib import BENCH, med_spread
 
@@ -73,6 +74,37 @@ if l:
                     by.setdefault(r["rep"], {})[r["system"]] = r["lag_ms"].get("p99")
             rr = [v[s] / v["tomcat"] for v in by.values() if s in v and v.get("tomcat")]
             print(f"- lag p99 {s} / tomcat, {load_}: {med_spread(rr, '{:.2f}')}")
+
+sc = load(os.environ.get("SCALING", "scaling.json"))
+if sc:
+    runs = sc["runs"]
+    print(f"\n### Past three nodes ({sc['started']}, {sc['dur_s']} s runs, {sc['reps']} reps, `{sc['command']}`)\n")
+    print("| nodes | configuration | conns | req/s | p50 ms | p99 ms | CPU µs per request: nodes | front | non-2xx | sessions created |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    names = list(dict.fromkeys(r["config"] for r in runs))
+
+    def per_request(r, front):
+        return sum(v for k, v in r["cpu_s"].items() if (k == "front") == front) * 1e6 / r["requests"]
+    for size in sc["sizes"]:
+        for conns in sc["conns"]:
+            for n in names:
+                rs = [r for r in runs if r["config"] == n and r["conns"] == conns and r["nodes"] == size]
+                print(f"| {size} | {n} | {conns} | {med_spread([r['rps'] for r in rs])} | {med_spread([r['p50_ms'] for r in rs], '{:.2f}')} | "
+                      f"{med_spread([r['p99_ms'] for r in rs], '{:.2f}')} | {med_spread([per_request(r, False) for r in rs])} | "
+                      f"{med_spread([per_request(r, True) for r in rs])} | {sum(r['non2xx'] for r in rs)} | "
+                      f"{sum(r['sessions_created_during_run'] for r in rs)} |")
+    print("\n| ratio (same round) | nodes | conns | throughput | p99 |")
+    print("|---|---:|---:|---:|---:|")
+    for a, b in (("cohort-every", "tomcat-delta"), ("cohort-owners2", "tomcat-backup"), ("cohort-owners2", "tomcat-delta")):
+        for size in sc["sizes"]:
+            sized = [r for r in runs if r["nodes"] == size]
+            for conns in sc["conns"]:
+                rr, pr = ratios(sized, a, b, "rps", conns), ratios(sized, a, b, "p99_ms", conns)
+                if rr:
+                    print(f"| {a} / {b} | {size} | {conns} | {med_spread(rr, '{:.2f}')} | {med_spread(pr, '{:.2f}')} |")
+    print("\nSessions held per node after the pool was made:")
+    for k, v in sc["held"].items():
+        print(f"- {k}: " + ", ".join(f"{n} {c}" for n, c in v.items()))
 
 m = load("memstate.json")
 if m:
