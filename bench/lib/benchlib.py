@@ -273,9 +273,7 @@ class CohortCluster:
         conf = tune_nginx(conf)
         with open(os.path.join(prefix, "nginx.conf"), "w") as f:
             f.write(conf)
-        spawn(f"nginx-{self.tag}", ["nginx", "-p", prefix + "/", "-c", os.path.join(prefix, "nginx.conf"),
-                                    "-e", "stderr", "-g", "daemon off;"])
-        wait_until("nginx", lambda: tcp_open(port), 15)
+        run_nginx(f"nginx-{self.tag}", prefix, port)
         return port
 
     def down(self):
@@ -307,6 +305,12 @@ def tune_nginx(conf):
         conf = conf.replace("proxy_http_version 1.1;", "proxy_http_version 1.1;\n            proxy_set_header Connection \"\";")
     assert conf.count("keepalive 64;") >= 2, "nginx config: could not add keepalive"
     return conf
+
+
+def run_nginx(label, prefix, port):
+    """nginx in the foreground with PREFIX/nginx.conf, tracked as LABEL; returns once PORT accepts."""
+    spawn(label, ["nginx", "-p", prefix + "/", "-c", os.path.join(prefix, "nginx.conf"), "-e", "stderr", "-g", "daemon off;"])
+    wait_until("nginx", lambda: tcp_open(port), 15)
 
 
 def tcp_open(port):
@@ -356,7 +360,8 @@ TC_APP = os.path.join(BENCH, "tomcat", "webapp", "app")
 class TomcatCluster:
     """Tomcat 10.1 nodes as in the anchor's scripts/setup.sh + node.sh: one CATALINA_BASE
     per node under RUN/tomcat-TAG/nodeI, http HTTP_BASE+i, shutdown 8100+i, Tribes 4000+i
-    (static membership 4001..4004, from the anchor's cluster-static.xml.in)."""
+    (static membership 4001..4004, from the anchor's cluster-static.xml.in, or the
+    cluster's own members when its indices go past 4), DeltaManager or BackupManager."""
 
     def __init__(self, tag, indices, membership="static", send_options=8, binder=True, transport_attrs="",
                  http_base=8080, manager="delta"):
@@ -404,7 +409,8 @@ class TomcatCluster:
         """The anchor's static member list names Tribes ports 4001-4004; a cluster on other
         indices lists its own members instead (the local one included, as the anchor's does).
         With manager="backup", BackupManager replaces DeltaManager."""
-        if any(i > 4 for i in self.indices):
+        own_members = any(i > 4 for i in self.indices)
+        if own_members:
             members = "".join(
                 f'\n            <Member className="org.apache.catalina.tribes.membership.StaticMember"\n'
                 f'                    host="127.0.0.1" port="{4000 + i}" uniqueId="{{{",".join(["0"] * 15)},{i}}}"/>'
@@ -415,8 +421,7 @@ class TomcatCluster:
             cl = re.sub(r'<Manager className="org.apache.catalina.ha.session.DeltaManager".*?/>',
                         '<Manager className="org.apache.catalina.ha.session.BackupManager"\n'
                         '                 notifyListenersOnReplication="true"/>', cl, flags=re.S)
-        if any(i > 4 for i in self.indices):
-            assert cl.count("<Member ") == len(self.indices), cl
+        assert not own_members or cl.count("<Member ") == len(self.indices), cl
         return cl
 
     def start_nginx_for(self, port):
@@ -440,9 +445,7 @@ class TomcatCluster:
         assert conf.count("upstream tc_") == len(self.indices) + 1 and f":{port};" in conf, conf
         with open(os.path.join(prefix, "nginx.conf"), "w") as f:
             f.write(conf)
-        spawn(f"nginx-{self.tag}", ["nginx", "-p", prefix + "/", "-c", os.path.join(prefix, "nginx.conf"),
-                                    "-e", "stderr", "-g", "daemon off;"])
-        wait_until("nginx", lambda: tcp_open(port), 15)
+        run_nginx(f"nginx-{self.tag}", prefix, port)
         return port
 
     def env(self, i):
@@ -483,9 +486,7 @@ class TomcatCluster:
         prefix = os.path.join(RUN, f"nginx-{self.tag}")
         os.makedirs(os.path.join(prefix, "tmp"), exist_ok=True)
         shutil.copy(os.path.join(TC_CONF, "nginx.conf"), os.path.join(prefix, "nginx.conf"))
-        spawn(f"nginx-{self.tag}", ["nginx", "-p", prefix + "/", "-c", os.path.join(prefix, "nginx.conf"),
-                                    "-e", "stderr", "-g", "daemon off;"])
-        wait_until("nginx", lambda: tcp_open(port), 15)
+        run_nginx(f"nginx-{self.tag}", prefix, port)
 
     def down(self):
         stop(f"nginx-{self.tag}")
