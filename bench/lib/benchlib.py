@@ -636,6 +636,20 @@ def wrk(url, pool, cookie, method, conns, dur, threads=2):
     return r
 
 
+def measured_wrk(url, pool, cookie, method, conns, dur, pids, created):
+    """One recorded run: the foreign CPU of the second before it, then wrk, with the CPU
+    seconds each group of PIDS ({name: [pid, ...]}) used during it and the sessions created
+    during it (CREATED(): a count that grows with every new session)."""
+    load = foreign_load(1.0)
+    before = {k: sum(cpu_s(p) for p in v) for k, v in pids.items()}
+    s0 = created()
+    r = wrk(url, pool, cookie, method, conns, dur)
+    after = {k: sum(cpu_s(p) for p in v) for k, v in pids.items()}
+    r.update({"sessions_created_during_run": created() - s0,
+              "cpu_s": {k: round(after[k] - before[k], 2) for k in pids}, **load})
+    return r
+
+
 def pct(xs, p):
     xs = sorted(xs)
     if not xs:

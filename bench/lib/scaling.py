@@ -107,16 +107,9 @@ try:
                 rnd += 1
                 for name in order:
                     cfg = cfgs[name]
-                    load = foreign_load(1.0)
-                    pids = procs(cfg)
-                    before = {k: sum(cpu_s(p) for p in v) for k, v in pids.items()}
-                    s0 = created(cfg)
-                    r = wrk(f"http://127.0.0.1:{cfg['port']}{cfg['path']}", f"{RUN}/pool-{name}-{size}.txt",
-                            cfg["cookie"], cfg["method"], conns, DUR)
-                    after = {k: sum(cpu_s(p) for p in v) for k, v in pids.items()}
-                    r.update({"config": name, "nodes": size, "conns": conns, "rep": rep + 1,
-                              "sessions_created_during_run": created(cfg) - s0,
-                              "cpu_s": {k: round(after[k] - before[k], 2) for k in pids}, **load})
+                    r = measured_wrk(f"http://127.0.0.1:{cfg['port']}{cfg['path']}", f"{RUN}/pool-{name}-{size}.txt",
+                                     cfg["cookie"], cfg["method"], conns, DUR, procs(cfg), lambda: created(cfg))
+                    r.update({"config": name, "nodes": size, "conns": conns, "rep": rep + 1})
                     log(name, size, json.dumps(r))
                     result["runs"].append(r)
         for cfg in cfgs.values():

@@ -114,15 +114,9 @@ try:
             rnd += 1
             for n in order:
                 cfg = CONFIGS[n]
-                load = foreign_load(1.0)
-                pids = procs(cfg)
-                before = {k: sum(cpu_s(p) for p in v) for k, v in pids.items()}
-                s0 = created(cfg)
-                r = wrk(cfg["url"], f"{RUN}/pool-{pool_of[n]}.txt", cfg["cookie"], cfg["method"], conns, DUR)
-                after = {k: sum(cpu_s(p) for p in v) for k, v in pids.items()}
-                r.update({"config": n, "conns": conns, "rep": rep + 1,
-                          "sessions_created_during_run": created(cfg) - s0,
-                          "cpu_s": {k: round(after[k] - before[k], 2) for k in pids}, **load})
+                r = measured_wrk(cfg["url"], f"{RUN}/pool-{pool_of[n]}.txt", cfg["cookie"], cfg["method"], conns, DUR,
+                                 procs(cfg), lambda: created(cfg))
+                r.update({"config": n, "conns": conns, "rep": rep + 1})
                 log(n, json.dumps(r))
                 result["runs"].append(r)
     result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
