@@ -69,7 +69,7 @@ private final class HealthCheckExchange: UpstreamResponseDelegate {
     static func run(_ head: HTTPRequestHead, on connection: UpstreamConnection, timeout: TimeAmount) -> EventLoopFuture<HTTPResponseStatus> {
         let exchange = HealthCheckExchange(connection: connection)
         let handler = connection.handler
-        guard handler.attach(exchange) else {
+        guard handler.attach(exchange, toHEAD: head.method == .HEAD) else {
             connection.close()
             return connection.channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
         }
@@ -94,8 +94,8 @@ private final class HealthCheckExchange: UpstreamResponseDelegate {
         promise.completeWith(result)
     }
 
-    func upstream(received part: HTTPClientResponsePart) {
-        if case .head(let head) = part, head.status.code >= 200 { finish(.success(head.status)) }
+    func upstream(received part: ResponseFramer.Part) {
+        if case .head(let head) = part { finish(.success(HTTPResponseStatus(statusCode: head.status))) }
     }
 
     func upstreamReadComplete() {}

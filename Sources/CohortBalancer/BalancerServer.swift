@@ -105,14 +105,9 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
         try await serverBootstrap(group)
             .bind(host: address.host, port: address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // ProxyHandler handles pipelined requests itself (see there). Response
-                    // heads are not validated again on the way out (a sixth of the
-                    // balancer's CPU): see `ProxyHeaders` for why they are well-formed.
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false,
-                        withErrorHandling: true,
-                        withOutboundHeaderValidation: false
-                    )
+                    // Requests through NIO's parser; ProxyHandler handles pipelined requests
+                    // and malformed ones (400) itself, and writes responses as bytes (see there).
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
                     try channel.pipeline.syncOperations.addHandler(
                         ClientIdleTimeoutHandler(timeout: .nanoseconds(idleTimeout.nanosecondsClamped))
                     )
@@ -133,6 +128,7 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
                     try channel.pipeline.syncOperations.addHandler(
                         ClientIdleTimeoutHandler(timeout: .nanoseconds(idleTimeout.nanosecondsClamped))
                     )
+                    try channel.pipeline.syncOperations.addHandler(ResponseEndSignaller())
                     return try HTTPServerConnection(wrappingChannelSynchronously: channel)
                 }
             }

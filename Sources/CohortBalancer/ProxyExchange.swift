@@ -67,11 +67,13 @@ final class ProxyExchange: UpstreamResponseDelegate {
     /// The whole request (end included) went upstream on the current attempt.
     private var requestSent = false
     /// The final response head, as received from the backend.
-    private var responseHead: HTTPResponseHead?
+    private var responseHead: ResponseHead?
     private var held: ByteBuffer?
     /// The client's response head was sent; parts now go to the client as they arrive.
     private var relaying = false
     private var clientKeepAlive = false
+    /// How the body goes to the client (set with the client's head).
+    private var clientFraming = ResponseHead.ClientFraming.asReceived
     private var isFinished = false
 
     init(environment: ProxyEnvironment, client: ChannelHandlerContext, owner: ProxyHandler, head: HTTPRequestHead,
@@ -148,7 +150,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
 
     private func send(on connection: UpstreamConnection, _ choice: BackendTable.Choice) {
         let upstream = connection.handler
-        guard upstream.attach(self) else {
+        guard upstream.attach(self, toHEAD: head.method == .HEAD) else {
             connection.close()
             return attemptFailed(choice, .failedBeforeSending)
         }
@@ -270,16 +272,15 @@ final class ProxyExchange: UpstreamResponseDelegate {
 
     // MARK: The response (UpstreamResponseDelegate)
 
-    func upstream(received part: HTTPClientResponsePart) {
+    func upstream(received part: ResponseFramer.Part) {
         guard let attempt, !isFinished else { return }
         if owner.responseTimer.isArmed { armTimer() }  // progress: push the deadline back
         switch part {
         case .head(let candidate):
-            // 1xx interim responses are skipped (the balancer answered `Expect` itself).
-            guard candidate.status.code >= 200 || candidate.status == .switchingProtocols else { return }
+            // Interim 1xx responses were skipped by the framer (the balancer answered `Expect` itself).
             responseHead = candidate
         case .body(var chunk):
-            if relaying { return owner.write(.body(.byteBuffer(chunk))) }
+            if relaying { return writeBody(chunk) }
             if var buffer = held.take() {  // taken, so the append does not copy it
                 buffer.writeBuffer(&chunk)
                 held = buffer
@@ -296,19 +297,57 @@ final class ProxyExchange: UpstreamResponseDelegate {
     private func startRelaying() {
         guard let responseHead else { return }
         relaying = true
-        sendHeadAndHeld(responseHead)
+        sendHeadAndHeld(responseHead, complete: false, trailers: nil)
         owner.flush()
     }
 
-    private func sendHeadAndHeld(_ responseHead: HTTPResponseHead) {
-        let framed = responseHead.headers.contains(name: "content-length") || head.version != .http1_0
-        clientKeepAlive = keepAlive && framed && body.isFinished
-        owner.write(.head(ProxyHeaders.clientHead(from: responseHead, requestVersion: head.version, keepAlive: clientKeepAlive)))
-        if let held { owner.write(.body(.byteBuffer(held))) }
+    /// Sends the client's response head and the body held so far. `complete`: the whole
+    /// response is held, so a body of unknown length can go with a `Content-Length`.
+    private func sendHeadAndHeld(_ responseHead: ResponseHead, complete: Bool, trailers: ByteBuffer?) {
+        let requestIsHTTP10 = head.version == .http1_0
+        if responseHead.status == 101 {
+            clientFraming = .untilClose
+        } else if responseHead.contentLength != nil || head.method == .HEAD || responseHead.status == 204 || responseHead.status == 304 {
+            clientFraming = .asReceived
+        } else if complete && trailers == nil {
+            clientFraming = .length(held?.readableBytes ?? 0)
+        } else {
+            clientFraming = requestIsHTTP10 ? .untilClose : .chunked
+        }
+        if case .untilClose = clientFraming {
+            clientKeepAlive = false
+        } else {
+            clientKeepAlive = keepAlive && body.isFinished
+        }
+        owner.write(responseHead.clientHead(requestIsHTTP10: requestIsHTTP10, keepAlive: clientKeepAlive, framing: clientFraming,
+                                            allocator: client.channel.allocator))
+        if let held { writeBody(held) }
         held = nil
     }
 
-    private func complete(_ attempt: Attempt, trailers: HTTPHeaders?) {
+    /// Body bytes to the client, in chunks when the client's framing is chunked.
+    private func writeBody(_ bytes: ByteBuffer) {
+        guard bytes.readableBytes > 0 else { return }
+        guard case .chunked = clientFraming else { return owner.write(bytes) }
+        var framed = client.channel.allocator.buffer(capacity: bytes.readableBytes + 20)
+        framed.writeString(String(bytes.readableBytes, radix: 16))
+        framed.writeStaticString("\r\n")
+        framed.writeImmutableBuffer(bytes)
+        framed.writeStaticString("\r\n")
+        owner.write(framed)
+    }
+
+    /// What ends the client's response: the last chunk and the trailers when chunked.
+    private func responseEnd(trailers: ByteBuffer?) -> ByteBuffer? {
+        guard case .chunked = clientFraming else { return nil }
+        var end = client.channel.allocator.buffer(capacity: 5 + (trailers?.readableBytes ?? 0))
+        end.writeStaticString("0\r\n")
+        if let trailers { end.writeImmutableBuffer(trailers) }
+        end.writeStaticString("\r\n")
+        return end
+    }
+
+    private func complete(_ attempt: Attempt, trailers: ByteBuffer?) {
         guard let responseHead else { return upstreamClosed(error: UpstreamError.unexpectedData) }
         isFinished = true
         disarmTimer()
@@ -319,14 +358,14 @@ final class ProxyExchange: UpstreamResponseDelegate {
         environment.logHealth(health, name: attempt.choice.name, cause: "request")
         attempt.connection.handler.detach()
         self.attempt = nil
-        if responseHead.isKeepAlive && requestSent {
+        if responseHead.keepAlive && requestSent && attempt.connection.handler.isReusable {
             environment.pool.release(attempt.connection, backend: attempt.choice.name)
         } else {
             attempt.connection.close()
         }
-        if !relaying { sendHeadAndHeld(responseHead) }
+        if !relaying { sendHeadAndHeld(responseHead, complete: true, trailers: trailers) }
         // May start the next pipelined request (and take the connection just released).
-        owner.finishResponse(trailers: trailers, keepAlive: clientKeepAlive)
+        owner.finishResponse(end: responseEnd(trailers: trailers), keepAlive: clientKeepAlive)
     }
 
     func upstreamReadComplete() {

@@ -1,10 +1,11 @@
 import NIOConcurrencyHelpers
 import NIOHTTP1
 
-/// Header rewriting between client and backend (RFC 9110 §7.6.1, RFC 7239).
+/// Request header rewriting between client and backend (RFC 9110 §7.6.1, RFC 7239); the
+/// response's is `ResponseHead.clientHead`.
 ///
-/// Every head the balancer writes is well-formed without NIO's outbound header
-/// validation (which it turns off): forwarded names and values come from NIO's HTTP
+/// Every request head the balancer writes is well-formed without NIO's outbound header
+/// validation (which it leaves out): forwarded names and values come from NIO's HTTP
 /// parser, which rejects what is not a token or contains CR, LF or NUL, and the fields the
 /// balancer adds are built from digits, hex, fixed text and the peer's IP address.
 enum ProxyHeaders {
@@ -14,20 +15,11 @@ enum ProxyHeaders {
         "upgrade", "proxy-authenticate", "proxy-authorization",
     ]
 
-    /// Removes hop-by-hop headers and every header named in `Connection`.
-    static func stripHopByHop(_ headers: inout HTTPHeaders) {
-        // Most heads carry none: one pass to find out, without rewriting the headers.
-        // (Names of up to 19 bytes, the longest hop-by-hop name, lowercase without
-        // allocating: Swift keeps strings of up to 15 bytes inline.)
-        guard headers.contains(where: { $0.name.utf8.count <= 19 && hopByHop.contains($0.name.lowercased()) }) else { return }
-        for name in hopByHop.union(namesListed(inConnectionOf: headers)) { headers.remove(name: name) }
-    }
-
     /// The field names a `Connection` header lists (lowercase): hop-by-hop for this
     /// connection only (RFC 9110 §7.6.1). Usually none.
     static func namesListed(inConnectionOf headers: HTTPHeaders) -> Set<String> {
         var names: Set<String> = []
-        for value in headers["connection"] {
+        for (name, value) in headers where isName(name, "connection") {
             for token in value.split(separator: ",") { names.insert(token.trimmingSpaces.lowercased()) }
         }
         return names
@@ -141,19 +133,6 @@ enum ProxyHeaders {
             && zip(name.utf8, lowercase.utf8).allSatisfy { byte, expected in
                 byte == expected || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") && byte + 0x20 == expected)
             }
-    }
-
-    /// The backend's response head as sent to the client: hop-by-hop headers removed, and
-    /// `Connection: close` when the client connection will not be reused.
-    static func clientHead(from response: HTTPResponseHead, requestVersion: HTTPVersion, keepAlive: Bool) -> HTTPResponseHead {
-        var headers = response.headers
-        stripHopByHop(&headers)
-        if !keepAlive {
-            headers.add(name: "connection", value: "close")
-        } else if requestVersion == .http1_0 {
-            headers.add(name: "connection", value: "keep-alive")
-        }
-        return HTTPResponseHead(version: requestVersion == .http1_0 ? .http1_0 : .http1_1, status: response.status, headers: headers)
     }
 }
 

@@ -7,15 +7,16 @@ import NIOPosix
 enum UpstreamError: Error, Hashable {
     /// No response part arrived within the timeout; the connection was closed.
     case timeout
-    /// A response part arrived while no request was in flight; the connection was closed.
+    /// A response byte arrived while no request was in flight; the connection was closed.
     case unexpectedData
 }
 
 /// Receives the response of the one request in flight on an `UpstreamConnection`.
 /// Called on the connection's event loop.
 protocol UpstreamResponseDelegate: AnyObject {
-    /// A response part (1xx heads included, in order).
-    func upstream(received part: HTTPClientResponsePart)
+    /// A response part (interim 1xx responses are skipped). After `.end` the connection
+    /// may be released: `UpstreamHandler.isReusable` says whether it can serve another request.
+    func upstream(received part: ResponseFramer.Part)
     /// The parts of one socket read were delivered (a good moment to flush).
     func upstreamReadComplete()
     /// The connection's write buffer crossed a watermark (back-pressure for streamed bodies).
@@ -25,7 +26,9 @@ protocol UpstreamResponseDelegate: AnyObject {
     func upstreamClosed(error: (any Error)?)
 }
 
-/// One HTTP/1.1 client connection to a backend.
+/// One HTTP/1.1 client connection to a backend. Requests are encoded by NIO's
+/// `HTTPRequestEncoder`; responses are framed by `ResponseFramer`, which keeps the head as
+/// bytes so that it can go to the client as received.
 ///
 /// Contract: one request at a time, driven from the connection's event loop. `attach` a
 /// delegate, write the request, and receive its response through the delegate; `detach`
@@ -52,7 +55,7 @@ final class UpstreamConnection: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // Request heads are not validated again on the way out: see `ProxyHeaders`.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }
             }
@@ -75,15 +78,20 @@ final class UpstreamConnection: Sendable {
 
 /// The event-loop side of `UpstreamConnection`. Every method runs on the channel's loop.
 final class UpstreamHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
     typealias OutboundOut = HTTPClientRequestPart
 
     private var context: ChannelHandlerContext?
     private var delegate: (any UpstreamResponseDelegate)?
+    private var framer = ResponseFramer()
+    /// Bytes of the response read but not yet framed (an incomplete head or chunk line).
+    private var unframed: ByteBuffer?
     private var isClosed = false
     private var readPending = false
     private var readingPaused = false
     private var failure: (any Error)?
+    /// The last response ended where its bytes did: the connection can serve another request.
+    private(set) var isReusable = true
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -100,14 +108,39 @@ final class UpstreamHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let delegate else {
+        var bytes = unwrapInboundIn(data)
+        guard delegate != nil, !framer.isIdle else {
             failure = UpstreamError.unexpectedData
             context.close(promise: nil)
             return
         }
-        // The delegate may detach, reattach (the next request) or close from here:
-        // nothing after this call may touch the exchange state.
-        delegate.upstream(received: unwrapInboundIn(data))
+        if var earlier = unframed.take() {
+            earlier.writeBuffer(&bytes)
+            bytes = earlier
+        }
+        // The delegate may detach, reattach (the next request) or close from inside
+        // `upstream(received:)`: the loop re-reads `delegate`, and ends at a response's end.
+        while let delegate {
+            let part: ResponseFramer.Part?
+            do {
+                part = try framer.next(from: &bytes)
+            } catch {
+                failure = error
+                context.close(promise: nil)
+                return
+            }
+            guard let part else { break }
+            if case .end = part {
+                // Bytes past the response's end: the backend broke the protocol, so the
+                // connection is not reused (closed by the exchange, or below).
+                isReusable = bytes.readableBytes == 0
+                delegate.upstream(received: part)
+                if !isReusable { context.close(promise: nil) }
+                return
+            }
+            delegate.upstream(received: part)
+        }
+        if bytes.readableBytes > 0 { unframed = bytes }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -123,6 +156,10 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         isClosed = true
+        if let delegate, let end = framer.connectionClosed() {  // a close-delimited body ended
+            isReusable = false
+            delegate.upstream(received: end)
+        }
         let delegate = self.delegate
         self.delegate = nil
         delegate?.upstreamClosed(error: failure)
@@ -136,10 +173,12 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     // MARK: Driving a request (on the loop)
 
-    /// Attaches the delegate of the next request. `false` when the connection is closed.
-    func attach(_ delegate: any UpstreamResponseDelegate) -> Bool {
-        guard context != nil, !isClosed else { return false }
+    /// Attaches the delegate of the next request (`toHEAD`: its response has no body).
+    /// `false` when the connection is closed.
+    func attach(_ delegate: any UpstreamResponseDelegate, toHEAD: Bool) -> Bool {
+        guard context != nil, !isClosed, isReusable else { return false }
         self.delegate = delegate
+        framer.expectResponse(toHEAD: toHEAD)
         readingPaused = false
         readIfNeeded()
         return true

@@ -197,6 +197,23 @@ struct BalancerTests {
         }
     }
 
+    @Test("a chunked response arrives whole: with a length when it fits the hold buffer, re-chunked when relayed; HEAD gets no body")
+    func chunkedResponses() async throws {
+        try await withHarness { (h: Harness) async throws in
+            let requests: [(method: HTTPMethod, route: String, body: String)] = [(.GET, "a", ""), (.GET, "b", ""), (.HEAD, "c", ""), (.GET, "a", "")]
+            let responses = try await sendPipelined(port: h.port, requests: requests,
+                                                    paths: ["/chunked/3", "/chunked/200", "/chunked/5", "/"], group: h.group)
+            #expect(responses.map(\.status) == [200, 200, 200, 200])
+            #expect(responses.map { $0.backend ?? "-" } == ["a", "b", "c", "a"])
+            #expect(responses[0].body == String(repeating: "z", count: 3000))
+            #expect(responses[0].headers.first(name: "content-length") == "3000")
+            #expect(responses[1].body == String(repeating: "z", count: 200_000))
+            #expect(responses[1].headers.first(name: "transfer-encoding") == "chunked")
+            #expect(responses[2].body.isEmpty)
+            #expect(responses[3].body.hasPrefix("name=a "))
+        }
+    }
+
     @Test("a client that leaves while its backend has not answered frees the request's slot")
     func clientLeavesDuringExchange() async throws {
         try await withHungBackendHarness { (h: Harness) async throws in

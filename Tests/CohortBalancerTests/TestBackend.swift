@@ -77,6 +77,9 @@ final class TestBackend: Sendable {
                 if head.uri.hasPrefix("/big/"), let size = Int(head.uri.dropFirst(5)) {
                     return sendBig(size, context: context)
                 }
+                if head.uri.hasPrefix("/chunked/"), let parts = Int(head.uri.dropFirst(9)) {
+                    return sendChunked(parts, headRequest: head.method == .HEAD, context: context)
+                }
                 let route = head.headers["cookie"].lazy.flatMap { $0.split(separator: ";") }.compactMap { pair -> String? in
                     let trimmed = pair.drop { $0 == " " }
                     guard trimmed.hasPrefix("COHORTSESSION=") else { return nil }
@@ -108,6 +111,22 @@ final class TestBackend: Sendable {
                 left -= part
             }
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            head = nil
+        }
+
+        /// `parts` parts of 1,000 bytes of `z` without a length (so NIO sends them chunked),
+        /// from 100 parts on with the trailer `x-sum: <bytes>`; a HEAD request gets the head only.
+        private func sendChunked(_ parts: Int, headRequest: Bool, context: ChannelHandlerContext) {
+            var headers = HTTPHeaders()
+            headers.add(name: "x-backend", value: name)
+            headers.add(name: "transfer-encoding", value: "chunked")
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            if !headRequest {
+                for _ in 0..<parts {
+                    context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(repeating: UInt8(ascii: "z"), count: 1000)))), promise: nil)
+                }
+            }
+            context.writeAndFlush(wrapOutboundOut(.end(headRequest || parts < 100 ? nil : ["x-sum": String(parts * 1000)])), promise: nil)
             head = nil
         }
     }

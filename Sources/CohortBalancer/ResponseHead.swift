@@ -1,0 +1,234 @@
+import NIOCore
+
+/// A backend's response head as received: its bytes, validated, and what the proxy needs
+/// to know of them (status, framing, persistence, whether any field is hop-by-hop).
+struct ResponseHead {
+    /// The whole head, status line to the empty line.
+    let bytes: ByteBuffer
+    let status: Int
+    let isHTTP10: Bool
+    let contentLength: Int?
+    /// The last transfer coding is `chunked`.
+    let isChunked: Bool
+    /// The backend keeps the connection open after this response (its framing permitting).
+    let keepAlive: Bool
+    /// A hop-by-hop field (or one named in `Connection`) is present: the head must be
+    /// rewritten before it goes to the client.
+    let hasHopByHopFields: Bool
+    /// Offset of the first field line within `bytes` (just past the status line).
+    private let fieldsStart: Int
+    /// Field names listed in `Connection` other than `close` and `keep-alive` (lowercase).
+    private let connectionNames: [String]
+
+    init(parsing bytes: ByteBuffer) throws {
+        self.bytes = bytes
+        let start = bytes.readerIndex
+        let end = bytes.writerIndex - 2  // the empty line
+        // Status line: HTTP/1.x SP 3DIGIT [SP reason] CRLF
+        guard let version = bytes.getBytes(at: start, length: 9), version.starts(with: Array("HTTP/1.".utf8)),
+              version[7] == UInt8(ascii: "0") || version[7] == UInt8(ascii: "1"), version[8] == UInt8(ascii: " "),
+              let code = bytes.getBytes(at: start + 9, length: 3), code.allSatisfy({ (0x30...0x39).contains($0) })
+        else { throw ResponseFramer.Failure.malformedHead }
+        isHTTP10 = version[7] == UInt8(ascii: "0")
+        status = code.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+        var index = start + 12
+        guard let next = bytes.getInteger(at: index, as: UInt8.self), next == 0x20 || next == 0x0D else {
+            throw ResponseFramer.Failure.malformedHead
+        }
+        // Reason phrase: SP then HTAB / SP / VCHAR / obs-text.
+        while let byte = bytes.getInteger(at: index, as: UInt8.self), byte != 0x0D {
+            guard byte == 0x09 || byte >= 0x20 && byte != 0x7F else { throw ResponseFramer.Failure.malformedHead }
+            index += 1
+        }
+        guard bytes.getInteger(at: index + 1, as: UInt8.self) == 0x0A, index + 2 <= end else { throw ResponseFramer.Failure.malformedHead }
+        fieldsStart = index + 2 - start
+
+        var contentLength: Int?
+        var transferEncodings = 0
+        var chunked = false
+        var close = false
+        var keepAliveToken = false
+        var hopByHop = false
+        var names: [String] = []
+        index += 2
+        while index < end {
+            guard let line = Self.fieldLine(in: bytes, at: index, end: end) else { throw ResponseFramer.Failure.malformedHead }
+            index = line.next
+            guard let field = HopByHopField(nameAt: line.name, in: bytes) else { continue }
+            if field != .contentLength { hopByHop = true }  // Content-Length is end-to-end: only read here
+            switch field {
+            case .contentLength:
+                guard let value = Self.decimal(bytes, line.value), contentLength == nil || contentLength == value else {
+                    throw ResponseFramer.Failure.ambiguousLength
+                }
+                contentLength = value
+            case .transferEncoding:
+                transferEncodings += 1
+                let last = Self.tokens(bytes, line.value).last
+                chunked = last == "chunked"
+            case .connection:
+                for token in Self.tokens(bytes, line.value) {
+                    switch token {
+                    case "close": close = true
+                    case "keep-alive": keepAliveToken = true
+                    default: names.append(token)
+                    }
+                }
+            case .other:
+                break
+            }
+        }
+        if transferEncodings > 0 && contentLength != nil { throw ResponseFramer.Failure.ambiguousLength }
+        self.contentLength = contentLength
+        self.isChunked = chunked && transferEncodings > 0
+        // A close-delimited body (no length, not chunked) ends the connection.
+        let framed = contentLength != nil || isChunked
+        self.keepAlive = !close && (isHTTP10 ? keepAliveToken : true) && (framed || status == 204 || status == 304)
+        self.hasHopByHopFields = hopByHop
+        self.connectionNames = names
+    }
+
+    // MARK: The head sent to the client
+
+    /// How the body goes to the client.
+    enum ClientFraming {
+        /// As received (a `Content-Length`, or no body).
+        case asReceived
+        /// `Content-Length: n` replaces the backend's framing (the whole body is held).
+        case length(Int)
+        /// Re-chunked (HTTP/1.1 client, length unknown).
+        case chunked
+        /// Until the connection closes (HTTP/1.0 client, length unknown).
+        case untilClose
+    }
+
+    /// The head for the client: hop-by-hop fields (and those named in `Connection`)
+    /// removed, the client's HTTP version, `framing`, and `Connection: close` when the
+    /// client connection will not be reused (`keep-alive` for a persistent HTTP/1.0 one).
+    /// The received bytes as they are when nothing needs changing (the usual case).
+    func clientHead(requestIsHTTP10: Bool, keepAlive: Bool, framing: ClientFraming, allocator: ByteBufferAllocator) -> ByteBuffer {
+        if case .asReceived = framing, !hasHopByHopFields, keepAlive, !requestIsHTTP10, !isHTTP10 { return bytes }
+        var out = allocator.buffer(capacity: bytes.readableBytes + 48)
+        out.writeString(requestIsHTTP10 ? "HTTP/1.0" : "HTTP/1.1")
+        let start = bytes.readerIndex
+        // " 200 OK\r\n"
+        if var statusRest = bytes.getSlice(at: start + 8, length: fieldsStart - 8) { out.writeBuffer(&statusRest) }
+        var index = start + fieldsStart
+        let end = bytes.writerIndex - 2
+        while index < end, let line = Self.fieldLine(in: bytes, at: index, end: end) {
+            if !dropsField(named: line.name), var raw = bytes.getSlice(at: index, length: line.next - index) {
+                out.writeBuffer(&raw)
+            }
+            index = line.next
+        }
+        switch framing {
+        case .asReceived, .untilClose: break
+        case .length(let length): out.writeString("content-length: \(length)\r\n")
+        case .chunked: out.writeString("transfer-encoding: chunked\r\n")
+        }
+        if !keepAlive {
+            out.writeString("connection: close\r\n")
+        } else if requestIsHTTP10 {
+            out.writeString("connection: keep-alive\r\n")
+        }
+        out.writeString("\r\n")
+        return out
+    }
+
+    private func dropsField(named range: Range<Int>) -> Bool {
+        if let field = HopByHopField(nameAt: range, in: bytes) {
+            return field != .contentLength || isChunked
+        }
+        guard !connectionNames.isEmpty, let name = bytes.getString(at: range.lowerBound, length: range.count) else { return false }
+        return connectionNames.contains(name.lowercased())
+    }
+
+    // MARK: Field lines
+
+    /// The field line at `index` (name range, value range without surrounding
+    /// whitespace, the index after its CRLF), if well-formed and before `end`.
+    static func fieldLine(in bytes: ByteBuffer, at index: Int, end: Int) -> (name: Range<Int>, value: Range<Int>, next: Int)? {
+        bytes.withUnsafeReadableBytes { raw -> (name: Range<Int>, value: Range<Int>, next: Int)? in
+            let base = bytes.readerIndex
+            var i = index - base
+            let limit = end - base
+            let nameStart = i
+            while i < limit, isTokenByte(raw[i]) { i += 1 }
+            guard i > nameStart, i < limit, raw[i] == UInt8(ascii: ":") else { return nil }
+            let nameEnd = i
+            i += 1
+            while i < limit, raw[i] == 0x20 || raw[i] == 0x09 { i += 1 }
+            let valueStart = i
+            var valueEnd = i
+            while i < limit, raw[i] != 0x0D {
+                let byte = raw[i]
+                guard byte == 0x09 || byte >= 0x20 && byte != 0x7F else { return nil }
+                i += 1
+                if byte != 0x20 && byte != 0x09 { valueEnd = i }
+            }
+            guard i < limit, i + 1 < raw.count, raw[i] == 0x0D, raw[i + 1] == 0x0A else { return nil }
+            return (base + nameStart..<base + nameEnd, base + valueStart..<base + valueEnd, base + i + 2)
+        }
+    }
+
+    /// tchar (RFC 9110 §5.6.2).
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    private static func decimal(_ bytes: ByteBuffer, _ range: Range<Int>) -> Int? {
+        guard !range.isEmpty, range.count <= 15, let digits = bytes.getBytes(at: range.lowerBound, length: range.count),
+              digits.allSatisfy({ (0x30...0x39).contains($0) })
+        else { return nil }
+        return digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+    }
+
+    /// The comma-separated tokens of a value, trimmed and lowercased.
+    private static func tokens(_ bytes: ByteBuffer, _ range: Range<Int>) -> [String] {
+        guard let value = bytes.getString(at: range.lowerBound, length: range.count) else { return [] }
+        return value.split(separator: ",").map { $0.trimmingSpaces.lowercased() }.filter { !$0.isEmpty }
+    }
+}
+
+/// The response fields the proxy reads or drops, recognised from their name's bytes
+/// (ASCII case-insensitive) without making a string. `ProxyHeaders.hopByHop`, plus
+/// `Content-Length`.
+enum HopByHopField: Equatable {
+    case contentLength
+    case transferEncoding
+    case connection
+    /// keep-alive, proxy-connection, te, trailer, upgrade, proxy-authenticate, proxy-authorization
+    case other
+
+    init?(nameAt range: Range<Int>, in bytes: ByteBuffer) {
+        // Lengths of the names below: 2, 7, 10, 14, 16, 17, 18, 19.
+        switch range.count {
+        case 2, 7, 10, 14, 16, 17, 18, 19: break
+        default: return nil
+        }
+        guard let found = bytes.withUnsafeReadableBytes({ raw -> HopByHopField? in
+            let name = UnsafeRawBufferPointer(rebasing: raw[(range.lowerBound - bytes.readerIndex)..<(range.upperBound - bytes.readerIndex)])
+            for (candidate, field) in Self.names where candidate.count == name.count {
+                if zip(name, candidate).allSatisfy({ byte, expected in byte | 0x20 == expected || byte == expected }) { return field }
+            }
+            return nil
+        }) else { return nil }
+        self = found
+    }
+
+    private static let names: [([UInt8], HopByHopField)] = [
+        (Array("content-length".utf8), .contentLength), (Array("transfer-encoding".utf8), .transferEncoding),
+        (Array("connection".utf8), .connection), (Array("keep-alive".utf8), .other), (Array("proxy-connection".utf8), .other),
+        (Array("te".utf8), .other), (Array("trailer".utf8), .other), (Array("upgrade".utf8), .other),
+        (Array("proxy-authenticate".utf8), .other), (Array("proxy-authorization".utf8), .other),
+    ]
+}
