@@ -34,11 +34,8 @@ extension BalancerServer {
     func check(_ address: Address, backend: String) async -> Bool {
         let loop = group.next()
         let timeout = configuration.healthCheckTimeout
-        var headers = HTTPHeaders()
-        headers.add(name: "host", value: address.description)
-        headers.add(name: "connection", value: "close")
-        headers.add(name: "user-agent", value: "cohort-balancer-health")
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: configuration.healthCheckPath, headers: headers)
+        let head = ByteBuffer(string: "GET \(configuration.healthCheckPath) HTTP/1.1\r\nhost: \(address)\r\nconnection: close\r\n"
+            + "user-agent: cohort-balancer-health\r\n\r\n")
         do {
             let status = try await UpstreamConnection.connect(to: address, on: loop, timeout: timeout)
                 .flatMap { connection in
@@ -66,15 +63,14 @@ private final class HealthCheckExchange: UpstreamResponseDelegate {
     }
 
     /// Runs on the connection's loop (the future from `connect` completes there).
-    static func run(_ head: HTTPRequestHead, on connection: UpstreamConnection, timeout: TimeAmount) -> EventLoopFuture<HTTPResponseStatus> {
+    static func run(_ head: ByteBuffer, on connection: UpstreamConnection, timeout: TimeAmount) -> EventLoopFuture<HTTPResponseStatus> {
         let exchange = HealthCheckExchange(connection: connection)
         let handler = connection.handler
-        guard handler.attach(exchange, toHEAD: head.method == .HEAD) else {
+        guard handler.attach(exchange, toHEAD: false) else {
             connection.close()
             return connection.channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
         }
-        handler.write(.head(head))
-        handler.write(.end(nil))
+        handler.write(head)
         handler.flush()
         let timer = connection.channel.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             exchange.finish(.failure(UpstreamError.timeout))

@@ -56,7 +56,8 @@ final class ProxyExchange: UpstreamResponseDelegate {
     private let idempotent: Bool
     /// A non-idempotent request with a request id: retried like an idempotent one.
     private let replayable: Bool
-    private var upstreamHead: HTTPRequestHead
+    /// The request head as sent upstream (the same bytes on every attempt).
+    private let upstreamHead: ByteBuffer
     private let session: SessionID?
 
     private var tried: Set<String> = []
@@ -88,14 +89,12 @@ final class ProxyExchange: UpstreamResponseDelegate {
         self.idempotent = isIdempotent(head.method)
         self.replayable = !idempotent && environment.retryWithRequestID
         self.session = Self.session(in: head.headers, cookieName: environment.cookieName)
-        var upstreamHead = ProxyHeaders.upstreamHead(from: head, bodyLength: body.length, client: forwardingClient, via: environment.via)
         // A non-idempotent request gets a request id that Cohort nodes use to answer a
         // retry with the first attempt's response instead of applying it twice (see
         // CohortHummingbird's RequestReplay).
-        if replayable && !upstreamHead.headers.contains(name: ProxyHeaders.requestIDHeader) {
-            upstreamHead.headers.add(name: ProxyHeaders.requestIDHeader, value: ProxyHeaders.makeRequestID())
-        }
-        self.upstreamHead = upstreamHead
+        self.upstreamHead = ProxyHeaders.upstreamHead(from: head, bodyLength: body.length, client: forwardingClient, via: environment.via,
+                                                      requestID: replayable ? ProxyHeaders.makeRequestID() : nil,
+                                                      allocator: client.channel.allocator)
     }
 
     private static func session(in headers: HTTPHeaders, cookieName: String) -> SessionID? {
@@ -158,11 +157,10 @@ final class ProxyExchange: UpstreamResponseDelegate {
         requestSent = false
         responseHead = nil
         held = nil
-        upstream.write(.head(upstreamHead))
+        upstream.write(upstreamHead)
         switch body {
         case .buffered(let buffer):
-            if buffer.readableBytes > 0 { upstream.write(.body(.byteBuffer(buffer))) }
-            upstream.write(.end(nil))
+            if buffer.readableBytes > 0 { upstream.write(buffer) }  // with its Content-Length
             requestSent = true
             armTimer()
             // Last: a failed write closes the connection from inside `flush`, which
@@ -176,12 +174,13 @@ final class ProxyExchange: UpstreamResponseDelegate {
     /// Writes the streamed body parts read so far; reads more from the client while the
     /// backend's connection takes them.
     private func sendPending(_ stream: StreamedRequestBody, on upstream: UpstreamHandler) {
+        let chunked = stream.declaredLength == nil
         while let part = stream.pending.popFirst() {
             if case .body(let chunk) = part {
                 stream.bytesSent += chunk.readableBytes
-                upstream.write(.body(.byteBuffer(chunk)))
+                if chunk.readableBytes > 0 { upstream.write(chunked ? Self.chunk(chunk) : chunk) }
             } else {
-                upstream.write(.end(nil))
+                if chunked { upstream.write(ByteBuffer(string: "0\r\n\r\n")) }
                 requestSent = true
             }
         }
@@ -195,6 +194,17 @@ final class ProxyExchange: UpstreamResponseDelegate {
             armTimer()  // a stalled write counts as a timeout
         }
         upstream.flush()  // last, as in `send`
+    }
+
+    /// `bytes` as one chunk of a chunked body.
+    private static func chunk(_ bytes: ByteBuffer) -> ByteBuffer {
+        var framed = ByteBuffer()
+        framed.reserveCapacity(bytes.readableBytes + 20)
+        framed.writeString(String(bytes.readableBytes, radix: 16))
+        framed.writeStaticString("\r\n")
+        framed.writeImmutableBuffer(bytes)
+        framed.writeStaticString("\r\n")
+        return framed
     }
 
     /// Whether the client's next request part belongs to this exchange (a streamed body
@@ -329,12 +339,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
     private func writeBody(_ bytes: ByteBuffer) {
         guard bytes.readableBytes > 0 else { return }
         guard case .chunked = clientFraming else { return owner.write(bytes) }
-        var framed = client.channel.allocator.buffer(capacity: bytes.readableBytes + 20)
-        framed.writeString(String(bytes.readableBytes, radix: 16))
-        framed.writeStaticString("\r\n")
-        framed.writeImmutableBuffer(bytes)
-        framed.writeStaticString("\r\n")
-        owner.write(framed)
+        owner.write(Self.chunk(bytes))
     }
 
     /// What ends the client's response: the last chunk and the trailers when chunked.

@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import NIOCore
 import NIOHTTP1
 
 /// Request header rewriting between client and backend (RFC 9110 §7.6.1, RFC 7239); the
@@ -90,40 +91,61 @@ enum ProxyHeaders {
     /// (replaced). Lowercase.
     private static let notForwarded = Array(hopByHop) + ["expect", "content-length", "x-forwarded-proto"]
 
-    /// The request as sent upstream: HTTP/1.1, keep-alive, hop-by-hop headers (and those
-    /// named in `Connection`) removed, `Content-Length` set to the body length (`nil`:
-    /// unknown, sent chunked), and the forwarding headers appended (`X-Forwarded-For`
-    /// extending an earlier proxy's, `X-Forwarded-Proto: http`, `Forwarded:
-    /// for=...;proto=http`, `Via`). The other fields keep their order. Built in one pass
-    /// into one array with room for the fields added here and a request id.
-    static func upstreamHead(from head: HTTPRequestHead, bodyLength: Int?, client: Client, via: String? = nil) -> HTTPRequestHead {
+    /// The request head as sent upstream, as bytes: HTTP/1.1, keep-alive, hop-by-hop
+    /// headers (and those named in `Connection`) removed, `Content-Length` set to the body
+    /// length (`nil`: unknown, sent chunked), and the forwarding headers appended
+    /// (`X-Forwarded-For` extending an earlier proxy's, `X-Forwarded-Proto: http`,
+    /// `Forwarded: for=...;proto=http`, `Via`), then `Cohort-Request-Id: requestID` unless
+    /// the client sent one. The other fields keep their order and spelling. Written in one
+    /// pass into one buffer (no header strings are made).
+    static func upstreamHead(from head: HTTPRequestHead, bodyLength: Int?, client: Client, via: String? = nil,
+                             requestID: String? = nil, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
         let source = head.headers
-        let hadBody = source.contains(name: "content-length") || source.contains(name: "transfer-encoding")
+        var hadBody = false
+        var hasConnection = false
+        var capacity = 320 + head.uri.utf8.count  // room for the fields added below
+        for (name, value) in source {
+            if isName(name, "content-length") || isName(name, "transfer-encoding") { hadBody = true }
+            if isName(name, "connection") { hasConnection = true }
+            capacity += name.utf8.count + value.utf8.count + 4
+        }
         // A set, so a long list costs one lookup per field.
-        let namedInConnection = namesListed(inConnectionOf: source)
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(source.count + 6)
+        let namedInConnection = hasConnection ? namesListed(inConnectionOf: source) : []
+        var out = allocator.buffer(capacity: capacity)
+        out.writeString(head.method.rawValue)
+        out.writeStaticString(" ")
+        out.writeString(head.uri)
+        out.writeStaticString(" HTTP/1.1\r\n")
         var forwardedFor = ""
+        var hasRequestID = false
         for (name, value) in source {
             if isName(name, "x-forwarded-for") {
                 forwardedFor += forwardedFor.isEmpty ? value : ", " + value
             } else if !notForwarded.contains(where: { isName(name, $0) })
                 && (namedInConnection.isEmpty || !namedInConnection.contains(name.lowercased())) {
-                headers.add(name: name, value: value)
+                if requestID != nil && isName(name, "cohort-request-id") { hasRequestID = true }
+                writeField(name, value, into: &out)
             }
         }
         if let bodyLength {
-            if hadBody || bodyLength > 0 {
-                headers.add(name: "content-length", value: String(bodyLength))
-            }
+            if hadBody || bodyLength > 0 { writeField("content-length", String(bodyLength), into: &out) }
         } else {
-            headers.add(name: "transfer-encoding", value: "chunked")
+            out.writeStaticString("transfer-encoding: chunked\r\n")
         }
-        headers.add(name: "x-forwarded-for", value: forwardedFor.isEmpty ? client.address : forwardedFor + ", " + client.address)
-        headers.add(name: "x-forwarded-proto", value: "http")
-        headers.add(name: "forwarded", value: client.forwarded)
-        if let via { headers.add(name: "via", value: via) }
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+        writeField("x-forwarded-for", forwardedFor.isEmpty ? client.address : forwardedFor + ", " + client.address, into: &out)
+        out.writeStaticString("x-forwarded-proto: http\r\n")
+        writeField("forwarded", client.forwarded, into: &out)
+        if let via { writeField("via", via, into: &out) }
+        if let requestID, !hasRequestID { writeField(requestIDHeader, requestID, into: &out) }
+        out.writeStaticString("\r\n")
+        return out
+    }
+
+    private static func writeField(_ name: String, _ value: String, into out: inout ByteBuffer) {
+        out.writeString(name)
+        out.writeStaticString(": ")
+        out.writeString(value)
+        out.writeStaticString("\r\n")
     }
 
     /// Whether the field name `name` is `lowercase` (ASCII case-insensitive), without

@@ -64,14 +64,17 @@ struct ResponseHead {
                 contentLength = value
             case .transferEncoding:
                 transferEncodings += 1
-                let last = Self.tokens(bytes, line.value).last
-                chunked = last == "chunked"
+                var last: Range<Int>?
+                Self.forEachToken(bytes, line.value) { last = $0 }
+                chunked = last.map { Self.token(bytes, $0, is: "chunked") } ?? false
             case .connection:
-                for token in Self.tokens(bytes, line.value) {
-                    switch token {
-                    case "close": close = true
-                    case "keep-alive": keepAliveToken = true
-                    default: names.append(token)
+                Self.forEachToken(bytes, line.value) { token in
+                    if Self.token(bytes, token, is: "close") {
+                        close = true
+                    } else if Self.token(bytes, token, is: "keep-alive") {
+                        keepAliveToken = true
+                    } else if let name = bytes.getString(at: token.lowerBound, length: token.count) {
+                        names.append(name.lowercased())
                     }
                 }
             case .other:
@@ -192,10 +195,35 @@ struct ResponseHead {
         return digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
     }
 
-    /// The comma-separated tokens of a value, trimmed and lowercased.
-    private static func tokens(_ bytes: ByteBuffer, _ range: Range<Int>) -> [String] {
-        guard let value = bytes.getString(at: range.lowerBound, length: range.count) else { return [] }
-        return value.split(separator: ",").map { $0.trimmingSpaces.lowercased() }.filter { !$0.isEmpty }
+    /// Calls `body` with the range of each comma-separated, whitespace-trimmed, non-empty
+    /// element of the value at `range`.
+    private static func forEachToken(_ bytes: ByteBuffer, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
+        var start = range.lowerBound
+        while start < range.upperBound {
+            var end = start
+            while end < range.upperBound, bytes.getInteger(at: end, as: UInt8.self) != UInt8(ascii: ",") { end += 1 }
+            var low = start
+            var high = end
+            while low < high, let byte = bytes.getInteger(at: low, as: UInt8.self), byte == 0x20 || byte == 0x09 { low += 1 }
+            while high > low, let byte = bytes.getInteger(at: high - 1, as: UInt8.self), byte == 0x20 || byte == 0x09 { high -= 1 }
+            if low < high { body(low..<high) }
+            start = end + 1
+        }
+    }
+
+    /// Whether the bytes at `range` are `lowercase`, ASCII case-insensitively.
+    private static func token(_ bytes: ByteBuffer, _ range: Range<Int>, is lowercase: StaticString) -> Bool {
+        guard range.count == lowercase.utf8CodeUnitCount else { return false }
+        return lowercase.withUTF8Buffer { expected in
+            var index = range.lowerBound
+            for byte in expected {
+                guard let actual = bytes.getInteger(at: index, as: UInt8.self),
+                      actual == byte || (actual >= UInt8(ascii: "A") && actual <= UInt8(ascii: "Z") && actual + 0x20 == byte)
+                else { return false }
+                index += 1
+            }
+            return true
+        }
     }
 }
 

@@ -26,9 +26,9 @@ protocol UpstreamResponseDelegate: AnyObject {
     func upstreamClosed(error: (any Error)?)
 }
 
-/// One HTTP/1.1 client connection to a backend. Requests are encoded by NIO's
-/// `HTTPRequestEncoder`; responses are framed by `ResponseFramer`, which keeps the head as
-/// bytes so that it can go to the client as received.
+/// One HTTP/1.1 client connection to a backend. Requests are written as bytes (see
+/// `ProxyHeaders.upstreamHead`); responses are framed by `ResponseFramer`, which keeps the
+/// head as bytes so that it can go to the client as received.
 ///
 /// Contract: one request at a time, driven from the connection's event loop. `attach` a
 /// delegate, write the request, and receive its response through the delegate; `detach`
@@ -54,8 +54,6 @@ final class UpstreamConnection: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Request heads are not validated again on the way out: see `ProxyHeaders`.
-                    try channel.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }
             }
@@ -79,7 +77,7 @@ final class UpstreamConnection: Sendable {
 /// The event-loop side of `UpstreamConnection`. Every method runs on the channel's loop.
 final class UpstreamHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundOut = ByteBuffer
 
     private var context: ChannelHandlerContext?
     private var delegate: (any UpstreamResponseDelegate)?
@@ -191,8 +189,9 @@ final class UpstreamHandler: ChannelInboundHandler {
         readIfNeeded()
     }
 
-    func write(_ part: HTTPClientRequestPart) {
-        context?.write(wrapOutboundOut(part), promise: nil)
+    /// Writes request bytes (a head, or body bytes framed as its head says) without flushing.
+    func write(_ bytes: ByteBuffer) {
+        context?.write(wrapOutboundOut(bytes), promise: nil)
     }
 
     func flush() {

@@ -9,6 +9,8 @@ without the Cohort nodes' noise: the question is what `cohort balancer` spends p
 request beyond what nginx spends. Session cookies name the three routes round-robin.
 
 Usage: proxyfloor.py [DUR=6] [REPS=3] [CONNS=64] [METHOD=POST]
+With BASELINE=/path/to/cohort, a second `cohort balancer` from that binary runs as a
+third front ("baseline"), for a same-round A/B of two builds of the balancer.
 """
 import json, os, sys, time
 from benchlib import *
@@ -20,6 +22,9 @@ METHOD = sys.argv[4] if len(sys.argv) > 4 else "POST"
 
 STUB_PORTS = [9881, 9882, 9883]
 FRONTS = {"balancer": 9880, "nginx": 9890}
+BASELINE = os.environ.get("BASELINE")
+if BASELINE:
+    FRONTS["baseline"] = 9870
 NAMES = ["n1", "n2", "n3"]
 
 STUB_CONF = """worker_processes 1;
@@ -52,10 +57,15 @@ def backend_args():
     return [a for p, n in zip(STUB_PORTS, NAMES) for a in ("--backend", f"{n}={HOST}:{p}")]
 
 
+def start_balancer(label, binary, port):
+    spawn(label, [binary, "balancer", "--listen", f"{HOST}:{port}", "--log-level", "warning"] + BALANCER_LOOP_ARGS + backend_args())
+    wait_until("cohort balancer", lambda: tcp_open(port), 15)
+
+
 def start_fronts():
-    spawn("proxyfloor-balancer", [COHORT, "balancer", "--listen", f"{HOST}:{FRONTS['balancer']}", "--log-level", "warning"]
-          + BALANCER_LOOP_ARGS + backend_args())
-    wait_until("cohort balancer", lambda: tcp_open(FRONTS["balancer"]), 15)
+    start_balancer("proxyfloor-balancer", COHORT, FRONTS["balancer"])
+    if BASELINE:
+        start_balancer("proxyfloor-baseline", BASELINE, FRONTS["baseline"])
     prefix = os.path.join(RUN, "nginx-proxyfloor")
     os.makedirs(prefix, exist_ok=True)
     conf = subprocess.run([COHORT, "config", "nginx", "--listen", f"{HOST}:{FRONTS['nginx']}"] + backend_args(),
@@ -72,7 +82,7 @@ def make_pool(path, n=1000):
             f.write(f"k{i:021d}.{NAMES[i % 3]}\n")
 
 
-result = {"machine": machine(), "dur_s": DUR, "reps": REPS, "conns": CONNS, "method": METHOD,
+result = {"machine": machine(), "baseline": BASELINE, "dur_s": DUR, "reps": REPS, "conns": CONNS, "method": METHOD,
           "command": "bench/lib/run.sh proxyfloor.py " + " ".join(sys.argv[1:]), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
           "runs": []}
 try:
@@ -81,7 +91,7 @@ try:
     start_fronts()
     pool = f"{RUN}/pool-proxyfloor.txt"
     make_pool(pool)
-    front_pid = {"balancer": pid_of("proxyfloor-balancer"), "nginx": pid_of("proxyfloor-nginx")}
+    front_pid = {front: pid_of(f"proxyfloor-{front}") for front in FRONTS}
     stub_pids = [pid_of("nginx-stubs")] + children(pid_of("nginx-stubs"))
     url = lambda front: f"http://{HOST}:{FRONTS[front]}/api/counter"
     for front in FRONTS:  # warm-up
@@ -105,5 +115,12 @@ try:
         print(f"{front} | {med_spread([r['rps'] for r in rs])} | {med_spread([r['p99_ms'] for r in rs], '{:.2f}')} | "
               f"{med_spread([r['front_cpu_us_per_request'] for r in rs], '{:.1f}')} | "
               f"{med_spread([r['stub_cpu_us_per_request'] for r in rs], '{:.1f}')}")
+    for other in [f for f in FRONTS if f != "balancer"]:
+        by_rep = {}
+        for r in result["runs"]:
+            by_rep.setdefault(r["rep"], {})[r["front"]] = r
+        pairs = [(v["balancer"], v[other]) for v in by_rep.values() if "balancer" in v and other in v]
+        print(f"balancer / {other} (same round): throughput {med_spread([a['rps'] / b['rps'] for a, b in pairs], '{:.2f}')}, "
+              f"front CPU per request {med_spread([a['front_cpu_us_per_request'] / b['front_cpu_us_per_request'] for a, b in pairs], '{:.2f}')}")
 finally:
     stop_all()
