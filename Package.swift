@@ -100,8 +100,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Sticky routing decisions (pure) and the NIO reverse proxy around them.
-        .target(name: "CohortBalancerCore", dependencies: ["CohortCore"], swiftSettings: swiftSettings),
+        // Sticky routing decisions and response framing (pure), and the NIO reverse proxy around them.
+        .target(
+            name: "CohortBalancerCore",
+            dependencies: ["CohortCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "CohortBalancer",
             dependencies: [
@@ -154,7 +158,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "CohortBalancerCoreTests", dependencies: ["CohortBalancerCore", "CohortCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CohortBalancerCoreTests",
+            dependencies: ["CohortBalancerCore", "CohortCore", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "CohortBalancerTests",
             dependencies: [

@@ -48,6 +48,15 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // A backend's responses as the balancer frames them (ResponseFramer, ResponseHead).
+        .executableTarget(
+            name: "FuzzResponses",
+            dependencies: [
+                "CFuzzDriver",
+                .product(name: "CohortBalancerCore", package: "cohort"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // Balancer input: Cookie headers, session ids, addresses.
         .executableTarget(
             name: "FuzzBalancer",

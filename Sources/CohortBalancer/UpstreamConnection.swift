@@ -1,3 +1,4 @@
+import CohortBalancerCore
 import CohortCore
 import NIOCore
 import NIOHTTP1

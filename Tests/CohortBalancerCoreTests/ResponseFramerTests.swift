@@ -1,4 +1,4 @@
-@testable import CohortBalancer
+@testable import CohortBalancerCore
 import NIOCore
 import Testing
 

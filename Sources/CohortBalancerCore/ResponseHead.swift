@@ -2,25 +2,26 @@ import NIOCore
 
 /// A backend's response head as received: its bytes, validated, and what the proxy needs
 /// to know of them (status, framing, persistence, whether any field is hop-by-hop).
-struct ResponseHead {
+public struct ResponseHead {
     /// The whole head, status line to the empty line.
-    let bytes: ByteBuffer
-    let status: Int
-    let isHTTP10: Bool
-    let contentLength: Int?
+    public let bytes: ByteBuffer
+    public let status: Int
+    public let isHTTP10: Bool
+    public let contentLength: Int?
     /// The last transfer coding is `chunked`.
-    let isChunked: Bool
+    public let isChunked: Bool
     /// The backend keeps the connection open after this response (its framing permitting).
-    let keepAlive: Bool
+    public let keepAlive: Bool
     /// A hop-by-hop field (or one named in `Connection`) is present: the head must be
     /// rewritten before it goes to the client.
-    let hasHopByHopFields: Bool
+    public let hasHopByHopFields: Bool
     /// Offset of the first field line within `bytes` (just past the status line).
     private let fieldsStart: Int
     /// Field names listed in `Connection` other than `close` and `keep-alive` (lowercase).
     private let connectionNames: [String]
 
-    init(parsing bytes: ByteBuffer) throws {
+    /// Parses and validates a head: `bytes` from the status line to the empty line.
+    public init(parsing bytes: ByteBuffer) throws {
         self.bytes = bytes
         let start = bytes.readerIndex
         let end = bytes.writerIndex - 2  // the empty line
@@ -94,8 +95,9 @@ struct ResponseHead {
     // MARK: The head sent to the client
 
     /// How the body goes to the client.
-    enum ClientFraming {
-        /// As received (a `Content-Length`, or no body).
+    public enum ClientFraming: Sendable {
+        /// As received (a `Content-Length`, or no body). The other framings replace the
+        /// backend's `Content-Length`, if any.
         case asReceived
         /// `Content-Length: n` replaces the backend's framing (the whole body is held).
         case length(Int)
@@ -109,7 +111,7 @@ struct ResponseHead {
     /// removed, the client's HTTP version, `framing`, and `Connection: close` when the
     /// client connection will not be reused (`keep-alive` for a persistent HTTP/1.0 one).
     /// The received bytes as they are when nothing needs changing (the usual case).
-    func clientHead(requestIsHTTP10: Bool, keepAlive: Bool, framing: ClientFraming, allocator: ByteBufferAllocator) -> ByteBuffer {
+    public func clientHead(requestIsHTTP10: Bool, keepAlive: Bool, framing: ClientFraming, allocator: ByteBufferAllocator) -> ByteBuffer {
         if case .asReceived = framing, !hasHopByHopFields, keepAlive, !requestIsHTTP10, !isHTTP10 { return bytes }
         var out = allocator.buffer(capacity: bytes.readableBytes + 48)
         out.writeString(requestIsHTTP10 ? "HTTP/1.0" : "HTTP/1.1")
@@ -119,7 +121,7 @@ struct ResponseHead {
         var index = start + fieldsStart
         let end = bytes.writerIndex - 2
         while index < end, let line = Self.fieldLine(in: bytes, at: index, end: end) {
-            if !dropsField(named: line.name), var raw = bytes.getSlice(at: index, length: line.next - index) {
+            if !dropsField(named: line.name, framing: framing), var raw = bytes.getSlice(at: index, length: line.next - index) {
                 out.writeBuffer(&raw)
             }
             index = line.next
@@ -138,9 +140,11 @@ struct ResponseHead {
         return out
     }
 
-    private func dropsField(named range: Range<Int>) -> Bool {
+    private func dropsField(named range: Range<Int>, framing: ClientFraming) -> Bool {
         if let field = HopByHopField(nameAt: range, in: bytes) {
-            return field != .contentLength || isChunked
+            guard field == .contentLength else { return true }
+            if case .asReceived = framing { return false }
+            return true  // the client's framing replaces it
         }
         guard !connectionNames.isEmpty, let name = bytes.getString(at: range.lowerBound, length: range.count) else { return false }
         return connectionNames.contains(name.lowercased())
@@ -228,8 +232,8 @@ struct ResponseHead {
 }
 
 /// The response fields the proxy reads or drops, recognised from their name's bytes
-/// (ASCII case-insensitive) without making a string. `ProxyHeaders.hopByHop`, plus
-/// `Content-Length`.
+/// (ASCII case-insensitive) without making a string: the hop-by-hop fields (RFC 9110
+/// §7.6.1, with `Keep-Alive`, `Proxy-Connection` and `Trailer`), plus `Content-Length`.
 enum HopByHopField: Equatable {
     case contentLength
     case transferEncoding

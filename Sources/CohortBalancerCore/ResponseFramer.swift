@@ -14,8 +14,8 @@ import NIOCore
 /// Contract: one response at a time; `expectResponse(toHEAD:)` before each request's
 /// response, `next(from:)` until it returns nil (more bytes needed), `connectionClosed()`
 /// when the backend closes (completes a close-delimited body).
-struct ResponseFramer {
-    enum Part {
+public struct ResponseFramer {
+    public enum Part {
         case head(ResponseHead)
         /// Body bytes (chunk framing removed).
         case body(ByteBuffer)
@@ -24,7 +24,7 @@ struct ResponseFramer {
         case end(trailers: ByteBuffer?)
     }
 
-    enum Failure: Error, Hashable {
+    public enum Failure: Error, Hashable {
         case malformedHead
         case headTooLarge
         case malformedChunk
@@ -42,28 +42,28 @@ struct ResponseFramer {
         case done
     }
 
-    let maxHeadBytes: Int
+    public let maxHeadBytes: Int
     private var state = State.done
     private var isHEAD = false
 
-    init(maxHeadBytes: Int = 80 * 1024) {
+    public init(maxHeadBytes: Int = 80 * 1024) {
         self.maxHeadBytes = maxHeadBytes
     }
 
     /// Prepares for the response to the next request.
-    mutating func expectResponse(toHEAD: Bool) {
+    public mutating func expectResponse(toHEAD: Bool) {
         state = .head
         isHEAD = toHEAD
     }
 
     /// Whether a response is complete (or none was expected): bytes now are unexpected.
-    var isIdle: Bool {
+    public var isIdle: Bool {
         if case .done = state { return true }
         return false
     }
 
     /// The next part from `buffer` (consumed), or nil when more bytes are needed.
-    mutating func next(from buffer: inout ByteBuffer) throws -> Part? {
+    public mutating func next(from buffer: inout ByteBuffer) throws -> Part? {
         switch state {
         case .done:
             return nil
@@ -121,7 +121,7 @@ struct ResponseFramer {
     }
 
     /// The backend closed the connection: the end of a close-delimited body, else nothing.
-    mutating func connectionClosed() -> Part? {
+    public mutating func connectionClosed() -> Part? {
         guard case .untilClose = state else { return nil }
         state = .done
         return .end(trailers: nil)
