@@ -69,3 +69,12 @@ private func check(_ head: ResponseHead) {
         }
     }
 }
+
+/// The entry point SwiftPM links as `main` in debug builds (see CFuzzDriver.h).
+@_cdecl("FuzzResponses_main")
+public func entryPoint(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
+    cohort_fuzz_run_driver(argc, argv) { data, size in
+        guard let data else { return fuzz(UnsafeRawPointer(bitPattern: 1)!, 0) }
+        return fuzz(data, size)
+    }
+}
