@@ -45,6 +45,9 @@ public struct ResponseFramer {
     public let maxHeadBytes: Int
     private var state = State.done
     private var isHEAD = false
+    /// Bytes of an unfinished head or trailer section already searched for its end, so
+    /// that a head arriving in many small reads is searched once, not once per read.
+    private var searched = 0
 
     public init(maxHeadBytes: Int = 80 * 1024) {
         self.maxHeadBytes = maxHeadBytes
@@ -54,6 +57,7 @@ public struct ResponseFramer {
     public mutating func expectResponse(toHEAD: Bool) {
         state = .head
         isHEAD = toHEAD
+        searched = 0
     }
 
     /// Whether a response is complete (or none was expected): bytes now are unexpected.
@@ -111,7 +115,7 @@ public struct ResponseFramer {
             state = .chunkSize
             return try next(from: &buffer)
         case .trailers:
-            guard let end = try Self.headEnd(in: buffer, from: buffer.readerIndex, limit: maxHeadBytes) else { return nil }
+            guard let end = try sectionEnd(in: buffer) else { return nil }
             let length = end - buffer.readerIndex
             guard let section = buffer.readSlice(length: length) else { return nil }
             try Self.validateFields(section, from: section.readerIndex, to: section.writerIndex - 2)
@@ -130,26 +134,37 @@ public struct ResponseFramer {
     // MARK: Head
 
     private mutating func parseHead(_ buffer: inout ByteBuffer) throws -> ResponseHead? {
-        guard let end = try Self.headEnd(in: buffer, from: buffer.readerIndex, limit: maxHeadBytes) else { return nil }
+        guard let end = try sectionEnd(in: buffer) else { return nil }
         guard let bytes = buffer.readSlice(length: end - buffer.readerIndex) else { return nil }
         return try ResponseHead(parsing: bytes)
     }
 
+    /// The index just past the empty line that ends the head (or trailer section) at the
+    /// reader index; nil if not all there yet (what was searched is remembered); throws
+    /// past `maxHeadBytes`.
+    private mutating func sectionEnd(in buffer: ByteBuffer) throws -> Int? {
+        let end = try Self.headEnd(in: buffer, searchedAlready: searched, limit: maxHeadBytes)
+        searched = end == nil ? buffer.readableBytes : 0
+        return end
+    }
+
     /// The index just past the empty line that ends a head (or trailer section) starting
-    /// at `start`; nil if not all there yet; throws past `limit` bytes.
-    static func headEnd(in buffer: ByteBuffer, from start: Int, limit: Int) throws -> Int? {
+    /// at the reader index; nil if not all there yet; throws past `limit` bytes. The first
+    /// `searchedAlready` bytes were searched before and are not searched again.
+    static func headEnd(in buffer: ByteBuffer, searchedAlready: Int, limit: Int) throws -> Int? {
         try buffer.withUnsafeReadableBytes { bytes -> Int? in
-            let offset = start - buffer.readerIndex
-            if bytes.count - offset >= 2, bytes[offset] == 0x0D, bytes[offset + 1] == 0x0A { return start + 2 }  // empty section
-            let stop = min(bytes.count, offset + limit)
-            var index = offset + 3
+            if bytes.count >= 2, bytes[0] == 0x0D, bytes[1] == 0x0A { return buffer.readerIndex + 2 }  // empty section
+            let stop = min(bytes.count, limit)
+            // An end found at `index` spans index-3...index; earlier searches covered every
+            // index below what was then available.
+            var index = max(3, searchedAlready)
             while index < stop {
                 if bytes[index] == 0x0A, bytes[index - 1] == 0x0D, bytes[index - 2] == 0x0A, bytes[index - 3] == 0x0D {
-                    return start + (index + 1 - offset)
+                    return buffer.readerIndex + index + 1
                 }
                 index += 1
             }
-            if bytes.count - offset >= limit { throw Failure.headTooLarge }
+            if bytes.count >= limit { throw Failure.headTooLarge }
             return nil
         }
     }

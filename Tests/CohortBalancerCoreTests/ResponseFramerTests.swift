@@ -43,6 +43,14 @@ struct ResponseFramerTests {
         }
     }
 
+    @Test("a head and trailers split at any byte are found once complete (each read searches only the new bytes)")
+    func splitAnywhere() throws {
+        let response = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-A: 1\r\n\r\n"
+        for step in 1...response.utf8.count {
+            #expect(try Self.frame(response, step: step) == [.head(200), .body("ok"), .end(trailers: "X-A: 1\r\n")], "step \(step)")
+        }
+    }
+
     @Test("a chunked body is de-chunked, extensions ignored, trailers kept")
     func chunked() throws {
         let response = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 1\r\n\r\n"
