@@ -77,8 +77,7 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
             refusals: BalancerRefusals(),
             logger: logger
         )
-        let listener = try await bindProxy(configuration.listen, group: eventLoopGroup, environment: environment,
-                                           idleTimeout: configuration.clientIdleTimeout)
+        let listener = try await bindProxy(configuration.listen, group: eventLoopGroup, environment: environment)
         var adminListener: HTTPListener?
         if let admin = configuration.admin {
             do {
@@ -100,17 +99,12 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
     }
 
-    private static func bindProxy(_ address: Address, group: any EventLoopGroup, environment: ProxyEnvironment,
-                                  idleTimeout: Duration) async throws -> ProxyListener {
+    private static func bindProxy(_ address: Address, group: any EventLoopGroup, environment: ProxyEnvironment) async throws -> ProxyListener {
         try await serverBootstrap(group)
             .bind(host: address.host, port: address.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Requests through NIO's parser; ProxyHandler handles pipelined requests
-                    // and malformed ones (400) itself, and writes responses as bytes (see there).
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(
-                        ClientIdleTimeoutHandler(timeout: .nanoseconds(idleTimeout.nanosecondsClamped))
-                    )
+                    // One handler: it frames requests from bytes, writes responses as bytes
+                    // and keeps the client idle timeout (see ProxyHandler).
                     try channel.pipeline.syncOperations.addHandler(ProxyHandler(environment: environment))
                     return channel
                 }

@@ -19,7 +19,7 @@ final class ClientIdleTimeoutHandler: ChannelDuplexHandler {
     private let timeout: TimeAmount
     /// Requests read to their end and not answered yet (more than one when pipelined).
     private var awaitingResponses = 0
-    private var timer = DeadlineTimer()
+    private var timer = DeadlineTimer(.idle)
     private var context: ChannelHandlerContext?
 
     init(timeout: TimeAmount) {
@@ -69,7 +69,7 @@ final class ClientIdleTimeoutHandler: ChannelDuplexHandler {
 }
 
 extension ClientIdleTimeoutHandler: DeadlineTimerOwner {
-    func deadlineTimerFired() {
+    func deadlineTimerFired(_ kind: DeadlineTimer.Kind) {
         guard let context, timer.expired(on: context.eventLoop, owner: self) else { return }
         context.close(promise: nil)
     }

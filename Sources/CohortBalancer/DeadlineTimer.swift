@@ -2,8 +2,9 @@ import NIOCore
 
 /// The owner of a `DeadlineTimer`, told when a scheduled check runs (on the timer's loop).
 protocol DeadlineTimerOwner: AnyObject {
-    /// A check ran: call the timer's `expired(on:owner:)`, and time out if it returns `true`.
-    func deadlineTimerFired()
+    /// A check of the timer of `kind` ran: call that timer's `expired(on:owner:)`, and time
+    /// out if it returns `true`.
+    func deadlineTimerFired(_ kind: DeadlineTimer.Kind)
 }
 
 /// A timeout whose deadline moves on every bit of progress but rarely fires (the
@@ -12,10 +13,21 @@ protocol DeadlineTimerOwner: AnyObject {
 /// schedules itself again for it. So a request costs no scheduled task, where cancelling
 /// and re-scheduling one per request or part did. Used on one event loop only.
 struct DeadlineTimer {
+    /// Which of its owner's timers this is.
+    enum Kind {
+        case response
+        case idle
+    }
+
+    let kind: Kind
     private(set) var deadline = NIODeadline.distantFuture
     /// Whether the deadline counts (a disarmed timer's check does nothing).
     private(set) var isArmed = false
     private var task: Scheduled<Void>?
+
+    init(_ kind: Kind) {
+        self.kind = kind
+    }
 
     /// Moves the deadline to `timeout` from now and arms the timer.
     mutating func arm(after timeout: TimeAmount, on eventLoop: any EventLoop, owner: some DeadlineTimerOwner) {
@@ -51,6 +63,7 @@ struct DeadlineTimer {
     }
 
     private mutating func schedule(on eventLoop: any EventLoop, owner: some DeadlineTimerOwner) {
-        task = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { owner.deadlineTimerFired() }
+        let kind = self.kind
+        task = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { owner.deadlineTimerFired(kind) }
     }
 }

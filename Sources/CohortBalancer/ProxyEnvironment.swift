@@ -9,6 +9,8 @@ import NIOCore
 final class ProxyEnvironment: Sendable {
     let cookieName: String
     let responseTimeout: TimeAmount
+    /// A client connection that owes bytes this long (between requests, or while sending one) is closed.
+    let clientIdleTimeout: TimeAmount
     let maxHeaderBytes: Int
     let maxHeaderCount: Int
     /// Bodies up to this size are buffered (resendable): `min(retryBufferBytes, maxRequestBodyBytes)`.
@@ -30,6 +32,7 @@ final class ProxyEnvironment: Sendable {
                    pool: UpstreamPool, connections: ClientConnections, refusals: BalancerRefusals, logger: Logger) {
         self.cookieName = configuration.cookieName
         self.responseTimeout = .nanoseconds(configuration.responseTimeout.nanosecondsClamped)
+        self.clientIdleTimeout = .nanoseconds(configuration.clientIdleTimeout.nanosecondsClamped)
         self.maxHeaderBytes = configuration.maxHeaderBytes
         self.maxHeaderCount = configuration.maxHeaderCount
         self.bufferLimit = min(configuration.retryBufferBytes, configuration.maxRequestBodyBytes)

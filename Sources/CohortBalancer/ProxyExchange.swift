@@ -13,14 +13,6 @@ enum AttemptOutcome {
     case timedOut
 }
 
-/// Request methods that are retried after the request was sent (RFC 9110 §9.2.2).
-private func isIdempotent(_ method: HTTPMethod) -> Bool {
-    switch method {
-    case .GET, .HEAD, .PUT, .DELETE, .OPTIONS: return true
-    default: return false
-    }
-}
-
 /// One client request proxied to a backend, with failover. Runs on the client
 /// connection's event loop, driven by events: no task and no suspension per request.
 ///
@@ -48,7 +40,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
     private let environment: ProxyEnvironment
     private let client: ChannelHandlerContext
     private let owner: ProxyHandler
-    private let head: HTTPRequestHead
+    private let head: RequestHead
     private let body: Body
     private let clientIP: String?
     /// The client asked for (and may get) a persistent connection.
@@ -77,8 +69,8 @@ final class ProxyExchange: UpstreamResponseDelegate {
     private var clientFraming = ResponseHead.ClientFraming.asReceived
     private var isFinished = false
 
-    init(environment: ProxyEnvironment, client: ChannelHandlerContext, owner: ProxyHandler, head: HTTPRequestHead,
-         body: Body, clientIP: String?, forwardingClient: ProxyHeaders.Client, keepAlive: Bool) {
+    init(environment: ProxyEnvironment, client: ChannelHandlerContext, owner: ProxyHandler, head: RequestHead,
+         body: Body, clientIP: String?, forwardingClient: ForwardingClient, keepAlive: Bool) {
         self.environment = environment
         self.client = client
         self.owner = owner
@@ -86,22 +78,15 @@ final class ProxyExchange: UpstreamResponseDelegate {
         self.body = body
         self.clientIP = clientIP
         self.keepAlive = keepAlive
-        self.idempotent = isIdempotent(head.method)
+        self.idempotent = head.method.isIdempotent
         self.replayable = !idempotent && environment.retryWithRequestID
-        self.session = Self.session(in: head.headers, cookieName: environment.cookieName)
+        self.session = head.session(cookieName: environment.cookieName)
         // A non-idempotent request gets a request id that Cohort nodes use to answer a
         // retry with the first attempt's response instead of applying it twice (see
         // CohortHummingbird's RequestReplay).
-        self.upstreamHead = ProxyHeaders.upstreamHead(from: head, bodyLength: body.length, client: forwardingClient, via: environment.via,
-                                                      requestID: replayable ? ProxyHeaders.makeRequestID() : nil,
-                                                      allocator: client.channel.allocator)
-    }
-
-    private static func session(in headers: HTTPHeaders, cookieName: String) -> SessionID? {
-        for (name, value) in headers where name.utf8.count == 6 && name.lowercased() == "cookie" {
-            if let session = SessionCookie.sessionID(fromCookieHeader: value, cookieName: cookieName) { return session }
-        }
-        return nil
+        self.upstreamHead = head.upstreamHead(bodyLength: body.length, client: forwardingClient, via: environment.via,
+                                              requestID: replayable ? ProxyHeaders.makeRequestID() : nil,
+                                              allocator: client.channel.allocator)
     }
 
     func start() {
@@ -149,7 +134,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
 
     private func send(on connection: UpstreamConnection, _ choice: BackendTable.Choice) {
         let upstream = connection.handler
-        guard upstream.attach(self, toHEAD: head.method == .HEAD) else {
+        guard upstream.attach(self, toHEAD: head.method == .head) else {
             connection.close()
             return attemptFailed(choice, .failedBeforeSending)
         }
@@ -215,7 +200,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
     }
 
     /// A part of a streamed body from the client.
-    func client(sent part: HTTPServerRequestPart) {
+    func client(sent part: RequestFramer.Part) {
         guard case .streamed(let stream) = body, !isFinished else { return }
         switch part {
         case .body(let chunk):
@@ -241,7 +226,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
         closeUpstream(finished: true)
         if let connecting { environment.table.withLockedValue { $0.onRequestFinished(connecting.name) } }
         environment.refusals.record(.bodyTooLarge, client: clientIP, logger: environment.logger)
-        owner.respond(status: .payloadTooLarge, version: head.version, keepAlive: false)
+        owner.respond(status: .payloadTooLarge, isHTTP10: head.isHTTP10, keepAlive: false)
     }
 
     private func attemptFailed(_ choice: BackendTable.Choice, _ outcome: AttemptOutcome) {
@@ -277,7 +262,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
     private func respondAndFinish(_ status: HTTPResponseStatus) {
         isFinished = true
         disarmTimer()
-        owner.respond(status: status, version: head.version, keepAlive: keepAlive && body.isFinished)
+        owner.respond(status: status, isHTTP10: head.isHTTP10, keepAlive: keepAlive && body.isFinished)
     }
 
     // MARK: The response (UpstreamResponseDelegate)
@@ -314,10 +299,10 @@ final class ProxyExchange: UpstreamResponseDelegate {
     /// Sends the client's response head and the body held so far. `complete`: the whole
     /// response is held, so a body of unknown length can go with a `Content-Length`.
     private func sendHeadAndHeld(_ responseHead: ResponseHead, complete: Bool, trailers: ByteBuffer?) {
-        let requestIsHTTP10 = head.version == .http1_0
+        let requestIsHTTP10 = head.isHTTP10
         if responseHead.status == 101 {
             clientFraming = .untilClose
-        } else if responseHead.contentLength != nil || head.method == .HEAD || responseHead.status == 204 || responseHead.status == 304 {
+        } else if responseHead.contentLength != nil || head.method == .head || responseHead.status == 204 || responseHead.status == 304 {
             clientFraming = .asReceived
         } else if complete && trailers == nil {
             clientFraming = .length(held?.readableBytes ?? 0)

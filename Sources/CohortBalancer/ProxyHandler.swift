@@ -1,28 +1,29 @@
+import CohortBalancerCore
 import CohortCore
 import NIOCore
 import NIOHTTP1
 
-/// Serves one client connection of the balancer, on its event loop: reads each request's
-/// head and body, refuses what is over the limits (431, 508, 413), answers
-/// `Expect: 100-continue`, and hands the request to a `ProxyExchange`.
+/// Serves one client connection of the balancer, on its event loop: frames each request
+/// from the bytes read (`RequestFramer`), refuses what is over the limits (431, 508, 413)
+/// or malformed (400, 501), answers `Expect: 100-continue`, and hands the request to a
+/// `ProxyExchange`. Responses are written as bytes (the backend's head usually as
+/// received, see `ResponseHead.clientHead`), so the pipeline has no HTTP codec at all.
 ///
-/// One request at a time: parts of a pipelined request that arrive while a response is
-/// pending are queued (at most one socket read's worth: reading pauses until that
-/// response's end is written). NIO's pipelining handler would do the same, but it also
-/// stops reading between every request and its response, which costs two `epoll_ctl`
-/// calls per request.
+/// One request at a time: bytes of a pipelined request that arrive while a response is
+/// pending stay unframed (at most one socket read's worth: reading pauses until that
+/// response's end is written).
 ///
 /// Bodies up to `bufferLimit` are buffered (resendable to another backend); a larger
 /// declared length streams at once, and a chunked body once it outgrows the buffer. While
 /// a streamed body waits for its backend, reading from the client is paused (the handler
 /// holds the pipeline's `read` events), so the balancer holds at most one socket read of
-/// body. Malformed requests get 400 and close only this connection.
+/// body. A malformed request closes only this connection.
 ///
-/// Requests are parsed by NIO's `HTTPRequestDecoder`; responses are written as bytes (the
-/// backend's head usually as received, see `ResponseHead.clientHead`), so the pipeline
-/// has no response encoder.
+/// Two timeouts, one `DeadlineTimer` each: the client idle timeout counts while the
+/// client owes bytes (between requests, or while sending one: slowloris), never while the
+/// balancer answers; the response timeout counts while an exchange waits for its backend.
 final class ProxyHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -30,7 +31,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         /// Waiting for the next request head.
         case idle
         /// Reading a body that may still fit the buffer.
-        case buffering(head: HTTPRequestHead, body: ByteBuffer, declared: Int?)
+        case buffering(head: RequestHead, body: ByteBuffer)
         case exchanging(ProxyExchange)
         /// The connection closes once the response is written; input is ignored.
         case closing
@@ -41,81 +42,115 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private var clientIP: String?
     /// The client as the forwarding headers name it.
-    private var forwardingClient = ProxyHeaders.Client(ip: nil)
+    private var forwardingClient = ForwardingClient(ip: nil)
     /// Requests started on this connection: tells a late write completion which request it belongs to.
     private var requestCount = 0
-    /// Parts of the next (pipelined) requests, read while a response was pending.
-    private var queued: [HTTPServerRequestPart] = []
-    private var isDraining = false
+    private var framer: RequestFramer
+    /// Bytes read from the client and not framed yet (a pipelined request waits here).
+    private var unframed = ProxyHandler.noBytes
+    private static let noBytes = ByteBuffer()
+    private var isFraming = false
     /// A streamed body waits for its backend.
     private var readsPaused = false
     private var readHeld = false
     /// The current exchange's response timeout. One per connection, armed and disarmed by
     /// the exchanges in turn, so that a request costs no scheduled task.
-    private(set) var responseTimer = DeadlineTimer()
+    private(set) var responseTimer = DeadlineTimer(.response)
+    private var idleTimer = DeadlineTimer(.idle)
 
     init(environment: ProxyEnvironment) {
         self.environment = environment
+        // Room for the request line beside the fields `maxHeaderBytes` limits.
+        self.framer = RequestFramer(maxHeadBytes: environment.maxHeaderBytes + 16 * 1024)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         clientIP = context.channel.remoteAddress?.ipAddress
-        forwardingClient = ProxyHeaders.Client(ip: clientIP)
+        forwardingClient = ForwardingClient(ip: clientIP)
         if !environment.connections.markIdle(context.channel) { context.close(promise: nil) }
+        if context.channel.isActive { armIdleTimer() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         responseTimer.cancel()
+        idleTimer.cancel()
         self.context = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        armIdleTimer()
+        context.fireChannelActive()
     }
 
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        if !queued.isEmpty || !takesParts {
-            if case .closing = state { return }
-            queued.append(part)  // reading pauses until they are handled
-            return
+        var bytes = unwrapInboundIn(data)
+        if case .closing = state { return }
+        if unframed.readableBytes == 0 {
+            unframed = bytes
+        } else {
+            unframed.writeBuffer(&bytes)
         }
-        handle(part, context: context)
+        frameRequests(context: context)
     }
 
-    /// Whether the next request part can be handled now (else it is queued).
+    /// Whether the next request part can be handled now (else its bytes wait unframed).
     private var takesParts: Bool {
         switch state {
-        case .idle, .buffering, .closing: return true
+        case .idle, .buffering: return true
+        case .closing: return false
         case .exchanging(let exchange): return exchange.takesClientParts
         }
     }
 
-    /// Handles the queued parts of pipelined requests, up to the next one that must wait.
-    private func drainQueued(context: ChannelHandlerContext) {
-        guard !isDraining else { return }  // a request started from the loop below finished at once
-        isDraining = true
-        defer { isDraining = false }
-        while !queued.isEmpty, takesParts {
-            handle(queued.removeFirst(), context: context)
+    /// Frames and handles the parts read so far, up to the next request that must wait,
+    /// then sets the idle timeout by what the connection waits for.
+    private func frameRequests(context: ChannelHandlerContext) {
+        guard !isFraming else { return }  // a request started from the loop below finished at once
+        isFraming = true
+        defer { isFraming = false }
+        while takesParts {  // (a body's end may need no more bytes)
+            let part: RequestFramer.Part?
+            do {
+                part = try framer.next(from: &unframed)
+            } catch {
+                return refuseMalformed(error, context: context)
+            }
+            guard let part else { break }
+            handle(part, context: context)
         }
+        // Holds no read buffer while none is needed, so NIO can reuse it for the next read.
+        if unframed.readableBytes == 0 { unframed = Self.noBytes }
+        if waitsForClient { armIdleTimer() } else { idleTimer.disarm() }
         readIfHeld()
     }
 
-    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    /// Whether the client owes bytes: no request is read to its end and unanswered.
+    private var waitsForClient: Bool {
+        switch state {
+        case .idle, .buffering: return true
+        case .closing: return false
+        case .exchanging(let exchange): return exchange.takesClientParts
+        }
+    }
+
+    private func handle(_ part: RequestFramer.Part, context: ChannelHandlerContext) {
         switch state {
         case .idle:
             guard case .head(let head) = part else { return close(context) }
             startRequest(head, context: context)
-        case .buffering(let head, var body, let declared):
+        case .buffering(let head, var body):
             state = .closing  // keeps `body` uniquely referenced while it grows
             switch part {
             case .body(var chunk):
                 let overflow = body.readableBytes + chunk.readableBytes > environment.bufferLimit
                 body.writeBuffer(&chunk)
                 if overflow {
-                    streamOrRefuse(head, prefix: body, declared: declared, context: context)
+                    streamOrRefuse(head, prefix: body, context: context)
                 } else {
-                    state = .buffering(head: head, body: body, declared: declared)
+                    state = .buffering(head: head, body: body)
                 }
             case .end:
                 startExchange(head, body: .buffered(body), context: context)
@@ -129,54 +164,74 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
-    private func startRequest(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func startRequest(_ head: RequestHead, context: ChannelHandlerContext) {
         requestCount += 1
         environment.connections.markBusy(context.channel)
-        if ProxyHeaders.exceedsLimits(head.headers, maxBytes: environment.maxHeaderBytes, maxCount: environment.maxHeaderCount) {
-            return refuse(.headersTooLarge, status: .requestHeaderFieldsTooLarge, version: head.version)
+        if head.fieldCount > environment.maxHeaderCount || head.fieldBytes > environment.maxHeaderBytes {
+            return refuse(.headersTooLarge, status: .requestHeaderFieldsTooLarge, isHTTP10: head.isHTTP10)
         }
-        if ProxyHeaders.hasPassed(head.headers, via: environment.via) {
-            return refuse(.loop, status: .loopDetected, version: head.version)
+        if head.hasPassed(via: environment.via) {
+            return refuse(.loop, status: .loopDetected, isHTTP10: head.isHTTP10)
         }
-        // NIO's decoder rejects a malformed or conflicting Content-Length (400).
-        let declared = head.headers.first(name: "content-length").flatMap { Int($0) }
+        let declared = head.contentLength
         if let declared, declared > environment.maxRequestBodyBytes {
-            return refuse(.bodyTooLarge, status: .payloadTooLarge, version: head.version)
+            return refuse(.bodyTooLarge, status: .payloadTooLarge, isHTTP10: head.isHTTP10)
         }
-        if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
-            let interim: StaticString = head.version == .http1_0 ? "HTTP/1.0 100 Continue\r\n\r\n" : "HTTP/1.1 100 Continue\r\n\r\n"
+        if head.expectsContinue {
+            let interim: StaticString = head.isHTTP10 ? "HTTP/1.0 100 Continue\r\n\r\n" : "HTTP/1.1 100 Continue\r\n\r\n"
             var bytes = context.channel.allocator.buffer(capacity: interim.utf8CodeUnitCount)
             bytes.writeStaticString(interim)
             context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
         }
         if let declared, declared > environment.bufferLimit {
-            return streamOrRefuse(head, prefix: ByteBuffer(), declared: declared, context: context)
+            return streamOrRefuse(head, prefix: ByteBuffer(), context: context)
         }
         let capacity = min(declared ?? 0, environment.bufferLimit)
-        state = .buffering(head: head, body: capacity > 0 ? context.channel.allocator.buffer(capacity: capacity) : ByteBuffer(),
-                           declared: declared)
+        state = .buffering(head: head, body: capacity > 0 ? context.channel.allocator.buffer(capacity: capacity) : ByteBuffer())
     }
 
     /// The body outgrew the buffer: stream it, unless the buffer already is the absolute limit.
-    private func streamOrRefuse(_ head: HTTPRequestHead, prefix: ByteBuffer, declared: Int?, context: ChannelHandlerContext) {
+    private func streamOrRefuse(_ head: RequestHead, prefix: ByteBuffer, context: ChannelHandlerContext) {
         guard environment.bufferLimit < environment.maxRequestBodyBytes else {
-            return refuse(.bodyTooLarge, status: .payloadTooLarge, version: head.version)
+            return refuse(.bodyTooLarge, status: .payloadTooLarge, isHTTP10: head.isHTTP10)
         }
-        let stream = StreamedRequestBody(prefix: prefix, declaredLength: declared, limit: environment.maxRequestBodyBytes)
+        let stream = StreamedRequestBody(prefix: prefix, declaredLength: head.contentLength, limit: environment.maxRequestBodyBytes)
         startExchange(head, body: .streamed(stream), context: context)
     }
 
-    private func startExchange(_ head: HTTPRequestHead, body: ProxyExchange.Body, context: ChannelHandlerContext) {
-        let keepAlive = head.isKeepAlive && !environment.connections.isShuttingDown
+    private func startExchange(_ head: RequestHead, body: ProxyExchange.Body, context: ChannelHandlerContext) {
+        let keepAlive = head.keepAlive && !environment.connections.isShuttingDown
         let exchange = ProxyExchange(environment: environment, client: context, owner: self, head: head, body: body,
                                      clientIP: clientIP, forwardingClient: forwardingClient, keepAlive: keepAlive)
         state = .exchanging(exchange)
         exchange.start()
     }
 
-    private func refuse(_ reason: BalancerRefusals.Reason, status: HTTPResponseStatus, version: HTTPVersion) {
+    private func refuse(_ reason: BalancerRefusals.Reason, status: HTTPResponseStatus, isHTTP10: Bool) {
         environment.refusals.record(reason, client: clientIP, logger: environment.logger)
-        respond(status: status, version: version, keepAlive: false)
+        respond(status: status, isHTTP10: isHTTP10, keepAlive: false)
+    }
+
+    /// The client's bytes are not a well-formed request: answer (unless a response is
+    /// under way) and close.
+    private func refuseMalformed(_ error: HTTPFramingError, context: ChannelHandlerContext) {
+        environment.logger.debug("malformed request", metadata: ["balancer.error": "\(error)"])
+        unframed = Self.noBytes
+        guard case .exchanging = state else {
+            switch error {
+            case .headTooLarge:
+                requestCount += 1
+                environment.connections.markBusy(context.channel)
+                return refuse(.headersTooLarge, status: .requestHeaderFieldsTooLarge, isHTTP10: false)
+            case .unsupportedTransferCoding:
+                state = .closing
+                return respond(status: .notImplemented, isHTTP10: false, keepAlive: false)
+            case .malformedHead, .malformedChunk, .ambiguousLength:
+                state = .closing
+                return respond(status: .badRequest, isHTTP10: false, keepAlive: false)
+            }
+        }
+        close(context)  // a streamed body went wrong: the exchange is abandoned when the channel closes
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -188,32 +243,20 @@ final class ProxyHandler: ChannelDuplexHandler {
         if case .exchanging(let exchange) = state { exchange.clientClosed() }
         state = .closing
         responseTimer.cancel()
+        idleTimer.cancel()
         environment.connections.markBusy(context.channel)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         environment.logger.debug("client connection failed", metadata: ["balancer.error": "\(error)"])
-        // A malformed request (NIO's parser) gets 400 unless a response is under way.
-        if error is HTTPParserError, queued.isEmpty {
-            switch state {
-            case .idle, .buffering:
-                state = .closing
-                var bytes = context.channel.allocator.buffer(capacity: 80)
-                bytes.writeStaticString("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                context.writeAndFlush(wrapOutboundOut(bytes)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-                return
-            case .exchanging, .closing:
-                break
-            }
-        }
         close(context)
     }
 
     // MARK: Outbound: read control
 
     func read(context: ChannelHandlerContext) {
-        if readsPaused || !queued.isEmpty {
+        if readsPaused || (unframed.readableBytes > 0 && !takesParts) {
             readHeld = true
         } else {
             context.read()
@@ -231,7 +274,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     private func readIfHeld() {
-        guard readHeld, !readsPaused, queued.isEmpty, let context else { return }
+        guard readHeld, !readsPaused, unframed.readableBytes == 0 || takesParts, let context else { return }
         readHeld = false
         context.read()
     }
@@ -246,6 +289,12 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     func disarmResponseTimer() {
         responseTimer.disarm()
+    }
+
+    /// (Re)starts the client idle timeout.
+    private func armIdleTimer() {
+        guard let context else { return }
+        idleTimer.arm(after: environment.clientIdleTimeout, on: context.eventLoop, owner: self)
     }
 
     // MARK: Responses
@@ -267,7 +316,6 @@ final class ProxyHandler: ChannelDuplexHandler {
         state = keepAlive ? .idle : .closing
         readsPaused = false
         let request = requestCount
-        context.triggerUserOutboundEvent(ClientIdleTimeoutHandler.ResponseEnded(), promise: nil)
         let written = context.writeAndFlush(wrapOutboundOut(end ?? context.channel.allocator.buffer(capacity: 0)))
         written.assumeIsolated().whenComplete { [self] result in
             guard keepAlive, case .success = result else { return close(context) }
@@ -276,21 +324,22 @@ final class ProxyHandler: ChannelDuplexHandler {
             if !environment.connections.markIdle(context.channel) { close(context) }
         }
         if keepAlive {
-            drainQueued(context: context)
+            frameRequests(context: context)  // a pipelined request, if one was read
         } else {
-            queued.removeAll()
+            unframed = Self.noBytes
+            idleTimer.disarm()
         }
     }
 
     /// A short plain-text response generated by the balancer itself.
-    func respond(status: HTTPResponseStatus, version: HTTPVersion, keepAlive: Bool) {
+    func respond(status: HTTPResponseStatus, isHTTP10: Bool, keepAlive: Bool) {
         let text = "\(status.code) \(status.reasonPhrase)\n"
-        var response = version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 "
+        var response = isHTTP10 ? "HTTP/1.0 " : "HTTP/1.1 "
         response += "\(status.code) \(status.reasonPhrase)\r\ncontent-type: text/plain; charset=utf-8\r\n"
         response += "content-length: \(text.utf8.count)\r\n"
         if !keepAlive {
             response += "connection: close\r\n"
-        } else if version == .http1_0 {
+        } else if isHTTP10 {
             response += "connection: keep-alive\r\n"
         }
         write(ByteBuffer(string: response + "\r\n" + text))
@@ -312,10 +361,15 @@ final class ProxyHandler: ChannelDuplexHandler {
 }
 
 extension ProxyHandler: DeadlineTimerOwner {
-    func deadlineTimerFired() {
-        guard let context, responseTimer.expired(on: context.eventLoop, owner: self),
-              case .exchanging(let exchange) = state
-        else { return }
-        exchange.responseTimedOut()
+    func deadlineTimerFired(_ kind: DeadlineTimer.Kind) {
+        guard let context else { return }
+        switch kind {
+        case .response:
+            guard responseTimer.expired(on: context.eventLoop, owner: self), case .exchanging(let exchange) = state else { return }
+            exchange.responseTimedOut()
+        case .idle:
+            guard idleTimer.expired(on: context.eventLoop, owner: self) else { return }
+            close(context)
+        }
     }
 }

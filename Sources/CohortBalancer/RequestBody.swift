@@ -1,5 +1,5 @@
+import CohortBalancerCore
 import NIOCore
-import NIOHTTP1
 
 /// A request body too large to buffer, forwarded while the client sends it: the state
 /// shared by the attempts of one `ProxyExchange`. Body bytes are never resent once any
@@ -11,7 +11,7 @@ final class StreamedRequestBody {
     let limit: Int
     /// Parts read from the client and not yet written upstream (at most one socket read's
     /// worth: the client is not read while they wait).
-    var pending = CircularBuffer<HTTPServerRequestPart>()
+    var pending = CircularBuffer<RequestFramer.Part>()
     /// Body bytes read from the client.
     var received: Int
     /// Body bytes written upstream.

@@ -28,7 +28,7 @@ protocol UpstreamResponseDelegate: AnyObject {
 }
 
 /// One HTTP/1.1 client connection to a backend. Requests are written as bytes (see
-/// `ProxyHeaders.upstreamHead`); responses are framed by `ResponseFramer`, which keeps the
+/// `RequestHead.upstreamHead`); responses are framed by `ResponseFramer`, which keeps the
 /// head as bytes so that it can go to the client as received.
 ///
 /// Contract: one request at a time, driven from the connection's event loop. `attach` a

@@ -21,7 +21,7 @@ public struct ResponseHead {
     private let connectionNames: [String]
 
     /// Parses and validates a head: `bytes` from the status line to the empty line.
-    public init(parsing bytes: ByteBuffer) throws {
+    public init(parsing bytes: ByteBuffer) throws(HTTPFramingError) {
         self.bytes = bytes
         let start = bytes.readerIndex
         let end = bytes.writerIndex - 2  // the empty line
@@ -29,19 +29,19 @@ public struct ResponseHead {
         guard let version = bytes.getBytes(at: start, length: 9), version.starts(with: Array("HTTP/1.".utf8)),
               version[7] == UInt8(ascii: "0") || version[7] == UInt8(ascii: "1"), version[8] == UInt8(ascii: " "),
               let code = bytes.getBytes(at: start + 9, length: 3), code.allSatisfy({ (0x30...0x39).contains($0) })
-        else { throw ResponseFramer.Failure.malformedHead }
+        else { throw HTTPFramingError.malformedHead }
         isHTTP10 = version[7] == UInt8(ascii: "0")
         status = code.reduce(0) { $0 * 10 + Int($1 - 0x30) }
         var index = start + 12
         guard let next = bytes.getInteger(at: index, as: UInt8.self), next == 0x20 || next == 0x0D else {
-            throw ResponseFramer.Failure.malformedHead
+            throw HTTPFramingError.malformedHead
         }
         // Reason phrase: SP then HTAB / SP / VCHAR / obs-text.
         while let byte = bytes.getInteger(at: index, as: UInt8.self), byte != 0x0D {
-            guard byte == 0x09 || byte >= 0x20 && byte != 0x7F else { throw ResponseFramer.Failure.malformedHead }
+            guard byte == 0x09 || byte >= 0x20 && byte != 0x7F else { throw HTTPFramingError.malformedHead }
             index += 1
         }
-        guard bytes.getInteger(at: index + 1, as: UInt8.self) == 0x0A, index + 2 <= end else { throw ResponseFramer.Failure.malformedHead }
+        guard bytes.getInteger(at: index + 1, as: UInt8.self) == 0x0A, index + 2 <= end else { throw HTTPFramingError.malformedHead }
         fieldsStart = index + 2 - start
 
         var contentLength: Int?
@@ -53,26 +53,26 @@ public struct ResponseHead {
         var names: [String] = []
         index += 2
         while index < end {
-            guard let line = Self.fieldLine(in: bytes, at: index, end: end) else { throw ResponseFramer.Failure.malformedHead }
+            guard let line = HTTPSyntax.fieldLine(in: bytes, at: index, end: end) else { throw HTTPFramingError.malformedHead }
             index = line.next
             guard let field = HopByHopField(nameAt: line.name, in: bytes) else { continue }
             if field != .contentLength { hopByHop = true }  // Content-Length is end-to-end: only read here
             switch field {
             case .contentLength:
-                guard let value = Self.decimal(bytes, line.value), contentLength == nil || contentLength == value else {
-                    throw ResponseFramer.Failure.ambiguousLength
+                guard let value = HTTPSyntax.decimal(bytes, line.value), contentLength == nil || contentLength == value else {
+                    throw HTTPFramingError.ambiguousLength
                 }
                 contentLength = value
             case .transferEncoding:
                 transferEncodings += 1
                 var last: Range<Int>?
-                Self.forEachToken(bytes, line.value) { last = $0 }
-                chunked = last.map { Self.token(bytes, $0, is: "chunked") } ?? false
+                HTTPSyntax.forEachToken(bytes, line.value) { last = $0 }
+                chunked = last.map { HTTPSyntax.token(bytes, $0, is: "chunked") } ?? false
             case .connection:
-                Self.forEachToken(bytes, line.value) { token in
-                    if Self.token(bytes, token, is: "close") {
+                HTTPSyntax.forEachToken(bytes, line.value) { token in
+                    if HTTPSyntax.token(bytes, token, is: "close") {
                         close = true
-                    } else if Self.token(bytes, token, is: "keep-alive") {
+                    } else if HTTPSyntax.token(bytes, token, is: "keep-alive") {
                         keepAliveToken = true
                     } else if let name = bytes.getString(at: token.lowerBound, length: token.count) {
                         names.append(name.lowercased())
@@ -82,7 +82,7 @@ public struct ResponseHead {
                 break
             }
         }
-        if transferEncodings > 0 && contentLength != nil { throw ResponseFramer.Failure.ambiguousLength }
+        if transferEncodings > 0 && contentLength != nil { throw HTTPFramingError.ambiguousLength }
         self.contentLength = contentLength
         self.isChunked = chunked && transferEncodings > 0
         // A close-delimited body (no length, not chunked) ends the connection.
@@ -120,7 +120,7 @@ public struct ResponseHead {
         if var statusRest = bytes.getSlice(at: start + 8, length: fieldsStart - 8) { out.writeBuffer(&statusRest) }
         var index = start + fieldsStart
         let end = bytes.writerIndex - 2
-        while index < end, let line = Self.fieldLine(in: bytes, at: index, end: end) {
+        while index < end, let line = HTTPSyntax.fieldLine(in: bytes, at: index, end: end) {
             if !dropsField(named: line.name, framing: framing), var raw = bytes.getSlice(at: index, length: line.next - index) {
                 out.writeBuffer(&raw)
             }
@@ -149,86 +149,6 @@ public struct ResponseHead {
         guard !connectionNames.isEmpty, let name = bytes.getString(at: range.lowerBound, length: range.count) else { return false }
         return connectionNames.contains(name.lowercased())
     }
-
-    // MARK: Field lines
-
-    /// The field line at `index` (name range, value range without surrounding
-    /// whitespace, the index after its CRLF), if well-formed and before `end`.
-    static func fieldLine(in bytes: ByteBuffer, at index: Int, end: Int) -> (name: Range<Int>, value: Range<Int>, next: Int)? {
-        bytes.withUnsafeReadableBytes { raw -> (name: Range<Int>, value: Range<Int>, next: Int)? in
-            let base = bytes.readerIndex
-            var i = index - base
-            let limit = end - base
-            let nameStart = i
-            while i < limit, isTokenByte(raw[i]) { i += 1 }
-            guard i > nameStart, i < limit, raw[i] == UInt8(ascii: ":") else { return nil }
-            let nameEnd = i
-            i += 1
-            while i < limit, raw[i] == 0x20 || raw[i] == 0x09 { i += 1 }
-            let valueStart = i
-            var valueEnd = i
-            while i < limit, raw[i] != 0x0D {
-                let byte = raw[i]
-                guard byte == 0x09 || byte >= 0x20 && byte != 0x7F else { return nil }
-                i += 1
-                if byte != 0x20 && byte != 0x09 { valueEnd = i }
-            }
-            guard i < limit, i + 1 < raw.count, raw[i] == 0x0D, raw[i + 1] == 0x0A else { return nil }
-            return (base + nameStart..<base + nameEnd, base + valueStart..<base + valueEnd, base + i + 2)
-        }
-    }
-
-    /// tchar (RFC 9110 §5.6.2).
-    static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
-             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            return true
-        default:
-            return false
-        }
-    }
-
-    private static func decimal(_ bytes: ByteBuffer, _ range: Range<Int>) -> Int? {
-        guard !range.isEmpty, range.count <= 15, let digits = bytes.getBytes(at: range.lowerBound, length: range.count),
-              digits.allSatisfy({ (0x30...0x39).contains($0) })
-        else { return nil }
-        return digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
-    }
-
-    /// Calls `body` with the range of each comma-separated, whitespace-trimmed, non-empty
-    /// element of the value at `range`.
-    private static func forEachToken(_ bytes: ByteBuffer, _ range: Range<Int>, _ body: (Range<Int>) -> Void) {
-        var start = range.lowerBound
-        while start < range.upperBound {
-            var end = start
-            while end < range.upperBound, bytes.getInteger(at: end, as: UInt8.self) != UInt8(ascii: ",") { end += 1 }
-            var low = start
-            var high = end
-            while low < high, let byte = bytes.getInteger(at: low, as: UInt8.self), byte == 0x20 || byte == 0x09 { low += 1 }
-            while high > low, let byte = bytes.getInteger(at: high - 1, as: UInt8.self), byte == 0x20 || byte == 0x09 { high -= 1 }
-            if low < high { body(low..<high) }
-            start = end + 1
-        }
-    }
-
-    /// Whether the bytes at `range` are `lowercase`, ASCII case-insensitively.
-    private static func token(_ bytes: ByteBuffer, _ range: Range<Int>, is lowercase: StaticString) -> Bool {
-        guard range.count == lowercase.utf8CodeUnitCount else { return false }
-        return lowercase.withUTF8Buffer { expected in
-            var index = range.lowerBound
-            for byte in expected {
-                guard let actual = bytes.getInteger(at: index, as: UInt8.self),
-                      actual == byte || (actual >= UInt8(ascii: "A") && actual <= UInt8(ascii: "Z") && actual + 0x20 == byte)
-                else { return false }
-                index += 1
-            }
-            return true
-        }
-    }
 }
 
 /// The response fields the proxy reads or drops, recognised from their name's bytes
@@ -247,13 +167,7 @@ enum HopByHopField: Equatable {
         case 2, 7, 10, 14, 16, 17, 18, 19: break
         default: return nil
         }
-        guard let found = bytes.withUnsafeReadableBytes({ raw -> HopByHopField? in
-            let name = UnsafeRawBufferPointer(rebasing: raw[(range.lowerBound - bytes.readerIndex)..<(range.upperBound - bytes.readerIndex)])
-            for (candidate, field) in Self.names where candidate.count == name.count {
-                if zip(name, candidate).allSatisfy({ byte, expected in byte | 0x20 == expected || byte == expected }) { return field }
-            }
-            return nil
-        }) else { return nil }
+        guard let found = HTTPSyntax.lookup(nameAt: range, in: bytes, among: Self.names) else { return nil }
         self = found
     }
 

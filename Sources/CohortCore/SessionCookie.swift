@@ -29,6 +29,14 @@ public enum SessionCookie {
         }
     }
 
+    /// `sessionID(fromCookieHeader:cookieName:)` for a header value given as its bytes (the
+    /// balancer finds it in the request head without making a string).
+    public static func sessionID(fromCookieHeaderBytes header: UnsafeBufferPointer<UInt8>, cookieName: String) -> SessionID? {
+        guard !cookieName.isEmpty, header.count <= maxHeaderLength else { return nil }
+        var name = cookieName
+        return name.withUTF8 { name in sessionID(in: header, named: name) }
+    }
+
     /// One pass over the header's bytes: `pair (";" pair)*`, each `name=value` with
     /// optional whitespace around it and optional quotes around the value.
     private static func sessionID(in header: UnsafeBufferPointer<UInt8>, named name: UnsafeBufferPointer<UInt8>) -> SessionID? {

@@ -17,12 +17,20 @@ struct HostileClientTests {
                 ("a NUL in a header value", "GET / HTTP/1.1\r\nhost: x\r\nx-a: b\u{0}c\r\n\r\n"),
                 ("a space in a header name", "GET / HTTP/1.1\r\nhost: x\r\nbad name: v\r\n\r\n"),
                 ("a chunk size that is not hex", "POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"),
+                ("Content-Length and Transfer-Encoding (a smuggling attempt)",
+                 "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n"),
+                ("obs-fold", "GET / HTTP/1.1\r\nhost: x\r\nx-a: b\r\n  c\r\n\r\n"),
+                ("a bare LF", "GET / HTTP/1.1\nhost: x\n\n"),
             ]
             for (name, request) in cases {
                 let reply = try await sendRaw(port: h.port, bytes: Array(request.utf8), group: h.group)
                 #expect(reply != nil, "\(name): the connection stayed open")
                 #expect(reply?.hasPrefix("HTTP/1.1 400") == true, "\(name): \(reply ?? "-")")
             }
+            // A transfer coding the balancer cannot re-frame: 501 (RFC 9112 §6.1).
+            let gzip = "POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+            let reply = try await sendRaw(port: h.port, bytes: Array(gzip.utf8), group: h.group)
+            #expect(reply?.hasPrefix("HTTP/1.1 501") == true, "\(reply ?? "-")")
             try await expectHealthy(h)
         }
     }

@@ -1,0 +1,93 @@
+import CohortBalancerCore
+import NIOCore
+import Testing
+
+@Suite("The request head sent upstream")
+struct UpstreamHeadTests {
+    static func head(_ fields: [(String, String)], method: String = "POST", version: String = "HTTP/1.1") throws -> RequestHead {
+        let text = "\(method) /api/counter?x=1 \(version)\r\n" + fields.map { "\($0.0): \($0.1)\r\n" }.joined() + "\r\n"
+        return try RequestHead(parsing: ByteBuffer(string: text))
+    }
+
+    /// The request line of a serialized head.
+    static func requestLine(_ head: ByteBuffer) -> String {
+        String(String(buffer: head).split(separator: "\r\n", omittingEmptySubsequences: false)[0])
+    }
+
+    /// The field lines of a serialized head, names lowercased; checks that it ends with an
+    /// empty line and parses again as a request head.
+    static func fields(_ head: ByteBuffer) -> [String] {
+        let text = String(buffer: head)
+        #expect(text.hasSuffix("\r\n\r\n"))
+        #expect((try? RequestHead(parsing: head)) != nil, "does not parse again: \(text.debugDescription)")
+        return text.split(separator: "\r\n").dropFirst().map { line in
+            let (name, value) = (line.prefix { $0 != ":" }, line.drop { $0 != ":" })
+            return name.lowercased() + value
+        }
+    }
+
+    @Test("hop-by-hop fields, fields named in Connection, Expect and the client's framing are dropped; the rest keep their order")
+    func hopByHop() throws {
+        let head = try Self.head([
+            ("Host", "example.com"), ("Connection", "keep-alive, X-Secret"), ("Keep-Alive", "timeout=5"),
+            ("X-Secret", "s"), ("Cookie", "COHORTSESSION=abc.n1"), ("TE", "trailers"), ("Expect", "100-continue"),
+            ("Content-Length", "5"), ("Upgrade", "websocket"), ("Proxy-Authorization", "Basic x"), ("Accept", "*/*"),
+        ], version: "HTTP/1.0")
+        let upstream = head.upstreamHead(bodyLength: 5, client: .init(ip: "192.0.2.7"), via: "1.1 cohort-1")
+        #expect(Self.requestLine(upstream) == "POST /api/counter?x=1 HTTP/1.1")
+        #expect(Self.fields(upstream) == [
+            "host: example.com", "cookie: COHORTSESSION=abc.n1", "accept: */*", "content-length: 5",
+            "x-forwarded-for: 192.0.2.7", "x-forwarded-proto: http", "forwarded: for=192.0.2.7;proto=http",
+            "via: 1.1 cohort-1",
+        ])
+    }
+
+    @Test("an earlier proxy's X-Forwarded-For is extended and its X-Forwarded-Proto replaced; IPv6 is quoted in Forwarded")
+    func forwarding() throws {
+        let head = try Self.head([
+            ("X-Forwarded-For", "10.0.0.1"), ("x-forwarded-for", "10.0.0.2"), ("X-Forwarded-Proto", "https"),
+            ("Forwarded", "for=10.0.0.1"),
+        ], method: "GET")
+        let upstream = head.upstreamHead(bodyLength: 0, client: .init(ip: "2001:db8::1"))
+        #expect(Self.fields(upstream) == [
+            "forwarded: for=10.0.0.1", "x-forwarded-for: 10.0.0.1, 10.0.0.2, 2001:db8::1", "x-forwarded-proto: http",
+            "forwarded: for=\"[2001:db8::1]\";proto=http",
+        ])
+    }
+
+    @Test("the body's framing: its length, none for an empty body without one, chunked when unknown")
+    func framing() throws {
+        let unknown = try Self.head([("Transfer-Encoding", "chunked")]).upstreamHead(bodyLength: nil, client: .init(ip: nil))
+        #expect(Self.fields(unknown) == [
+            "transfer-encoding: chunked", "x-forwarded-for: unknown", "x-forwarded-proto: http", "forwarded: for=unknown;proto=http",
+        ])
+        let declaredEmpty = try Self.head([("Content-Length", "0")]).upstreamHead(bodyLength: 0, client: .init(ip: "127.0.0.1"))
+        #expect(Self.fields(declaredEmpty).filter { $0.hasPrefix("content-length") } == ["content-length: 0"])
+        let none = try Self.head([], method: "GET").upstreamHead(bodyLength: 0, client: .init(ip: "127.0.0.1"))
+        #expect(!Self.fields(none).contains { $0.hasPrefix("content-length") || $0.hasPrefix("transfer-encoding") })
+        // A chunked body that was buffered goes with its length.
+        let buffered = try Self.head([("Transfer-Encoding", "chunked")]).upstreamHead(bodyLength: 7, client: .init(ip: nil))
+        #expect(Self.fields(buffered).filter { $0.hasPrefix("content-length") || $0.hasPrefix("transfer-encoding") }
+            == ["content-length: 7"])
+    }
+
+    @Test("a request id is appended unless the client sent one")
+    func requestID() throws {
+        let fresh = try Self.head([("Host", "x")]).upstreamHead(bodyLength: 0, client: .init(ip: nil), requestID: "0123456789abcdef-1")
+        #expect(Self.fields(fresh).last == "cohort-request-id: 0123456789abcdef-1")
+        let given = try Self.head([("Cohort-Request-Id", "client-chosen-id-0001")])
+            .upstreamHead(bodyLength: 0, client: .init(ip: nil), requestID: "0123456789abcdef-2")
+        #expect(Self.fields(given).filter { $0.hasPrefix("cohort-request-id") } == ["cohort-request-id: client-chosen-id-0001"])
+    }
+
+    @Test("fields the balancer copies keep their bytes; the request target is copied as sent")
+    func verbatim() throws {
+        let requestLine: [UInt8] = Array("DELETE /a/%7Eb?q=".utf8) + [0xC3, 0xA9] + Array("&r=1 HTTP/1.1\r\n".utf8)
+        let fields = "Host:example.com\r\nX-Odd-Name_1:   spaced value  \r\n"
+        let head = try RequestHead(parsing: ByteBuffer(bytes: requestLine + Array((fields + "\r\n").utf8)))
+        #expect(head.method == .delete && head.method.isIdempotent)
+        let upstream = head.upstreamHead(bodyLength: 0, client: .init(ip: "127.0.0.1"))
+        #expect(Array(upstream.readableBytesView.prefix(requestLine.count)) == requestLine)
+        #expect(String(buffer: upstream).contains("\r\n" + fields))
+    }
+}
