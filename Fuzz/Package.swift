@@ -57,6 +57,16 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // A client's requests as the balancer frames them and sends them upstream
+        // (RequestFramer, RequestHead.upstreamHead).
+        .executableTarget(
+            name: "FuzzRequests",
+            dependencies: [
+                "CFuzzDriver",
+                .product(name: "CohortBalancerCore", package: "cohort"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // Balancer input: Cookie headers, session ids, addresses.
         .executableTarget(
             name: "FuzzBalancer",
