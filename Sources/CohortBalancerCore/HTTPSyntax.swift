@@ -76,10 +76,17 @@ enum HTTPSyntax {
 
     /// A non-negative decimal of at most 15 digits (a `Content-Length`), else nil.
     static func decimal(_ bytes: ByteBuffer, _ range: Range<Int>) -> Int? {
-        guard !range.isEmpty, range.count <= 15, let digits = bytes.getBytes(at: range.lowerBound, length: range.count),
-              digits.allSatisfy({ (0x30...0x39).contains($0) })
-        else { return nil }
-        return digits.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+        guard !range.isEmpty, range.count <= 15, range.lowerBound >= bytes.readerIndex, range.upperBound <= bytes.writerIndex else {
+            return nil
+        }
+        return bytes.withUnsafeReadableBytes { raw -> Int? in
+            var value = 0
+            for byte in raw[(range.lowerBound - bytes.readerIndex)..<(range.upperBound - bytes.readerIndex)] {
+                guard (0x30...0x39).contains(byte) else { return nil }
+                value = value * 10 + Int(byte - 0x30)
+            }
+            return value
+        }
     }
 
     /// Calls `body` with the range of each comma-separated, whitespace-trimmed, non-empty

@@ -13,7 +13,9 @@ public struct ResponseHead {
     /// The backend keeps the connection open after this response (its framing permitting).
     public let keepAlive: Bool
     /// A hop-by-hop field (or one named in `Connection`) is present: the head must be
-    /// rewritten before it goes to the client.
+    /// rewritten before it goes to the client. `Connection: keep-alive` alone does not
+    /// count: it says to a persistent HTTP/1.1 client what the balancer would say itself
+    /// (any other client gets a rewritten head anyway).
     public let hasHopByHopFields: Bool
     /// Offset of the first field line within `bytes` (just past the status line).
     private let fieldsStart: Int
@@ -26,12 +28,9 @@ public struct ResponseHead {
         let start = bytes.readerIndex
         let end = bytes.writerIndex - 2  // the empty line
         // Status line: HTTP/1.x SP 3DIGIT [SP reason] CRLF
-        guard let version = bytes.getBytes(at: start, length: 9), version.starts(with: Array("HTTP/1.".utf8)),
-              version[7] == UInt8(ascii: "0") || version[7] == UInt8(ascii: "1"), version[8] == UInt8(ascii: " "),
-              let code = bytes.getBytes(at: start + 9, length: 3), code.allSatisfy({ (0x30...0x39).contains($0) })
-        else { throw HTTPFramingError.malformedHead }
-        isHTTP10 = version[7] == UInt8(ascii: "0")
-        status = code.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+        guard let statusLine = Self.statusLine(bytes) else { throw HTTPFramingError.malformedHead }
+        isHTTP10 = statusLine.isHTTP10
+        status = statusLine.status
         var index = start + 12
         guard let next = bytes.getInteger(at: index, as: UInt8.self), next == 0x20 || next == 0x0D else {
             throw HTTPFramingError.malformedHead
@@ -56,7 +55,8 @@ public struct ResponseHead {
             guard let line = HTTPSyntax.fieldLine(in: bytes, at: index, end: end) else { throw HTTPFramingError.malformedHead }
             index = line.next
             guard let field = HopByHopField(nameAt: line.name, in: bytes) else { continue }
-            if field != .contentLength { hopByHop = true }  // Content-Length is end-to-end: only read here
+            // Content-Length is end-to-end: only read here.
+            if field != .contentLength && field != .connection { hopByHop = true }
             switch field {
             case .contentLength:
                 guard let value = HTTPSyntax.decimal(bytes, line.value), contentLength == nil || contentLength == value else {
@@ -69,15 +69,20 @@ public struct ResponseHead {
                 HTTPSyntax.forEachToken(bytes, line.value) { last = $0 }
                 chunked = last.map { HTTPSyntax.token(bytes, $0, is: "chunked") } ?? false
             case .connection:
+                var onlyKeepAlive = true
                 HTTPSyntax.forEachToken(bytes, line.value) { token in
+                    if HTTPSyntax.token(bytes, token, is: "keep-alive") {
+                        keepAliveToken = true
+                        return
+                    }
+                    onlyKeepAlive = false
                     if HTTPSyntax.token(bytes, token, is: "close") {
                         close = true
-                    } else if HTTPSyntax.token(bytes, token, is: "keep-alive") {
-                        keepAliveToken = true
                     } else if let name = bytes.getString(at: token.lowerBound, length: token.count) {
                         names.append(name.lowercased())
                     }
                 }
+                if !onlyKeepAlive || line.value.isEmpty { hopByHop = true }
             case .other:
                 break
             }
@@ -90,6 +95,21 @@ public struct ResponseHead {
         self.keepAlive = !close && (isHTTP10 ? keepAliveToken : true) && (framed || status == 204 || status == 304)
         self.hasHopByHopFields = hopByHop
         self.connectionNames = names
+    }
+
+    /// `HTTP/1.x SP 3DIGIT` at the start of `bytes`, read in place.
+    private static func statusLine(_ bytes: ByteBuffer) -> (isHTTP10: Bool, status: Int)? {
+        bytes.withUnsafeReadableBytes { raw -> (isHTTP10: Bool, status: Int)? in
+            guard raw.count >= 12, raw.starts(with: "HTTP/1.".utf8), raw[7] == UInt8(ascii: "0") || raw[7] == UInt8(ascii: "1"),
+                  raw[8] == UInt8(ascii: " ")
+            else { return nil }
+            var status = 0
+            for byte in raw[9..<12] {
+                guard (0x30...0x39).contains(byte) else { return nil }
+                status = status * 10 + Int(byte - 0x30)
+            }
+            return (raw[7] == UInt8(ascii: "0"), status)
+        }
     }
 
     // MARK: The head sent to the client

@@ -109,6 +109,14 @@ struct ResponseFramerTests {
         let head = try Self.head(text)
         #expect(head.keepAlive && !head.hasHopByHopFields && head.contentLength == 2)
         #expect(Self.client(head) == text)
+        // `Connection: keep-alive` alone says what the balancer would say to such a client.
+        let kept = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n"
+        let keepAlive = try Self.head(kept)
+        #expect(keepAlive.keepAlive && !keepAlive.hasHopByHopFields)
+        #expect(Self.client(keepAlive) == kept)
+        #expect(Self.client(keepAlive, keepAlive: false) == "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nconnection: close\r\n\r\n")
+        #expect(Self.client(keepAlive, http10: true) == "HTTP/1.0 200 OK\r\nContent-Length: 0\r\nconnection: keep-alive\r\n\r\n")
+        #expect(try Self.head("HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 0\r\n\r\n").hasHopByHopFields)
     }
 
     @Test("hop-by-hop fields and those named in Connection are dropped; framing and Connection are set for the client")
