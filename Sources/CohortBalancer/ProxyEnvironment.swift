@@ -2,6 +2,7 @@ import CohortBalancerCore
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// What the proxy's channel handlers share with the `BalancerServer`: the limits and
 /// timeouts of the request path, the backend table, the upstream pool and the counters.
@@ -60,36 +61,35 @@ final class ProxyEnvironment: Sendable {
 }
 
 /// Open client connections, so that a graceful shutdown can close the idle ones at once
-/// while busy ones finish their current exchange.
+/// while busy ones finish their current exchange (and then close, see
+/// `ProxyHandler.finishResponse`). A connection registers once; a request only reads
+/// `isShuttingDown`, an atomic, so the request path takes no lock here.
 final class ClientConnections: Sendable {
-    private struct State {
-        var isShuttingDown = false
-        var idle: [ObjectIdentifier: any Channel] = [:]
-    }
+    /// Closes the connection if it waits for a request; run on the connection's event loop.
+    typealias CloseIfIdle = @Sendable () -> Void
 
-    private let state = NIOLockedValueBox(State())
+    private let shuttingDown = Atomic<Bool>(false)
+    private let open = NIOLockedValueBox<[ObjectIdentifier: (channel: any Channel, closeIfIdle: CloseIfIdle)]>([:])
 
-    var isShuttingDown: Bool { state.withLockedValue { $0.isShuttingDown } }
+    var isShuttingDown: Bool { shuttingDown.load(ordering: .acquiring) }
 
-    /// The connection waits for its next request head. Returns `false` when shutting
-    /// down: the caller closes it.
-    func markIdle(_ channel: any Channel) -> Bool {
-        state.withLockedValue { state -> Bool in
-            if !state.isShuttingDown { state.idle[ObjectIdentifier(channel)] = channel }
-            return !state.isShuttingDown
+    /// Registers an open connection. Returns `false` when shutting down: the caller closes it.
+    func register(_ channel: any Channel, closeIfIdle: @escaping CloseIfIdle) -> Bool {
+        open.withLockedValue { open -> Bool in
+            guard !shuttingDown.load(ordering: .acquiring) else { return false }
+            open[ObjectIdentifier(channel)] = (channel, closeIfIdle)
+            return true
         }
     }
 
-    func markBusy(_ channel: any Channel) {
-        _ = state.withLockedValue { $0.idle.removeValue(forKey: ObjectIdentifier(channel)) }
+    func deregister(_ channel: any Channel) {
+        _ = open.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 
+    /// From now on every connection closes once it has no request in progress.
     func beginShutdown() {
-        let idle = state.withLockedValue { state -> [any Channel] in
-            state.isShuttingDown = true
-            defer { state.idle = [:] }
-            return Array(state.idle.values)
-        }
-        for channel in idle { channel.close(promise: nil) }
+        shuttingDown.store(true, ordering: .releasing)
+        let connections = open.withLockedValue { Array($0.values) }
+        for connection in connections { connection.channel.eventLoop.execute(connection.closeIfIdle) }
     }
 }

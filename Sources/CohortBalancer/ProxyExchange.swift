@@ -312,7 +312,8 @@ final class ProxyExchange: UpstreamResponseDelegate {
         if case .untilClose = clientFraming {
             clientKeepAlive = false
         } else {
-            clientKeepAlive = keepAlive && body.isFinished
+            // Shutting down: this response is the connection's last, and says so.
+            clientKeepAlive = keepAlive && body.isFinished && !environment.connections.isShuttingDown
         }
         owner.write(responseHead.clientHead(requestIsHTTP10: requestIsHTTP10, keepAlive: clientKeepAlive, framing: clientFraming,
                                             allocator: client.channel.allocator))

@@ -2,6 +2,7 @@
 import CohortBalancerCore
 import CohortCore
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -396,6 +397,38 @@ struct BalancerTests {
             #expect(get.backend != "hung")
             let post = try await h.post("x", route: "hung")
             #expect(post.status == 504)
+        }
+    }
+
+    @Test("a graceful shutdown closes idle client connections at once; a busy one gets its response, then closes")
+    func gracefulShutdown() async throws {
+        try await withHungBackendHarness(
+            configure: { $0.responseTimeout = .seconds(1); $0.failureThreshold = 1_000 }
+        ) { (h: Harness) async throws in
+            // An idle keep-alive connection: one request answered, the connection left open.
+            let received = NIOLockedValueBox(ByteBuffer())
+            let idle = try await ClientBootstrap(group: h.group)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RawCollector(received: received)) }
+                }
+                .connect(host: "127.0.0.1", port: h.port).get()
+            try await idle.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nhost: x\r\n\r\n"))
+            try await h.waitUntil("the idle connection's response") { received.withLockedValue { String(buffer: $0).contains("name=") } }
+            // A busy one: its backend never answers; after the timeout it is retried elsewhere.
+            async let busy = sendRaw(port: h.port, bytes: Array(
+                "GET / HTTP/1.1\r\nhost: x\r\ncookie: COHORTSESSION=\(sessionKey).hung\r\n\r\n".utf8), timeout: .seconds(10), group: h.group)
+            try await h.waitUntil("the busy request reached the hung backend") {
+                h.balancer.backends().first { $0.name == "hung" }?.outstandingRequests == 1
+            }
+
+            h.balancer.connections.beginShutdown()
+            try await h.waitUntil("the idle connection closed", within: .seconds(2)) { !idle.isActive }
+            #expect(!idle.isActive)
+            let reply = try await busy
+            #expect(reply?.hasPrefix("HTTP/1.1 200") == true, "\(reply ?? "-")")
+            #expect(reply?.lowercased().contains("connection: close") == true, "\(reply ?? "-")")
+            // New connections are refused from now on.
+            #expect(try await sendRaw(port: h.port, bytes: Array("GET / HTTP/1.1\r\nhost: x\r\n\r\n".utf8), group: h.group) == "")
         }
     }
 }

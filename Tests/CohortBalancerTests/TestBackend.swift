@@ -303,7 +303,7 @@ func sendRaw(port: Int, bytes: [UInt8], timeout: Duration = .seconds(5), group: 
     return received.withLockedValue { String(buffer: $0) }
 }
 
-private final class RawCollector: ChannelInboundHandler {
+final class RawCollector: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     let received: NIOLockedValueBox<ByteBuffer>
 
