@@ -27,7 +27,8 @@ extension BalancerServer {
         public var failureThreshold: Int = 3
         /// The nodes' placement (see `BackendTable.Configuration.placement`).
         public var placement: Placement = .everyNode
-        /// Request head limit: total bytes of header names and values (plus separators). Over it → 431.
+        /// Request head limit: total bytes of header names and values (plus separators). Over it → 431,
+        /// as for a whole head (request line included) over this plus 16 KiB, refused before it is all read.
         public var maxHeaderBytes: Int = 32 * 1024
         /// Request head limit: number of header fields. Over it → 431.
         public var maxHeaderCount: Int = 100

@@ -30,7 +30,7 @@ struct BalancerCommand: AsyncParsableCommand {
     @Option(name: .customLong("cookie-name"), help: "Name of the session cookie carrying <key>.<route>.")
     var cookieName: String = "COHORTSESSION"
 
-    @Option(name: .customLong("max-header-bytes"), help: "Largest request head (names + values) accepted; beyond, 431 (counted).")
+    @Option(name: .customLong("max-header-bytes"), help: "Largest request header section (names + values) accepted; beyond it, or a whole head over it + 16 KiB, 431 (counted).")
     var maxHeaderBytes: Int = 32 * 1024
 
     @Option(name: .customLong("max-header-count"), help: "Most request header fields accepted; beyond, 431 (counted).")
