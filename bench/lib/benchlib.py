@@ -616,10 +616,10 @@ def to_ms(s):
     return v
 
 
-def wrk(url, pool, cookie, method, conns, dur, threads=2):
+def wrk(url, pool, cookie, method, conns, dur, threads=2, request_ids=False):
     lua = os.path.join(BENCH, "wrk", "pool.lua")
     cmd = ["timeout", str(dur + 30), "wrk", f"-t{threads}", f"-c{conns}", f"-d{dur}s", "--latency",
-           "-s", lua, url, "--", pool, cookie, method]
+           "-s", lua, url, "--", pool, cookie, method] + (["rid"] if request_ids else [])
     o = subprocess.run(cmd, capture_output=True, text=True, timeout=dur + 60).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", o)
     if not m:

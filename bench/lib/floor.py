@@ -6,6 +6,8 @@ then alternating wrk runs (-t1) against three routes of the same process:
   health    GET /health        Hummingbird's router and a status, no session middleware
   read      GET /api/session   the session middleware loads the session, JSON response
   write     POST /api/counter  the same plus one attribute write and its commit
+  write-rid POST /api/counter  the same with a new Cohort-Request-Id on every request, as
+                               `cohort balancer` sends: the node also records the response
 
 Per run: req/s and the node's CPU per request (/proc/PID/stat). The difference between
 `health` and the others is what Cohort's middleware and the demo's handler add; `health`
@@ -20,7 +22,8 @@ DUR = int(sys.argv[1]) if len(sys.argv) > 1 else 6
 REPS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 CONNS = int(sys.argv[3]) if len(sys.argv) > 3 else 16
 
-ROUTES = {"health": ("/health", "GET"), "read": ("/api/session", "GET"), "write": ("/api/counter", "POST")}
+ROUTES = {"health": ("/health", "GET"), "read": ("/api/session", "GET"), "write": ("/api/counter", "POST"),
+          "write-rid": ("/api/counter", "POST")}
 node = CohortCluster("floor", 9780, 7800, 1, "acknowledged")
 result = {"machine": machine(), "dur_s": DUR, "reps": REPS, "conns": CONNS,
           "command": "bench/lib/run.sh floor.py " + " ".join(sys.argv[1:]), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -33,11 +36,11 @@ try:
     pid = pid_of(node.label("n1"))
     url = lambda path: f"http://127.0.0.1:{node.http('n1')}{path}"
     for name, (path, method) in ROUTES.items():   # warm-up
-        wrk(url(path), pool, "COHORTSESSION", method, CONNS, 2, threads=1)
+        wrk(url(path), pool, "COHORTSESSION", method, CONNS, 2, threads=1, request_ids=name == "write-rid")
     for rep in range(REPS):
         for name, (path, method) in ROUTES.items():
             before = cpu_s(pid)
-            r = wrk(url(path), pool, "COHORTSESSION", method, CONNS, DUR, threads=1)
+            r = wrk(url(path), pool, "COHORTSESSION", method, CONNS, DUR, threads=1, request_ids=name == "write-rid")
             r.update({"route": name, "rep": rep + 1, "cpu_us_per_request": round((cpu_s(pid) - before) * 1e6 / r["requests"], 1)})
             log(name, json.dumps(r))
             result["runs"].append(r)
