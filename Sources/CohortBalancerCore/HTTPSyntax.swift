@@ -1,7 +1,8 @@
 import NIOCore
 
 /// Why the bytes of an HTTP/1.x message were refused. The connection they came on is
-/// closed (a client first gets 400, or 501 for `unsupportedTransferCoding`).
+/// closed; a client first gets 400 (431 for `headTooLarge`, 501 for
+/// `unsupportedTransferCoding`).
 public enum HTTPFramingError: Error, Hashable, Sendable {
     /// Start line or field lines are not well-formed.
     case malformedHead
