@@ -17,6 +17,41 @@ public enum HTTPFramingError: Error, Hashable, Sendable {
     case unsupportedTransferCoding
 }
 
+/// What the `Connection` fields of a head say (RFC 9110 §7.6.1): `close`, `keep-alive`,
+/// and the other field names they list, which are hop-by-hop for this connection only.
+/// Shared by `RequestHead` and `ResponseHead`.
+struct ConnectionOptions {
+    private(set) var close = false
+    private(set) var keepAlive = false
+    /// A token other than `keep-alive`, or an empty field: the field must not be forwarded as is.
+    private(set) var saysMoreThanKeepAlive = false
+    /// Listed field names other than `close` and `keep-alive`, lowercase (usually none).
+    private(set) var names: [String] = []
+
+    /// Adds the tokens of one `Connection` field, whose value is at `value` in `bytes`.
+    mutating func add(_ bytes: ByteBuffer, value: Range<Int>) {
+        if value.isEmpty { saysMoreThanKeepAlive = true }
+        HTTPSyntax.forEachToken(bytes, value) { token in
+            if HTTPSyntax.token(bytes, token, is: "keep-alive") {
+                keepAlive = true
+                return
+            }
+            saysMoreThanKeepAlive = true
+            if HTTPSyntax.token(bytes, token, is: "close") {
+                close = true
+            } else if let name = bytes.getString(at: token.lowerBound, length: token.count) {
+                names.append(name.lowercased())
+            }
+        }
+    }
+
+    /// Whether the field named at `range` in `bytes` is listed (so hop-by-hop).
+    func lists(nameAt range: Range<Int>, in bytes: ByteBuffer) -> Bool {
+        guard !names.isEmpty, let name = bytes.getString(at: range.lowerBound, length: range.count) else { return false }
+        return names.contains(name.lowercased())
+    }
+}
+
 /// The byte-level grammar both framers share (RFC 9110 §5, RFC 9112 §2–§7): field lines,
 /// tokens, the end of a head, chunk-size lines. Strict: CRLF line ends, no obs-fold, no
 /// control characters in values.

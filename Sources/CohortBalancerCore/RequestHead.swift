@@ -51,8 +51,8 @@ public struct RequestHead {
     private let firstCookie: Range<Int>?
     private let cookieCount: Int
     private let hasVia: Bool
-    /// Field names listed in `Connection` other than `close` and `keep-alive` (lowercase).
-    private let connectionNames: [String]
+    /// What the `Connection` fields say.
+    private let connection: ConnectionOptions
 
     /// Parses and validates a head: `bytes` from the request line to the empty line.
     public init(parsing bytes: ByteBuffer) throws(HTTPFramingError) {
@@ -69,15 +69,13 @@ public struct RequestHead {
         var transferEncodings = 0
         var codings = 0
         var chunked = false
-        var close = false
-        var keepAliveToken = false
+        var connection = ConnectionOptions()
         var expectsContinue = false
         var fieldCount = 0
         var fieldBytes = 0
         var firstCookie: Range<Int>?
         var cookieCount = 0
         var hasVia = false
-        var names: [String] = []
         var index = line.fieldsStart
         while index < end {
             guard let field = HTTPSyntax.fieldLine(in: bytes, at: index, end: end) else { throw .malformedHead }
@@ -98,15 +96,7 @@ public struct RequestHead {
                     chunked = HTTPSyntax.token(bytes, token, is: "chunked")
                 }
             case .connection:
-                HTTPSyntax.forEachToken(bytes, field.value) { token in
-                    if HTTPSyntax.token(bytes, token, is: "close") {
-                        close = true
-                    } else if HTTPSyntax.token(bytes, token, is: "keep-alive") {
-                        keepAliveToken = true
-                    } else if let name = bytes.getString(at: token.lowerBound, length: token.count) {
-                        names.append(name.lowercased())
-                    }
-                }
+                connection.add(bytes, value: field.value)
             case .expect:
                 expectsContinue = expectsContinue || HTTPSyntax.token(bytes, field.value, is: "100-continue")
             case .cookie:
@@ -126,14 +116,14 @@ public struct RequestHead {
         }
         self.contentLength = contentLength
         self.isChunked = transferEncodings > 0
-        self.keepAlive = !close && (isHTTP10 ? keepAliveToken : true)
+        self.keepAlive = !connection.close && (isHTTP10 ? connection.keepAlive : true)
         self.expectsContinue = expectsContinue
         self.fieldCount = fieldCount
         self.fieldBytes = fieldBytes
         self.firstCookie = firstCookie
         self.cookieCount = cookieCount
         self.hasVia = hasVia
-        self.connectionNames = names
+        self.connection = connection
     }
 
     /// `method SP request-target SP HTTP/1.x CRLF` at the start of `bytes`: the method, the
@@ -236,8 +226,7 @@ public struct RequestHead {
 
     /// Whether the field named at `range` is listed in `Connection` (so hop-by-hop).
     func isNamedInConnection(_ range: Range<Int>) -> Bool {
-        guard !connectionNames.isEmpty, let name = bytes.getString(at: range.lowerBound, length: range.count) else { return false }
-        return connectionNames.contains(name.lowercased())
+        connection.lists(nameAt: range, in: bytes)
     }
 }
 

@@ -19,8 +19,8 @@ public struct ResponseHead {
     public let hasHopByHopFields: Bool
     /// Offset of the first field line within `bytes` (just past the status line).
     private let fieldsStart: Int
-    /// Field names listed in `Connection` other than `close` and `keep-alive` (lowercase).
-    private let connectionNames: [String]
+    /// What the `Connection` fields say.
+    private let connection: ConnectionOptions
 
     /// Parses and validates a head: `bytes` from the status line to the empty line.
     public init(parsing bytes: ByteBuffer) throws(HTTPFramingError) {
@@ -46,10 +46,8 @@ public struct ResponseHead {
         var contentLength: Int?
         var transferEncodings = 0
         var chunked = false
-        var close = false
-        var keepAliveToken = false
+        var connection = ConnectionOptions()
         var hopByHop = false
-        var names: [String] = []
         index += 2
         while index < end {
             guard let line = HTTPSyntax.fieldLine(in: bytes, at: index, end: end) else { throw HTTPFramingError.malformedHead }
@@ -69,20 +67,8 @@ public struct ResponseHead {
                 HTTPSyntax.forEachToken(bytes, line.value) { last = $0 }
                 chunked = last.map { HTTPSyntax.token(bytes, $0, is: "chunked") } ?? false
             case .connection:
-                var onlyKeepAlive = true
-                HTTPSyntax.forEachToken(bytes, line.value) { token in
-                    if HTTPSyntax.token(bytes, token, is: "keep-alive") {
-                        keepAliveToken = true
-                        return
-                    }
-                    onlyKeepAlive = false
-                    if HTTPSyntax.token(bytes, token, is: "close") {
-                        close = true
-                    } else if let name = bytes.getString(at: token.lowerBound, length: token.count) {
-                        names.append(name.lowercased())
-                    }
-                }
-                if !onlyKeepAlive || line.value.isEmpty { hopByHop = true }
+                connection.add(bytes, value: line.value)
+                if connection.saysMoreThanKeepAlive { hopByHop = true }
             case .other:
                 break
             }
@@ -92,9 +78,9 @@ public struct ResponseHead {
         self.isChunked = chunked && transferEncodings > 0
         // A close-delimited body (no length, not chunked) ends the connection.
         let framed = contentLength != nil || isChunked
-        self.keepAlive = !close && (isHTTP10 ? keepAliveToken : true) && (framed || status == 204 || status == 304)
+        self.keepAlive = !connection.close && (isHTTP10 ? connection.keepAlive : true) && (framed || status == 204 || status == 304)
         self.hasHopByHopFields = hopByHop
-        self.connectionNames = names
+        self.connection = connection
     }
 
     /// `HTTP/1.x SP 3DIGIT` at the start of `bytes`, read in place.
@@ -166,8 +152,7 @@ public struct ResponseHead {
             if case .asReceived = framing { return false }
             return true  // the client's framing replaces it
         }
-        guard !connectionNames.isEmpty, let name = bytes.getString(at: range.lowerBound, length: range.count) else { return false }
-        return connectionNames.contains(name.lowercased())
+        return connection.lists(nameAt: range, in: bytes)
     }
 }
 
