@@ -300,9 +300,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
     /// response is held, so a body of unknown length can go with a `Content-Length`.
     private func sendHeadAndHeld(_ responseHead: ResponseHead, complete: Bool, trailers: ByteBuffer?) {
         let requestIsHTTP10 = head.isHTTP10
-        if responseHead.status == 101 {
-            clientFraming = .untilClose
-        } else if responseHead.contentLength != nil || head.method == .head || responseHead.status == 204 || responseHead.status == 304 {
+        if responseHead.contentLength != nil || head.method == .head || responseHead.status == 204 || responseHead.status == 304 {
             clientFraming = .asReceived
         } else if complete && trailers == nil {
             clientFraming = .length(held?.readableBytes ?? 0)

@@ -223,7 +223,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             case .unsupportedTransferCoding:
                 state = .closing
                 return respond(status: .notImplemented, isHTTP10: false, keepAlive: false)
-            case .malformedHead, .malformedChunk, .ambiguousLength:
+            case .malformedHead, .malformedChunk, .ambiguousLength, .unrequestedUpgrade:
                 state = .closing
                 return respond(status: .badRequest, isHTTP10: false, keepAlive: false)
             }

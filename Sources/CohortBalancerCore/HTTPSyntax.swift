@@ -15,6 +15,10 @@ public enum HTTPFramingError: Error, Hashable, Sendable {
     case ambiguousLength
     /// A request's `Transfer-Encoding` is anything but `chunked` (RFC 9112 §6.1: 501).
     case unsupportedTransferCoding
+    /// A backend answered `101 Switching Protocols`. The balancer never forwards
+    /// `Upgrade` (it is hop-by-hop), so no backend may switch protocols (RFC 9110
+    /// §15.2.2): what follows such a head is not HTTP and is not relayed.
+    case unrequestedUpgrade
 }
 
 /// What the `Connection` fields of a head say (RFC 9110 §7.6.1): `close`, `keep-alive`,

@@ -9,7 +9,8 @@ import NIOCore
 /// obs-fold, field names are tokens, values hold no control characters, one consistent
 /// `Content-Length`, not both `Content-Length` and `Transfer-Encoding`; the head and a
 /// trailer section are at most `maxHeadBytes`. Anything else throws and the connection
-/// is closed. Interim 1xx responses (other than 101) are skipped.
+/// is closed. Interim 1xx responses are skipped; a `101 Switching Protocols` is refused
+/// (`unrequestedUpgrade`), since the balancer never forwards `Upgrade`.
 ///
 /// Contract: one response at a time; `expectResponse(toHEAD:)` before each request's
 /// response, `next(from:)` until it returns nil (more bytes needed), `connectionClosed()`
@@ -65,11 +66,10 @@ public struct ResponseFramer {
         case .head:
             while true {
                 guard let head = try parseHead(&buffer) else { return nil }
-                if (100..<200).contains(head.status) && head.status != 101 { continue }  // interim
+                if head.status == 101 { throw .unrequestedUpgrade }
+                if (100..<200).contains(head.status) { continue }  // interim
                 if isHEAD || head.status == 204 || head.status == 304 {
                     state = .body(BodyFramer(length: 0))
-                } else if head.status == 101 {
-                    state = .untilClose
                 } else if head.isChunked {
                     state = .body(.chunked)
                 } else if let length = head.contentLength {

@@ -88,6 +88,15 @@ struct ResponseFramerTests {
         #expect(throws: (any Error).self) { try Self.frame(response) }
     }
 
+    @Test("a 101 is refused whatever its framing: the balancer never forwards Upgrade (found by fuzzing)", arguments: [
+        "HTTP/1.1 101 Switching Protocols\r\nContent-Length: 0\r\n\r\nab",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\n\r\n",
+    ])
+    func unrequestedUpgrade(_ response: String) {
+        #expect(throws: ResponseFramer.Failure.unrequestedUpgrade) { try Self.frame(response) }
+    }
+
     @Test("a head over the limit is refused before it is complete")
     func headTooLarge() {
         let response = "HTTP/1.1 200 OK\r\nX: " + String(repeating: "a", count: 2000)

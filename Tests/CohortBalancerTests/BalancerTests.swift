@@ -387,6 +387,15 @@ struct BalancerTests {
         }
     }
 
+    @Test("a backend's 101 (no Upgrade is ever forwarded) is refused: 502, and the balancer keeps serving")
+    func unrequestedUpgrade() async throws {
+        try await withHarness { (h: Harness) async throws in
+            let response = try await h.get("/switch", route: "a")
+            #expect(response.status == 502)
+            #expect(try await h.get(route: "a").status == 200)
+        }
+    }
+
     @Test("a response timeout retries an idempotent request once on another node; a POST gets 504")
     func responseTimeout() async throws {
         try await withHungBackendHarness(

@@ -5,7 +5,8 @@ import NIOPosix
 
 /// A tiny HTTP/1.1 backend for tests: answers every request with
 /// `name=<name> route=<route|-> method=<METHOD> body=<bytes> xff=<X-Forwarded-For|-> fwd=<Forwarded|-> rid=<Cohort-Request-Id|->`
-/// (header `x-backend: <name>`), and `GET /health` with 200. `stop()` closes the listening
+/// (header `x-backend: <name>`), and `GET /health` with 200; `/big/<n>`, `/chunked/<n>`
+/// and `/switch` (a 101 and nothing else) test response framing. `stop()` closes the listening
 /// socket and every open connection, like a crashed node.
 final class TestBackend: Sendable {
     let name: String
@@ -76,6 +77,11 @@ final class TestBackend: Sendable {
                 guard let head, !silent || head.uri == "/health" else { return }
                 if head.uri.hasPrefix("/big/"), let size = Int(head.uri.dropFirst(5)) {
                     return sendBig(size, context: context)
+                }
+                if head.uri == "/switch" {  // protocols nobody asked for (the balancer never forwards Upgrade)
+                    let response = HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: ["upgrade": "x"])
+                    context.writeAndFlush(wrapOutboundOut(.head(response)), promise: nil)
+                    return
                 }
                 if head.uri.hasPrefix("/chunked/"), let parts = Int(head.uri.dropFirst(9)) {
                     return sendChunked(parts, headRequest: head.method == .HEAD, context: context)
