@@ -176,6 +176,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "CohortCommandTests",
+            dependencies: ["CohortCommand", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         // Spawns real `cohort` processes; talks to them over sockets only (Foundation + Glibc).
         // Its locks are NIO's (pthread): the thread sanitizer sees through those, not
         // through the standard library's `Mutex` (a futex it does not model).

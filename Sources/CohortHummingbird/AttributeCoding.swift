@@ -21,6 +21,11 @@ enum AttributeCoding {
     }
 
     static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        try decode(type, from: bytes[...])
+    }
+
+    /// Decodes a value stored in place (a slice of the session's attribute bytes, not copied).
+    static func decode<T: Decodable>(_ type: T.Type, from bytes: ArraySlice<UInt8>) throws -> T {
         if T.self == Int.self, let int = plainInteger(bytes) as? T { return int }
         if T.self == Bool.self, let bool = plainBool(bytes) as? T { return bool }
         if T.self == String.self, let string = plainString(bytes) as? T { return string }
@@ -46,14 +51,14 @@ enum AttributeCoding {
 
     /// An optional minus and 1...18 digits (no exponent, fraction or spaces: the rest is
     /// left to JSONDecoder).
-    static func plainInteger(_ bytes: [UInt8]) -> Int? {
-        guard !bytes.isEmpty, bytes.count <= 19 else { return nil }
-        var index = 0
-        let negative = bytes[0] == UInt8(ascii: "-")
-        if negative { index = 1 }
-        guard index < bytes.count, bytes.count - index <= 18 else { return nil }
+    static func plainInteger(_ bytes: ArraySlice<UInt8>) -> Int? {
+        guard let first = bytes.first, bytes.count <= 19 else { return nil }
+        var index = bytes.startIndex
+        let negative = first == UInt8(ascii: "-")
+        if negative { index += 1 }
+        guard index < bytes.endIndex, bytes.endIndex - index <= 18 else { return nil }
         var value = 0
-        while index < bytes.count {
+        while index < bytes.endIndex {
             let digit = bytes[index] &- UInt8(ascii: "0")
             guard digit < 10 else { return nil }
             value = value * 10 + Int(digit)
@@ -62,16 +67,16 @@ enum AttributeCoding {
         return negative ? -value : value
     }
 
-    static func plainBool(_ bytes: [UInt8]) -> Bool? {
-        if bytes == Array("true".utf8) { return true }
-        if bytes == Array("false".utf8) { return false }
+    static func plainBool(_ bytes: ArraySlice<UInt8>) -> Bool? {
+        if bytes.elementsEqual("true".utf8) { return true }
+        if bytes.elementsEqual("false".utf8) { return false }
         return nil
     }
 
     /// A string literal without escapes, whose contents are valid UTF-8.
-    static func plainString(_ bytes: [UInt8]) -> String? {
+    static func plainString(_ bytes: ArraySlice<UInt8>) -> String? {
         guard bytes.count >= 2, bytes.first == UInt8(ascii: "\""), bytes.last == UInt8(ascii: "\"") else { return nil }
-        let inner = bytes[1..<(bytes.count - 1)]
+        let inner = bytes.dropFirst().dropLast()
         guard !inner.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 < 0x20 }) else { return nil }
         return String(validating: inner, as: UTF8.self)
     }

@@ -79,7 +79,7 @@ public final class ClusterSession: Sendable {
     /// The value stored under `key`, decoded as `T`; `nil` if there is none.
     /// Throws if the stored bytes are not a `T`.
     public func get<T: Decodable>(_ type: T.Type, forKey key: String) throws -> T? {
-        guard let bytes = state.withLockedValue({ $0.attributes[key] }) else { return nil }
+        guard let bytes = state.withLockedValue({ $0.attributes.value(forKey: key) }) else { return nil }
         return try AttributeCoding.decode(T.self, from: bytes)
     }
 
@@ -130,10 +130,10 @@ public final class ClusterSession: Sendable {
     /// the request `requestID`. (Every write carries a new id, so the record is decoded only
     /// for a retry.)
     func recordedRequest(_ requestID: String) -> RequestReplay.Record? {
-        guard let bytes = state.withLockedValue({ $0.attributes[RequestReplay.attributeName] }),
+        guard let bytes = state.withLockedValue({ $0.attributes.value(forKey: RequestReplay.attributeName) }),
               RequestReplay.Record.hasRequestID(requestID, encoded: bytes)
         else { return nil }
-        return RequestReplay.Record(decoding: bytes)
+        return RequestReplay.Record(decoding: Array(bytes))
     }
 
     /// Records a write's response (``RequestReplay/Record``, encoded) with this request's changes.

@@ -80,10 +80,11 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
     }
 
     /// The first well-formed session id among the request's `cookieName` cookies (one byte
-    /// scan per `Cookie` field, bounded as ``SessionCookie`` says).
+    /// scan per `Cookie` field, bounded as ``SessionCookie`` says). The fields are visited in
+    /// place (`headers[values:]` would build an array of them for every request).
     static func sessionID(in request: Request, cookieName: String) -> SessionID? {
-        for header in request.headers[values: .cookie] {
-            if let id = SessionCookie.sessionID(fromCookieHeader: header, cookieName: cookieName) { return id }
+        for field in request.headers where field.name == .cookie {
+            if let id = SessionCookie.sessionID(fromCookieHeader: field.value, cookieName: cookieName) { return id }
         }
         return nil
     }
@@ -115,7 +116,9 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             return response
         }
         guard let id = outcome.id else { return response }
-        let changes = outcome.changes.keys.sorted().compactMap { outcome.changes[$0] }
+        // In name order (one array, sorted in place).
+        var changes = Array(outcome.changes.values)
+        changes.sort { $0.name < $1.name }
         let report = await node.commit(LocalChange(
             id: id, loadedVersion: outcome.loadedVersion, changes: changes, maxIdle: configuration.idleTimeout,
             maxLifetime: configuration.maxLifetime, renamedFrom: outcome.renamedFrom))

@@ -59,7 +59,7 @@ public enum RequestReplay {
 
         /// Whether `bytes`, as ``encode(requestID:status:contentType:body:)`` wrote them, record the request `requestID`
         /// (compared without decoding the record).
-        static func hasRequestID(_ requestID: String, encoded bytes: [UInt8]) -> Bool {
+        static func hasRequestID(_ requestID: String, encoded bytes: some Collection<UInt8>) -> Bool {
             let id = requestID.utf8
             guard let length = bytes.first, Int(length) == id.count else { return false }
             return bytes.dropFirst().prefix(id.count).elementsEqual(id)
@@ -120,6 +120,11 @@ private struct CollectingWriter: ResponseBodyWriter {
     let box: CollectedBody
 
     mutating func write(_ buffer: ByteBuffer) async throws {
+        // Usually the only write (a body of one buffer): kept as it is, not copied.
+        guard box.buffer.readableBytes > 0 else {
+            box.buffer = buffer
+            return
+        }
         var buffer = buffer
         box.buffer.writeBuffer(&buffer)
     }

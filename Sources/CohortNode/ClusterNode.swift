@@ -195,6 +195,7 @@ public final class ClusterNode: Service, Sendable {
             var effects: [NodeEffect] = []
             let commit = state.withLockedValue { state in
                 let (commit, directives) = state.engine.onLocalCommit(change, durability: durability, now: now)
+                effects.reserveCapacity(directives.count)
                 state.absorb(directives, into: &effects)
                 enqueueFrames(&effects, counters: &state.counters)
                 return commit
@@ -209,6 +210,7 @@ public final class ClusterNode: Service, Sendable {
             var effects: [NodeEffect] = []
             let commit = state.withLockedValue { state in
                 let (commit, directives) = state.engine.onLocalCommit(change, durability: durability, now: now)
+                effects.reserveCapacity(directives.count)
                 if let id = commit.awaiting { state.commitWaiters[id] = continuation }
                 state.absorb(directives, into: &effects)
                 enqueueFrames(&effects, counters: &state.counters)

@@ -55,15 +55,15 @@ struct PendingCommits: Sendable {
     ) {
         var previous: ReplicationEngine.CommitID?
         var cursor = byKey[key]?.first
-        while let id = cursor, var entry = byID[id] {
-            cursor = entry.next
-            if entry.commit.version <= version, entry.commit.waitingFor.remove(peer) != nil {
-                if entry.commit.waitingFor.isEmpty {
-                    unlink(id, key: key, previous: previous, next: entry.next)
-                    completed(id)
-                    continue
-                }
-                byID[id] = entry
+        // Entries are changed in place through `values[index]`: a copy of an entry would
+        // share its set, and removing from the copy would copy the set (an allocation per ack).
+        while let id = cursor, let index = byID.index(forKey: id) {
+            cursor = byID.values[index].next
+            if byID.values[index].commit.version <= version, byID.values[index].commit.waitingFor.remove(peer) != nil,
+               byID.values[index].commit.waitingFor.isEmpty {
+                unlink(id, key: key, previous: previous, next: cursor)
+                completed(id)
+                continue
             }
             previous = id
         }
@@ -73,13 +73,11 @@ struct PendingCommits: Sendable {
     /// write that now has every ack, in commit order.
     mutating func release(peer: String, completed: (ReplicationEngine.CommitID) -> Void) {
         for id in byID.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
-            guard var entry = byID[id], entry.commit.waitingFor.remove(peer) != nil else { continue }
-            if entry.commit.waitingFor.isEmpty {
-                remove(id, key: entry.commit.key)
-                completed(id)
-            } else {
-                byID[id] = entry
-            }
+            guard let index = byID.index(forKey: id), byID.values[index].commit.waitingFor.remove(peer) != nil,
+                  byID.values[index].commit.waitingFor.isEmpty
+            else { continue }
+            remove(id, key: byID.values[index].commit.key)
+            completed(id)
         }
     }
 

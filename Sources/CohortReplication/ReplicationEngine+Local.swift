@@ -19,7 +19,6 @@ extension ReplicationEngine {
     /// node. A rotation (`change.renamedFrom`) moves the session to `change.id` and ends
     /// the old key everywhere.
     public mutating func onLocalCommit(_ change: LocalChange, durability: Durability, now: Instant) -> (LocalCommit, [ReplicationDirective]) {
-        var directives: [ReplicationDirective] = []
         let key = change.id.key
         let oldKey = change.renamedFrom ?? key
         let current = store.sessions[oldKey] ?? (change.renamedFrom == nil ? nil : store.sessions[key])
@@ -27,6 +26,8 @@ extension ReplicationEngine {
         let counter = max(base.counter, change.loadedVersion.counter, store.tombstones[key]?.version.counter ?? 0) + 1
         let version = SessionVersion(counter: counter, origin: nodeName)
         let targets = replicaTargets(of: change.id)
+        var directives: [ReplicationDirective] = []
+        directives.reserveCapacity(targets.count + 1)
 
         var result: Session?
         if change.invalidate {
@@ -75,7 +76,8 @@ extension ReplicationEngine {
         }
 
         var awaiting: CommitID?
-        let ackers = Set(targets).subtracting(unreachable)
+        var ackers = Set(targets)
+        if !unreachable.isEmpty { ackers.subtract(unreachable) }
         if durability == .acknowledged && !ackers.isEmpty {
             let id = CommitID(rawValue: nextCommitID)
             nextCommitID += 1

@@ -78,7 +78,12 @@ public struct ReplicationEngine: Sendable {
     public let configuration: Configuration
     public internal(set) var store: SessionStore = .init()
     /// Names of the live peers (nodes holding sessions; never observers, never this node).
-    public internal(set) var peers: Set<String> = []
+    public internal(set) var peers: Set<String> = [] {
+        didSet { sortedPeers = peers.sorted() }
+    }
+    /// ``peers`` in name order, kept with them: every commit under ``Placement/everyNode``
+    /// replicates to all of them, and sorting them per commit cost an allocation.
+    private(set) var sortedPeers: [String] = []
     /// Live peers whose connection is down right now: writes do not wait for them.
     public internal(set) var unreachable: Set<String> = []
     public internal(set) var statistics = Statistics()
@@ -160,7 +165,7 @@ public struct ReplicationEngine: Sendable {
     /// The other nodes a write to session `id` goes to.
     func replicaTargets(of id: SessionID) -> [String] {
         switch configuration.placement {
-        case .everyNode: peers.sorted()
+        case .everyNode: sortedPeers
         case .owners: owners(of: id).filter { $0 != nodeName }
         }
     }

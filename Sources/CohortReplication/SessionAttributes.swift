@@ -92,6 +92,12 @@ public struct SessionAttributes: Sendable, Hashable, Sequence, ExpressibleByDict
         }
     }
 
+    /// The value stored under `name`, in place: a slice of ``encodedEntries`` (no copy).
+    public func value(forKey name: String) -> ArraySlice<UInt8>? {
+        guard case .found(let entry) = locate(name) else { return nil }
+        return encodedEntries[entry.value]
+    }
+
     /// The length of the value stored under `name`, without copying it.
     public func valueLength(forKey name: String) -> Int? {
         guard case .found(let entry) = locate(name) else { return nil }

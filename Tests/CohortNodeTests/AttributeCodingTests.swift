@@ -32,4 +32,14 @@ import Testing
         let array = try AttributeCoding.encode([1, 2, 3])
         #expect(try AttributeCoding.decode([Int].self, from: array) == [1, 2, 3])
     }
+
+    @Test("values are decoded in place from a slice of the session's bytes, whatever its start")
+    func slices() throws {
+        let stored = Array("xx-42\"ab\"truex[1]".utf8)  // four values side by side
+        #expect(try AttributeCoding.decode(Int.self, from: stored[2..<5]) == -42)
+        #expect(try AttributeCoding.decode(String.self, from: stored[5..<9]) == "ab")
+        #expect(try AttributeCoding.decode(Bool.self, from: stored[9..<13]) == true)
+        #expect(try AttributeCoding.decode([Int].self, from: stored[14..<17]) == [1])
+        #expect(throws: (any Error).self) { try AttributeCoding.decode(Int.self, from: stored[1..<5]) }
+    }
 }

@@ -83,6 +83,7 @@ import Testing
             }
             #expect(attributes.count == reference.count, "step \(step)")
             #expect(attributes == SessionAttributes(reference), "step \(step)")
+            #expect(attributes.value(forKey: name).map(Array.init) == reference[name], "step \(step): the value in place")
         }
         #expect(Dictionary(uniqueKeysWithValues: attributes.map { ($0.key, $0.value) }) == reference)
         #expect(attributes.byteCount == reference.reduce(0) { $0 + $1.key.utf8.count + $1.value.count })
