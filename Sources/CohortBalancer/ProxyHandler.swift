@@ -311,13 +311,15 @@ final class ProxyHandler: ChannelDuplexHandler {
     func finishResponse(end: ByteBuffer?, keepAlive: Bool) {
         guard let context else { return }
         readsPaused = false
-        let last = end ?? Self.noBytes
         if keepAlive && !environment.connections.isShuttingDown {
             state = .idle
-            // A failed write closes the channel (NIO), which abandons what follows.
-            context.writeAndFlush(wrapOutboundOut(last), promise: nil)
+            // A failed write closes the channel (NIO), which abandons what follows. Without
+            // end bytes only a flush: an empty write would be one more pipeline write.
+            if let end { context.write(wrapOutboundOut(end), promise: nil) }
+            context.flush()
             frameRequests(context: context)  // a pipelined request, if one was read
         } else {
+            let last = end ?? Self.noBytes
             state = .closing
             unframed = Self.noBytes
             idleTimer.disarm()

@@ -24,7 +24,7 @@ extension RequestHead {
     /// The other field lines are copied byte for byte, in order. Every line written is
     /// well-formed: copied ones were validated, added ones are built from digits, hex,
     /// fixed text and the peer's IP address.
-    public func upstreamHead(bodyLength: Int?, client: ForwardingClient, via: String? = nil, requestID: String? = nil,
+    public func upstreamHead(bodyLength: Int?, client: ForwardingClient, via: String? = nil, requestID: RequestID? = nil,
                              allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
         var out = allocator.buffer(capacity: bytes.readableBytes + 200 + (via?.utf8.count ?? 0) + client.address.utf8.count)
         if var requestLine = methodAndTarget { out.writeBuffer(&requestLine) }
@@ -71,7 +71,7 @@ extension RequestHead {
         }
         if let requestID, !hasRequestID {
             out.writeStaticString("cohort-request-id: ")
-            out.writeString(requestID)
+            requestID.write(to: &out)
             out.writeStaticString("\r\n")
         }
         out.writeStaticString("\r\n")

@@ -73,11 +73,25 @@ struct UpstreamHeadTests {
 
     @Test("a request id is appended unless the client sent one")
     func requestID() throws {
-        let fresh = try Self.head([("Host", "x")]).upstreamHead(bodyLength: 0, client: .init(ip: nil), requestID: "0123456789abcdef-1")
+        let fresh = try Self.head([("Host", "x")]).upstreamHead(bodyLength: 0, client: .init(ip: nil), requestID: RequestID(prefix: "0123456789abcdef-", serial: 1))
         #expect(Self.fields(fresh).last == "cohort-request-id: 0123456789abcdef-1")
         let given = try Self.head([("Cohort-Request-Id", "client-chosen-id-0001")])
-            .upstreamHead(bodyLength: 0, client: .init(ip: nil), requestID: "0123456789abcdef-2")
+            .upstreamHead(bodyLength: 0, client: .init(ip: nil), requestID: RequestID(prefix: "0123456789abcdef-", serial: 2))
         #expect(Self.fields(given).filter { $0.hasPrefix("cohort-request-id") } == ["cohort-request-id: client-chosen-id-0001"])
+    }
+
+    @Test("a request id is written as its text: prefix, then the serial in lowercase hex without leading zeros")
+    func requestIDBytes() throws {
+        for serial: UInt64 in [0, 1, 0xF, 0x10, 0xABC, 0x1234_5678_9ABC_DEF0, .max] {
+            let id = try #require(RequestID(prefix: "0123456789abcdef-", serial: serial))
+            var buffer = ByteBuffer()
+            id.write(to: &buffer)
+            #expect(String(buffer: buffer) == "0123456789abcdef-" + String(serial, radix: 16))
+            #expect(id.description == String(buffer: buffer))
+        }
+        for prefix in ["", "has space-", "quote\"-", String(repeating: "a", count: 48), "é-"] {
+            #expect(RequestID(prefix: prefix, serial: 1) == nil, "\(prefix)")
+        }
     }
 
     @Test("fields the balancer copies keep their bytes; the request target is copied as sent")

@@ -181,13 +181,14 @@ let benchmarks: @Sendable () -> Void = {
         let request = ByteBuffer(string: "POST /api/counter HTTP/1.1\r\nHost: 127.0.0.1:9080\r\nUser-Agent: wrk\r\n"
             + "Accept: */*\r\nCookie: \(cookieHeader)\r\nContent-Length: 0\r\n\r\n")
         let client = ForwardingClient(ip: "127.0.0.1")
+        let requestID = RequestID(prefix: "0123456789abcdef-", serial: 0)
         benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
+        for serial in benchmark.scaledIterations {
             var framer = RequestFramer()
             var bytes = request
             guard case .head(let head)? = try? framer.next(from: &bytes) else { fatalError("the request does not frame") }
             blackHole(head.session(cookieName: cookieName))
-            blackHole(head.upstreamHead(bodyLength: 0, client: client, via: "1.1 cohort-1", requestID: "0123456789abcdef-1"))
+            blackHole(head.upstreamHead(bodyLength: 0, client: client, via: "1.1 cohort-1", requestID: requestID?.with(serial: UInt64(serial))))
         }
     }
 

@@ -61,7 +61,7 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
 private func checkUpstream(_ head: RequestHead, body: ByteBuffer) {
     for chunked in [false, true] {
         var upstream = head.upstreamHead(bodyLength: chunked ? nil : body.readableBytes, client: ForwardingClient(ip: "192.0.2.1"),
-                                         via: "1.1 cohort-1", requestID: "0123456789abcdef-1")
+                                         via: "1.1 cohort-1", requestID: RequestID(prefix: "0123456789abcdef-", serial: 1))
         if chunked {
             if body.readableBytes > 0 {
                 upstream.writeString(String(body.readableBytes, radix: 16) + "\r\n")
