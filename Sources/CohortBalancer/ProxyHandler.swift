@@ -223,6 +223,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             case .unsupportedTransferCoding:
                 state = .closing
                 return respond(status: .notImplemented, isHTTP10: false, keepAlive: false)
+            // (`unrequestedUpgrade` comes from a backend's response, never from a request.)
             case .malformedHead, .malformedChunk, .ambiguousLength, .unrequestedUpgrade:
                 state = .closing
                 return respond(status: .badRequest, isHTTP10: false, keepAlive: false)
