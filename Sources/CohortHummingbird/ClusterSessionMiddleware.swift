@@ -72,7 +72,7 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             if body.readableBytes <= RequestReplay.maxRecordedBody {
                 session.record(RequestReplay.Record.encode(
                     requestID: requestID, status: Int(response.status.code),
-                    contentType: response.headers[.contentType], body: body.readableBytesView
+                    contentType: response.headers.onlyValue(.contentType) ?? response.headers[.contentType], body: body.readableBytesView
                 ))
             }
         }
