@@ -114,9 +114,9 @@ public enum RequestReplay {
 extension HTTPFields {
     /// The value of the only field named `name`: `nil` if there is none or more than one.
     ///
-    /// `headers[name]` joins the values of every field of that name into a new string, even
-    /// when there is one: a string built per request on a session write's path (a few per
-    /// cent of a node's CPU per write with a request id, in `perf`).
+    /// `headers[name]` runs swift-http-types' generic join of every matching field's value
+    /// (a lazy map, then `joined(separator:)`) even when one field matches: ~2 % of a node's
+    /// samples per write with a request id, in `perf`, where one scan is enough.
     func onlyValue(_ name: HTTPField.Name) -> String? {
         var found: String?
         for field in self where field.name == name {

@@ -1,5 +1,5 @@
 // Micro-benchmarks of Cohort's hot paths: wire codec, replication engine, session ids,
-// balancer routing and a node's local commit/load. Each benchmark runs its operation
+// balancer routing, a node's local commit/load and the session middleware on one request. Each benchmark runs its operation
 // `scalingFactor` times per sample; run with `--scale` to see figures per operation.
 
 import Benchmark
@@ -70,8 +70,24 @@ func measureCommitAndAcks(_ benchmark: Benchmark, otherWritesWaiting: Int) {
     precondition(engine.pendingCommitCount == otherWritesWaiting)
 }
 
-/// Node used by the `ClusterNode` benchmarks; bound in their setup hook, closed in teardown.
+/// Node used by the `ClusterNode` and middleware benchmarks; bound in their setup hook,
+/// closed in teardown.
 nonisolated(unsafe) var benchNode: ClusterNode?
+
+/// Binds ``benchNode`` (no peers) holding the session ``sessionID`` with `count`.
+func nodeSetup() async throws {
+    benchNode = try await ClusterNode.bind(configuration: .init(
+        name: "n1",
+        clusterAddress: Address(host: "127.0.0.1", port: 0),
+        protection: .sealed(ClusterKey.generate()),
+        durability: .async
+    ))
+    _ = await benchNode!.commit(LocalChange(id: sessionID, loadedVersion: .zero, changes: countChange, maxIdle: .seconds(1800)))
+}
+func nodeTeardown() async throws {
+    // The node never ran; nothing to stop. Its sockets close with the process.
+    benchNode = nil
+}
 
 // MARK: - Benchmarks
 
@@ -193,19 +209,6 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // ClusterNode: what the middleware calls per request (load, then commit), no peers.
-    let nodeSetup: Benchmark.BenchmarkSetupHook = {
-        benchNode = try await ClusterNode.bind(configuration: .init(
-            name: "n1",
-            clusterAddress: Address(host: "127.0.0.1", port: 0),
-            protection: .sealed(ClusterKey.generate()),
-            durability: .async
-        ))
-        _ = await benchNode!.commit(LocalChange(id: sessionID, loadedVersion: .zero, changes: countChange, maxIdle: .seconds(1800)))
-    }
-    let nodeTeardown: Benchmark.BenchmarkTeardownHook = {
-        // The node never ran; nothing to stop. Its sockets close with the process.
-        benchNode = nil
-    }
     Benchmark("ClusterNode.commit (async durability, no peers)", configuration: fast, closure: { benchmark in
         let node = benchNode!
         let change = LocalChange(id: sessionID, loadedVersion: .zero, changes: countChange, maxIdle: .seconds(1800))
@@ -229,4 +232,6 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(await node.commit(LocalChange(id: session.id, loadedVersion: session.version, changes: countChange, maxIdle: session.maxIdle)))
         }
     }, setup: nodeSetup, teardown: nodeTeardown)
+
+    middlewareBenchmarks(fast)
 }
