@@ -19,6 +19,13 @@ public struct ExternalBalancerConfig: Hashable, Sendable {
         }
     }
 
+    /// The header carrying a non-idempotent request's id to the nodes (the one the
+    /// session middleware's `RequestReplay` reads and `cohort balancer` sends).
+    static let requestIDHeader = "Cohort-Request-Id"
+    /// RFC 9110's idempotent methods: the generated configurations send these without a
+    /// request id, every other method with one.
+    static let idempotentMethods = ["GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"]
+
     /// Longest accepted health-check path, in bytes.
     public static let maxHealthCheckPathLength = 256
 

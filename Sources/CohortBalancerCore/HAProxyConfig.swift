@@ -8,13 +8,18 @@
 ///   requests without a session, are balanced by `leastconn`.
 /// - Health: active checks, `option httpchk GET <path>` every second on every server;
 ///   two failures mark a node down, one success marks it up again.
+/// - Every non-idempotent request (anything but GET, HEAD, PUT, DELETE, OPTIONS, TRACE)
+///   gets a `Cohort-Request-Id` (`%[uuid()]`, set once, so a retry resends the same id);
+///   as with `cohort balancer`, a client's own id is passed on instead. A node that commits
+///   the write records the id with its response, so a retry on another node gets the
+///   recorded response instead of applying the write twice.
 /// - Failover before the checks have noticed: `retries 2` with `option redispatch 1`
 ///   moves a request whose connection failed to another node at the first retry.
 ///   `retry-on conn-failure empty-response` also retries a request the node closed the
-///   connection on without answering, but `http-request disable-l7-retry` limits that to
-///   idempotent methods: a POST is retried only when its connection failed, never once a
-///   node has received it (it may have applied and replicated it before dying, and a retry
-///   would apply it twice).
+///   connection on without answering, for every method: thanks to the id, a POST that
+///   reached a node which then died is answered by another node, and never applied twice.
+///   A request is not retried after `timeout server`, as `cohort balancer` does not retry
+///   a non-idempotent one after its timeout.
 /// - The node that serves a session whose route names another node rebinds the route
 ///   (`<random>.<itself>`), so the next request sticks to the new node.
 /// - `X-Forwarded-For` (`option forwardfor`) and `X-Forwarded-Proto: http` are set.
@@ -86,12 +91,13 @@ public struct HAProxyConfig: Sendable {
             "    balance leastconn",
             "    option httpchk GET \(balancer.healthCheckPath)",
             "    http-check expect status 200",
-            "    # Retry after the connection was established (empty-response) only what is",
-            "    # safe to send twice. A POST that reached a node may have been applied and",
-            "    # replicated before the node died; a retry would apply it again. A POST whose",
-            "    # connection failed (conn-failure) never reached a node and is still retried.",
-            "    acl cohort_idempotent method GET HEAD PUT DELETE OPTIONS TRACE",
-            "    http-request disable-l7-retry unless cohort_idempotent",
+            "    # Non-idempotent requests carry a request id, the same on a retry: a node that",
+            "    # already applied the write answers a retry (empty-response: the first node",
+            "    # died) with the recorded response, so a POST is retried like a GET.",
+            "    acl cohort_idempotent method \(ExternalBalancerConfig.idempotentMethods.joined(separator: " "))",
+            "    # The client's own id, if it sent one, is kept (its retries are exactly-once too).",
+            "    acl cohort_has_request_id req.hdr(\(ExternalBalancerConfig.requestIDHeader)) -m found",
+            "    http-request set-header \(ExternalBalancerConfig.requestIDHeader) %[uuid()] unless cohort_idempotent || cohort_has_request_id",
             "    # Sticky: the session's route picks its node; ignored while that node is down.",
         ]
         for node in balancer.nodes {

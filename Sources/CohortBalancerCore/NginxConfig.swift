@@ -10,14 +10,20 @@
 ///   `backup`, so requests stick to the node while it answers and move to the others
 ///   (least connections first) when it does not. `cohort_any` balances all nodes by
 ///   least connections.
-/// - Failover is `proxy_next_upstream error timeout http_502 http_503 http_504` *without*
-///   `non_idempotent`: nginx retries a POST (or PATCH, LOCK) only when it could not be sent
-///   at all (connection refused or timed out), never once it reached a node. A node that
-///   applied and replicated a POST and then died before answering would otherwise apply
-///   it a second time on another node (a counter would skip a number). Idempotent requests
-///   are retried in all those cases. The node that serves a session whose route names
-///   another node rebinds the route (`<random>.<itself>`), so the next request sticks to
-///   the new node.
+/// - Every non-idempotent request (POST, PATCH, anything but GET, HEAD, PUT, DELETE,
+///   OPTIONS, TRACE) gets a `Cohort-Request-Id`: nginx's `$request_id` (32 hex digits from
+///   16 random bytes), the same on every retry of the request; as with `cohort balancer`,
+///   a client's own id is passed on instead (for any method). A node that commits the
+///   write records the id with its response, so a retry on another node gets the recorded
+///   response instead of applying the write twice (`RequestReplay` in CohortHummingbird).
+/// - Failover is `proxy_next_upstream error timeout http_502 http_503 http_504
+///   non_idempotent`: with the id, a POST that reached a node which then died is retried
+///   on another one (the client gets an answer, not a 502), like an idempotent request.
+///   One difference from `cohort balancer`, which never retries a non-idempotent request
+///   after a timeout: nginx cannot tell the two apart, so a POST whose handler runs longer
+///   than `proxy_read_timeout` (60 s) is sent to the next node while the first may still
+///   commit it. The node that serves a session whose route names another node rebinds the
+///   route (`<random>.<itself>`), so the next request sticks to the new node.
 /// - A node that failed once is skipped for `failTimeoutSeconds` in that upstream group;
 ///   the shared `zone` makes all worker processes see it. Open-source nginx has no active
 ///   health checks: the health-check path only appears in a comment.
@@ -47,6 +53,12 @@ public struct NginxConfig: Sendable {
 
     /// The group for requests without a (known) route.
     public static let anyUpstreamName = "cohort_any"
+
+    /// The `map` variable holding the request id sent upstream: the client's, else for a
+    /// non-idempotent method ``generatedIDVariable``, else empty (no header).
+    static let requestIDVariable = "$cohort_request_id"
+    /// The client's request id, or nginx's `$request_id` if it sent none.
+    static let generatedIDVariable = "$cohort_request_id_or_new"
 
     /// The whole file. Throws if the balancer configuration or the prefix is not safe to
     /// write into a configuration file (see ``ExternalBalancerConfig/validated()``).
@@ -102,6 +114,23 @@ public struct NginxConfig: Sendable {
         lines += [
             "    }",
             "",
+            "    # Non-idempotent requests carry a request id, the same on every retry: a node",
+            "    # that already applied the write answers a retry with the recorded response.",
+            "    # The client's own id, if it sent one, is kept (its own retries are then",
+            "    # exactly-once too). An empty value sends no header.",
+            "    map $http_cohort_request_id \(Self.generatedIDVariable) {",
+            "        \"\" $request_id;",
+            "        default $http_cohort_request_id;",
+            "    }",
+            "    map $request_method \(Self.requestIDVariable) {",
+            "        default \(Self.generatedIDVariable);",
+        ]
+        for method in ExternalBalancerConfig.idempotentMethods {
+            lines.append("        \(method) $http_cohort_request_id;")
+        }
+        lines += [
+            "    }",
+            "",
             "    upstream \(Self.anyUpstreamName) {",
             "        zone \(Self.anyUpstreamName) 64k;",
             "        least_conn;",
@@ -140,13 +169,14 @@ public struct NginxConfig: Sendable {
             "            proxy_set_header Host $host;",
             "            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
             "            proxy_set_header X-Forwarded-Proto $scheme;",
+            "            proxy_set_header \(ExternalBalancerConfig.requestIDHeader) \(Self.requestIDVariable);",
             "            proxy_connect_timeout \(connectTimeoutSeconds)s;",
-            "            # Failover. No `non_idempotent`: a POST is retried on another node only when",
-            "            # it could not be sent (connection refused or connect timeout). Once a node",
-            "            # has received it, it may have applied and replicated it before dying, and",
-            "            # a retry would apply it twice; the client gets the error instead.",
-            "            # Idempotent requests are also retried after a timeout or a 502/503/504.",
-            "            proxy_next_upstream error timeout http_502 http_503 http_504;",
+            "            # Failover, POSTs included (`non_idempotent`): a POST that reached a node which",
+            "            # died is retried with the same request id, so a node that has the write",
+            "            # replicated answers with its recorded response and nothing is applied twice.",
+            "            # Caveat: a POST is also retried after proxy_read_timeout (60 s); a handler",
+            "            # still running on the first node by then could apply it a second time.",
+            "            proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;",
             "            proxy_next_upstream_tries \(balancer.nodes.count);",
             "            proxy_next_upstream_timeout 10s;",
             "        }",

@@ -7,40 +7,55 @@ import NIOPosix
 /// `name=<name> route=<route|-> method=<METHOD> body=<bytes> xff=<X-Forwarded-For|-> fwd=<Forwarded|-> rid=<Cohort-Request-Id|->`
 /// (header `x-backend: <name>`), and `GET /health` with 200; `/big/<n>`, `/chunked/<n>`
 /// and `/switch` (a 101 and nothing else) test response framing. `stop()` closes the listening
-/// socket and every open connection, like a crashed node.
+/// socket and every open connection, like a crashed node. ``requests`` lists what it read
+/// (health checks left out); with `dropsFirstPost` it closes the connection of the first
+/// POST once that POST was read, without answering (a node that died mid-request).
 final class TestBackend: Sendable {
     let name: String
     let port: Int
     /// Request body bytes received so far, over all requests (counted as they arrive).
     let receivedBodyBytes: NIOLockedValueBox<Int>
+    /// Every request read completely except `/health`, in order.
+    let requests: NIOLockedValueBox<[ReceivedRequest]>
     private let serverChannel: any Channel
     private let children: NIOLockedValueBox<[any Channel]>
 
-    private init(name: String, port: Int, received: NIOLockedValueBox<Int>, serverChannel: any Channel,
-                 children: NIOLockedValueBox<[any Channel]>) {
+    /// A request as the backend read it.
+    struct ReceivedRequest: Sendable, Equatable {
+        var method: HTTPMethod
+        /// Its `Cohort-Request-Id` fields, in order.
+        var requestIDs: [String]
+    }
+
+    private init(name: String, port: Int, received: NIOLockedValueBox<Int>, requests: NIOLockedValueBox<[ReceivedRequest]>,
+                 serverChannel: any Channel, children: NIOLockedValueBox<[any Channel]>) {
         self.name = name
         self.port = port
         self.receivedBodyBytes = received
+        self.requests = requests
         self.serverChannel = serverChannel
         self.children = children
     }
 
-    /// `silent`: never answers anything but `/health` (a hung node).
-    static func start(name: String, group: any EventLoopGroup, silent: Bool = false) async throws -> TestBackend {
+    /// `silent`: never answers anything but `/health` (a hung node). `dropsFirstPost`: see
+    /// the type's description.
+    static func start(name: String, group: any EventLoopGroup, silent: Bool = false, dropsFirstPost: Bool = false) async throws -> TestBackend {
         let children = NIOLockedValueBox<[any Channel]>([])
         let received = NIOLockedValueBox(0)
+        let requests = NIOLockedValueBox<[ReceivedRequest]>([])
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 children.withLockedValue { $0.append(channel) }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Responder(name: name, silent: silent, received: received))
+                    try channel.pipeline.syncOperations.addHandler(Responder(
+                        name: name, silent: silent, dropsFirstPost: dropsFirstPost, received: received, requests: requests))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
         guard let port = channel.localAddress?.port else { throw ChannelError.unknownLocalAddress }
-        return TestBackend(name: name, port: port, received: received, serverChannel: channel, children: children)
+        return TestBackend(name: name, port: port, received: received, requests: requests, serverChannel: channel, children: children)
     }
 
     func stop() async {
@@ -55,14 +70,19 @@ final class TestBackend: Sendable {
         typealias OutboundOut = HTTPServerResponsePart
         let name: String
         let silent: Bool
+        let dropsFirstPost: Bool
         let received: NIOLockedValueBox<Int>
+        let requests: NIOLockedValueBox<[ReceivedRequest]>
         var head: HTTPRequestHead?
         var bodyBytes = 0
 
-        init(name: String, silent: Bool, received: NIOLockedValueBox<Int>) {
+        init(name: String, silent: Bool, dropsFirstPost: Bool, received: NIOLockedValueBox<Int>,
+             requests: NIOLockedValueBox<[ReceivedRequest]>) {
             self.name = name
             self.silent = silent
+            self.dropsFirstPost = dropsFirstPost
             self.received = received
+            self.requests = requests
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -74,7 +94,15 @@ final class TestBackend: Sendable {
                 bodyBytes += chunk.readableBytes
                 received.withLockedValue { $0 += chunk.readableBytes }
             case .end:
-                guard let head, !silent || head.uri == "/health" else { return }
+                guard let head else { return }
+                if head.uri != "/health" {
+                    let firstPost = requests.withLockedValue { requests in
+                        defer { requests.append(ReceivedRequest(method: head.method, requestIDs: head.headers["cohort-request-id"])) }
+                        return head.method == .POST && !requests.contains { $0.method == .POST }
+                    }
+                    if dropsFirstPost && firstPost { return context.close(promise: nil) }
+                }
+                guard !silent || head.uri == "/health" else { return }
                 if head.uri.hasPrefix("/big/"), let size = Int(head.uri.dropFirst(5)) {
                     return sendBig(size, context: context)
                 }

@@ -26,6 +26,66 @@ struct ExternalBalancerTests {
         try await stickinessAndFailover(through: .haproxy)
     }
 
+    @Test(.enabled(if: ExternalBalancerKind.nginx.isInstalled, ExternalBalancerKind.nginx.skipReason))
+    func nginxTwoHundredClientsThroughKill9() async throws {
+        try await loadThroughKill9(through: .nginx)
+    }
+
+    @Test(.enabled(if: ExternalBalancerKind.haproxy.isInstalled, ExternalBalancerKind.haproxy.skipReason))
+    func haproxyTwoHundredClientsThroughKill9() async throws {
+        try await loadThroughKill9(through: .haproxy)
+    }
+
+    /// 200 clients, each its own session, POST through the balancer while n1 is killed with
+    /// SIGKILL: every POST answers 200 and every client's counts are exactly 1, 2, 3, ...
+    /// A POST in flight on n1 is retried on another node with its `Cohort-Request-Id`; if n1
+    /// had committed it, that node answers with the recorded response instead of counting
+    /// it again.
+    private func loadThroughKill9(through kind: ExternalBalancerKind) async throws {
+        try await withTestCluster { cluster in
+            try await cluster.startFullMesh(durability: "acknowledged")
+            let failuresBefore = FailureTracker.count
+            let balancer = try await ExternalBalancer.start(kind, in: cluster, nodes: Self.trio)
+            let load = CounterLoad(clients: 200, endpoint: balancer.endpoint)
+            let deadline = ContinuousClock.now + .seconds(60)
+            func progress(_ count: Int, _ what: String, alive: [String]) async throws {
+                let target = load.completedRequests + count
+                try await waitUntil("\(count) more requests \(what)", deadline: deadline, pollInterval: .milliseconds(20)) {
+                    try balancer.ensureRunning()
+                    try cluster.ensureRunning(alive)
+                    if load.completedRequests >= target { return true }
+                    throw NotYet("\(load.completedRequests) of \(target) requests answered")
+                }
+            }
+            load.start(workers: 24)
+            do {
+                load.enter(phase: "3 nodes")
+                try await progress(1_000, "with all three nodes", alive: Self.trio)
+                load.enter(phase: "n1 killed")
+                cluster.process("n1").kill9()
+                try await progress(1_000, "after kill -9 of n1", alive: ["n2", "n3"])
+                try await load.stop()
+            } catch {
+                try? await load.stop()
+                balancer.stop(dumpLogs: true)
+                throw error
+            }
+            let totals = load.totals
+            log("""
+                \(kind), 200 clients: \(totals.requests) POSTs; failovers \(totals.failovers), \
+                served by \(totals.servedBy.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")), \
+                slowest \(totals.slowest.readable), violations \(totals.violations.count)
+                """)
+            #expect(totals.violations.isEmpty, """
+                \(totals.violations.count) violation(s) through \(kind); the first ones:
+                \(totals.violations.prefix(25).map { "  \($0)" }.joined(separator: "\n"))
+                """)
+            #expect(totals.failovers >= 1, "no request failed over although n1 was killed")
+            #expect((totals.servedBy["n1"] ?? 0) > 0, "n1 served nothing before it was killed: \(totals.servedBy)")
+            balancer.stop(dumpLogs: FailureTracker.count > failuresBefore)
+        }
+    }
+
     /// 10 POSTs stick to the node that created the session; that node is killed; the next
     /// POST is answered (200) by another node with the next count and the same random part;
     /// the following requests stick to one node.

@@ -262,18 +262,24 @@ class CohortCluster:
         wait_until("cohort balancer", lambda: tcp_open(port), 15)
         return port
 
-    def start_nginx(self, port):
-        """`cohort config nginx` with the anchor's tuning applied (see bench/README.md)."""
-        prefix = os.path.join(RUN, f"nginx-{self.tag}")
+    def start_nginx(self, port, request_ids=True, suffix=""):
+        """`cohort config nginx` with the anchor's tuning applied (see bench/README.md);
+        process label `nginx-TAG` + SUFFIX. Without REQUEST_IDS, nginx sends no
+        Cohort-Request-Id (as `cohort config nginx` did before 2026-11-28)."""
+        prefix = os.path.join(RUN, f"nginx-{self.tag}{suffix}")
         os.makedirs(prefix, exist_ok=True)
         argv = [COHORT, "config", "nginx", "--listen", f"{HOST}:{port}"]
         for n in self.names:
             argv += ["--backend", f"{n}={HOST}:{self.http(n)}"]
         conf = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=30).stdout
         conf = tune_nginx(conf)
+        if not request_ids:
+            header = "proxy_set_header Cohort-Request-Id $cohort_request_id;"
+            assert header in conf, "nginx config: no request id header to remove"
+            conf = conf.replace(header, 'proxy_set_header Cohort-Request-Id "";')
         with open(os.path.join(prefix, "nginx.conf"), "w") as f:
             f.write(conf)
-        run_nginx(f"nginx-{self.tag}", prefix, port)
+        run_nginx(f"nginx-{self.tag}{suffix}", prefix, port)
         return port
 
     def down(self):
@@ -282,6 +288,7 @@ class CohortCluster:
         stop(f"cohort-{self.tag}-balancer")
         stop(f"cohort-{self.tag}-balancer-norid")
         stop(f"nginx-{self.tag}")
+        stop(f"nginx-{self.tag}-norid")
 
     def pids(self):
         out = {}

@@ -9,6 +9,9 @@ order from round to round, so a noisy neighbour hits all configurations alike.
 Configurations (one session write per request):
   cohort-ack-balancer   wrk -> cohort balancer :9080 -> 3 nodes (acknowledged)   POST /api/counter
   cohort-ack-nginx      wrk -> nginx :9070 (cohort config nginx) -> the same 3 nodes
+                        (POSTs with a Cohort-Request-Id, as from cohort balancer)
+  cohort-ack-nginx-norid  wrk -> nginx :9050, the same without Cohort-Request-Id (as
+                        `cohort config nginx` wrote it before 2026-11-28)
   cohort-ack-balancer-norid  wrk -> cohort balancer --no-request-ids :9060 -> the same 3 nodes
                         (POSTs without Cohort-Request-Id: no exactly-once record on the nodes, as with nginx)
   cohort-async-balancer wrk -> cohort balancer :9180 -> 3 other nodes (async)
@@ -44,6 +47,8 @@ CONFIGS = {
                                 cluster=ack, front="cohort-ack-balancer"),
     "cohort-ack-nginx": dict(url="http://127.0.0.1:9070/api/counter", cookie="COHORTSESSION", method="POST",
                              cluster=ack, front="nginx-ack"),
+    "cohort-ack-nginx-norid": dict(url="http://127.0.0.1:9050/api/counter", cookie="COHORTSESSION", method="POST",
+                                   cluster=ack, front="nginx-ack-norid"),
     "cohort-ack-balancer-norid": dict(url="http://127.0.0.1:9060/api/counter", cookie="COHORTSESSION", method="POST",
                                       cluster=ack, front="cohort-ack-balancer-norid"),
     "cohort-async-balancer": dict(url="http://127.0.0.1:9180/api/counter", cookie="COHORTSESSION", method="POST",
@@ -70,6 +75,8 @@ try:
         ack.start_balancer(9080)
         if "cohort-ack-nginx" in names:
             ack.start_nginx(9070)
+        if "cohort-ack-nginx-norid" in names:
+            ack.start_nginx(9050, request_ids=False, suffix="-norid")
         if "cohort-ack-balancer-norid" in names:
             ack.start_balancer(9060, extra=["--no-request-ids"], suffix="-norid")
         result["pools"]["ack"] = cohort_make_pool(9080, POOL_N, f"{RUN}/pool-ack.txt")

@@ -1,0 +1,140 @@
+import CohortBalancerCore
+import CohortCore
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Testing
+
+private func node(_ name: String, _ port: Int, host: String = "127.0.0.1") -> ExternalBalancerConfig.Node {
+    .init(name: name, address: Address(host: host, port: port))
+}
+
+/// The files `cohort config nginx` and `cohort config haproxy` write, checked by the real
+/// programs and run in front of test backends.
+@Suite("nginx and HAProxy running the generated configurations")
+struct GeneratedConfigLiveTests {
+    private static let sessionKey = "AAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+    @Test("nginx -t accepts the file", .enabled(if: ExternalTool.nginx != nil, "nginx is not installed (apt-get install nginx)"))
+    func nginxAccepts() throws {
+        let nginx = try #require(ExternalTool.nginx)
+        let directory = try ExternalTool.temporaryDirectory("nginx")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = ExternalBalancerConfig(
+            nodes: [node("n1", 8081), node("n2", 8082), node("node-4_x", 8084, host: "localhost")], cookieName: "my-session")
+        for prefix in [nil, directory] {
+            let file = directory + "/nginx.conf"
+            try NginxConfig(balancer: config, prefix: prefix).render().write(toFile: file, atomically: true, encoding: .utf8)
+            let result = try ExternalTool.run(nginx, ["-t", "-q", "-p", directory, "-c", file, "-e", "stderr"])
+            #expect(result.status == 0, "nginx -t (prefix \(prefix ?? "relative")) failed:\n\(result.output)")
+        }
+    }
+
+    @Test("haproxy -c accepts the file", .enabled(if: ExternalTool.haproxy != nil, "haproxy is not installed (apt-get install haproxy)"))
+    func haproxyAccepts() throws {
+        let haproxy = try #require(ExternalTool.haproxy)
+        let directory = try ExternalTool.temporaryDirectory("haproxy")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = ExternalBalancerConfig(
+            nodes: [node("n1", 8081), node("n2", 8082), node("node-4_x", 8084, host: "localhost")], cookieName: "my-session")
+        let file = directory + "/haproxy.cfg"
+        try HAProxyConfig(balancer: config).render().write(toFile: file, atomically: true, encoding: .utf8)
+        let result = try ExternalTool.run(haproxy, ["-c", "-f", file])
+        #expect(result.status == 0, "haproxy -c failed:\n\(result.output)")
+        #expect(!result.output.contains("WARNING"), "haproxy -c warns:\n\(result.output)")
+    }
+
+    @Test("nginx retries a POST whose node closed without answering, with the same request id; GETs carry none; a client's id is kept",
+          .enabled(if: ExternalTool.nginx != nil, "nginx is not installed (apt-get install nginx)"))
+    func nginxRequestIDs() async throws {
+        try await requestIDs(through: "nginx")
+    }
+
+    @Test("HAProxy retries a POST whose node closed without answering, with the same request id; GETs carry none; a client's id is kept",
+          .enabled(if: ExternalTool.haproxy != nil, "haproxy is not installed (apt-get install haproxy)"))
+    func haproxyRequestIDs() async throws {
+        try await requestIDs(through: "haproxy")
+    }
+
+    /// Backends `a` (drops the first POST it reads: a node that died mid-request) and `b`
+    /// behind `kind`; a POST whose session routes to `a`.
+    private func requestIDs(through kind: String) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let a = try await TestBackend.start(name: "a", group: group, dropsFirstPost: true)
+        let b = try await TestBackend.start(name: "b", group: group)
+        let port = try await unusedPort(group: group)
+        let directory = try ExternalTool.temporaryDirectory(kind)
+        let config = ExternalBalancerConfig(
+            nodes: [node("a", a.port), node("b", b.port)], listen: Address(host: "127.0.0.1", port: port))
+        let running: ExternalTool.Running
+        if kind == "nginx" {
+            let file = directory + "/nginx.conf"
+            try NginxConfig(balancer: config).render().write(toFile: file, atomically: true, encoding: .utf8)
+            running = try ExternalTool.Running(try #require(ExternalTool.nginx), ["-p", directory, "-c", file, "-e", "stderr", "-g", "daemon off;"],
+                                               log: directory + "/output.log")
+        } else {
+            let file = directory + "/haproxy.cfg"
+            try HAProxyConfig(balancer: config).render().write(toFile: file, atomically: true, encoding: .utf8)
+            running = try ExternalTool.Running(try #require(ExternalTool.haproxy), ["-f", file, "-db"], log: directory + "/output.log")
+        }
+        var failure: (any Error)?
+        do {
+            try await scenario(kind: kind, port: port, a: a, b: b, group: group)
+        } catch {
+            failure = error
+        }
+        let output = running.stop()
+        await a.stop()
+        await b.stop()
+        try await group.shutdownGracefully()
+        try? FileManager.default.removeItem(atPath: directory)
+        if let failure {
+            print("[config] \(kind) output:\n\(output.suffix(8_000))")
+            throw failure
+        }
+    }
+
+    private func scenario(kind: String, port: Int, a: TestBackend, b: TestBackend, group: any EventLoopGroup) async throws {
+        try await waitForHealth(port: port, group: group, kind: kind)
+        let routeA = [("cookie", "COHORTSESSION=\(Self.sessionKey).a")]
+        let response = try await sendRequest(port: port, method: .POST, path: "/api/counter", headers: routeA, body: "x", group: group)
+        #expect(response.status == 200, "the POST's retry was not answered: \(response.status) \(response.body)")
+        let posts = (a.requests.withLockedValue { $0 } + b.requests.withLockedValue { $0 }).filter { $0.method == .POST }
+        #expect(posts.count == 2, "the POST reached the nodes \(posts.count) times, not once and a retry")
+        let id = try #require(posts.first?.requestIDs.first, "the POST carried no Cohort-Request-Id")
+        #expect((16...64).contains(id.utf8.count) && id.utf8.allSatisfy(SessionID.isTokenByte), "not a valid request id: \(id)")
+        #expect(posts.allSatisfy { $0.requestIDs == [id] }, "the retry carried another id: \(posts)")
+        if kind == "nginx" { #expect(response.backend == "b", "nginx retried on \(response.backend ?? "?"), not a's backup") }
+
+        // Another POST, another id; no id on a GET; a client's own id is passed on unchanged.
+        let second = try await sendRequest(port: port, method: .POST, path: "/api/counter", headers: routeA, body: "x", group: group)
+        let secondID = try #require(Self.requestID(second))
+        #expect(secondID != id && secondID != "-")
+        #expect(Self.requestID(try await sendRequest(port: port, headers: routeA, group: group)) == "-")
+        let own = [("cohort-request-id", "client-chosen-0123456789")]
+        #expect(Self.requestID(try await sendRequest(port: port, headers: routeA + own, group: group)) == "client-chosen-0123456789")
+        #expect(Self.requestID(try await sendRequest(port: port, method: .POST, headers: routeA + own, body: "x", group: group))
+                == "client-chosen-0123456789")
+    }
+
+    /// The `rid=` a test backend echoed (`-`: none).
+    private static func requestID(_ response: TestResponse) -> String? {
+        response.body.split(separator: " ").first { $0.hasPrefix("rid=") }.map { String($0.dropFirst(4)) }
+    }
+
+    /// Waits (up to 20 s) until `GET /health` through the balancer on `port` answers 200.
+    private func waitForHealth(port: Int, group: any EventLoopGroup, kind: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while true {
+            if let response = try? await sendRequest(port: port, path: "/health", group: group), response.status == 200 { return }
+            guard ContinuousClock.now < deadline else { throw ExternalBalancerNotReady(kind: kind) }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
+
+struct ExternalBalancerNotReady: Error, CustomStringConvertible {
+    var kind: String
+    var description: String { "\(kind) did not answer GET /health with 200 within 20 s" }
+}
