@@ -41,7 +41,8 @@ if t:
     print("|---|---:|---:|---:|")
     for a, b in (("cohort-ack-balancer", "tomcat-nginx"), ("cohort-async-balancer", "tomcat-nginx"),
                  ("cohort-ack-balancer", "cohort-ack-nginx"), ("cohort-ack-balancer-norid", "cohort-ack-nginx"),
-                 ("cohort-ack-balancer-norid", "cohort-ack-nginx-norid"), ("cohort-ack-nginx", "cohort-ack-nginx-norid"),
+                 ("cohort-ack-balancer-norid", "cohort-ack-nginx-norid"), ("cohort-ack-balancer", "cohort-ack-nginx-norid"),
+                 ("cohort-ack-nginx", "cohort-ack-nginx-norid"),
                  ("cohort-ack-balancer-norid", "tomcat-nginx"), ("cohort-owners2-balancer", "tomcat-nginx"), ("cohort-single", "tomcat-single"),
                  ("cohort-ack-balancer", "cohort-single"), ("tomcat-nginx", "tomcat-single")):
         for conns in t["conns"]:

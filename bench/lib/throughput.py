@@ -94,7 +94,7 @@ try:
     if tc1 in needed.values():
         result["pools"]["tomcat-single"] = tomcat_make_pool(8084, POOL_N, f"{RUN}/pool-tomcat-single.txt")
     log("pools", json.dumps(result["pools"]))
-    pool_of = {"cohort-ack-balancer": "ack", "cohort-ack-nginx": "ack", "cohort-ack-balancer-norid": "ack", "cohort-async-balancer": "async", "cohort-owners2-balancer": "owners2",
+    pool_of = {"cohort-ack-balancer": "ack", "cohort-ack-nginx": "ack", "cohort-ack-nginx-norid": "ack", "cohort-ack-balancer-norid": "ack", "cohort-async-balancer": "async", "cohort-owners2-balancer": "owners2",
                "tomcat-nginx": "tomcat", "cohort-single": "single", "tomcat-single": "tomcat-single"}
 
     def created(cfg):
