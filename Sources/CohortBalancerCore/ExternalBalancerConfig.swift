@@ -39,17 +39,24 @@ public struct ExternalBalancerConfig: Hashable, Sendable {
     /// Path of the nodes' health endpoint (HAProxy checks it; open-source nginx has no
     /// active checks and only mentions it in a comment).
     public var healthCheckPath: String
+    /// Give non-idempotent requests a `Cohort-Request-Id` and retry them on another node
+    /// when theirs fails before answering, as `cohort balancer` does by default. Off (as
+    /// `cohort balancer --no-request-ids`): no id is added, and a POST that reached a node
+    /// is never retried (the client gets the error; the nodes keep no record of writes).
+    public var requestIDs: Bool
 
     public init(
         nodes: [Node],
         listen: Address = Address(host: "127.0.0.1", port: 8080),
         cookieName: String = "COHORTSESSION",
-        healthCheckPath: String = "/health"
+        healthCheckPath: String = "/health",
+        requestIDs: Bool = true
     ) {
         self.nodes = nodes
         self.listen = listen
         self.cookieName = cookieName
         self.healthCheckPath = healthCheckPath
+        self.requestIDs = requestIDs
     }
 
     /// Returns `self` if every field is safe to write into a configuration file, and

@@ -18,6 +18,8 @@
 ///   `retry-on conn-failure empty-response` also retries a request the node closed the
 ///   connection on without answering, for every method: thanks to the id, a POST that
 ///   reached a node which then died is answered by another node, and never applied twice.
+///   Without ``ExternalBalancerConfig/requestIDs``, `http-request disable-l7-retry` limits
+///   that to idempotent methods (a POST is retried only when its connection failed).
 ///   A request is not retried after `timeout server`, as `cohort balancer` does not retry
 ///   a non-idempotent one after its timeout.
 /// - The node that serves a session whose route names another node rebinds the route
@@ -91,15 +93,28 @@ public struct HAProxyConfig: Sendable {
             "    balance leastconn",
             "    option httpchk GET \(balancer.healthCheckPath)",
             "    http-check expect status 200",
-            "    # Non-idempotent requests carry a request id, the same on a retry: a node that",
-            "    # already applied the write answers a retry (empty-response: the first node",
-            "    # died) with the recorded response, so a POST is retried like a GET.",
             "    acl cohort_idempotent method \(ExternalBalancerConfig.idempotentMethods.joined(separator: " "))",
-            "    # The client's own id, if it sent one, is kept (its retries are exactly-once too).",
-            "    acl cohort_has_request_id req.hdr(\(ExternalBalancerConfig.requestIDHeader)) -m found",
-            "    http-request set-header \(ExternalBalancerConfig.requestIDHeader) %[uuid()] unless cohort_idempotent || cohort_has_request_id",
-            "    # Sticky: the session's route picks its node; ignored while that node is down.",
         ]
+        if balancer.requestIDs {
+            lines += [
+                "    # Non-idempotent requests carry a request id, the same on a retry: a node that",
+                "    # already applied the write answers a retry (empty-response: the first node",
+                "    # died) with the recorded response, so a POST is retried like a GET.",
+                "    # The client's own id, if it sent one, is kept (its retries are exactly-once too).",
+                "    acl cohort_has_request_id req.hdr(\(ExternalBalancerConfig.requestIDHeader)) -m found",
+                "    http-request set-header \(ExternalBalancerConfig.requestIDHeader) %[uuid()] unless cohort_idempotent || cohort_has_request_id",
+            ]
+        } else {
+            lines += [
+                "    # Without request ids (--no-request-ids), retry after the connection was",
+                "    # established (empty-response) only what is safe to send twice. A POST that",
+                "    # reached a node may have been applied and replicated before the node died; a",
+                "    # retry would apply it again. A POST whose connection failed (conn-failure)",
+                "    # never reached a node and is still retried.",
+                "    http-request disable-l7-retry unless cohort_idempotent",
+            ]
+        }
+        lines.append("    # Sticky: the session's route picks its node; ignored while that node is down.")
         for node in balancer.nodes {
             lines.append("    use-server \(node.name) if { req.cook(\(cookie)) -m end .\(node.name) }")
         }

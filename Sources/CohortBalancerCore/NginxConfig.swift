@@ -17,7 +17,8 @@
 ///   write records the id with its response, so a retry on another node gets the recorded
 ///   response instead of applying the write twice (`RequestReplay` in CohortHummingbird).
 /// - Failover is `proxy_next_upstream error timeout http_502 http_503 http_504
-///   non_idempotent`: with the id, a POST that reached a node which then died is retried
+///   non_idempotent` (without ``ExternalBalancerConfig/requestIDs``: no id and no
+///   `non_idempotent`, so a POST that reached a node is never retried): with the id, a POST that reached a node which then died is retried
 ///   on another one (the client gets an answer, not a 502), like an idempotent request.
 ///   One difference from `cohort balancer`, which never retries a non-idempotent request
 ///   after a timeout: nginx cannot tell the two apart, so a POST whose handler runs longer
@@ -53,6 +54,28 @@ public struct NginxConfig: Sendable {
 
     /// The group for requests without a (known) route.
     public static let anyUpstreamName = "cohort_any"
+
+    /// The two `map`s that choose the request id sent upstream (``requestIDVariable``).
+    static func requestIDMaps() -> [String] {
+        var lines = [
+            "",
+            "    # Non-idempotent requests carry a request id, the same on every retry: a node",
+            "    # that already applied the write answers a retry with the recorded response.",
+            "    # The client's own id, if it sent one, is kept (its own retries are then",
+            "    # exactly-once too). An empty value sends no header.",
+            "    map $http_cohort_request_id \(generatedIDVariable) {",
+            "        \"\" $request_id;",
+            "        default $http_cohort_request_id;",
+            "    }",
+            "    map $request_method \(requestIDVariable) {",
+            "        default \(generatedIDVariable);",
+        ]
+        for method in ExternalBalancerConfig.idempotentMethods {
+            lines.append("        \(method) $http_cohort_request_id;")
+        }
+        lines.append("    }")
+        return lines
+    }
 
     /// The `map` variable holding the request id sent upstream: the client's, else for a
     /// non-idempotent method ``generatedIDVariable``, else empty (no header).
@@ -111,25 +134,9 @@ public struct NginxConfig: Sendable {
         for node in balancer.nodes {
             lines.append("        \"~\(Self.routePattern(cookieName: balancer.cookieName, route: node.name))\" \(Self.upstreamName(for: node.name));")
         }
+        lines.append("    }")
+        if balancer.requestIDs { lines += Self.requestIDMaps() }
         lines += [
-            "    }",
-            "",
-            "    # Non-idempotent requests carry a request id, the same on every retry: a node",
-            "    # that already applied the write answers a retry with the recorded response.",
-            "    # The client's own id, if it sent one, is kept (its own retries are then",
-            "    # exactly-once too). An empty value sends no header.",
-            "    map $http_cohort_request_id \(Self.generatedIDVariable) {",
-            "        \"\" $request_id;",
-            "        default $http_cohort_request_id;",
-            "    }",
-            "    map $request_method \(Self.requestIDVariable) {",
-            "        default \(Self.generatedIDVariable);",
-        ]
-        for method in ExternalBalancerConfig.idempotentMethods {
-            lines.append("        \(method) $http_cohort_request_id;")
-        }
-        lines += [
-            "    }",
             "",
             "    upstream \(Self.anyUpstreamName) {",
             "        zone \(Self.anyUpstreamName) 64k;",
@@ -169,14 +176,29 @@ public struct NginxConfig: Sendable {
             "            proxy_set_header Host $host;",
             "            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
             "            proxy_set_header X-Forwarded-Proto $scheme;",
-            "            proxy_set_header \(ExternalBalancerConfig.requestIDHeader) \(Self.requestIDVariable);",
-            "            proxy_connect_timeout \(connectTimeoutSeconds)s;",
-            "            # Failover, POSTs included (`non_idempotent`): a POST that reached a node which",
-            "            # died is retried with the same request id, so a node that has the write",
-            "            # replicated answers with its recorded response and nothing is applied twice.",
-            "            # Caveat: a POST is also retried after proxy_read_timeout (60 s); a handler",
-            "            # still running on the first node by then could apply it a second time.",
-            "            proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;",
+        ]
+        if balancer.requestIDs {
+            lines += [
+                "            proxy_set_header \(ExternalBalancerConfig.requestIDHeader) \(Self.requestIDVariable);",
+                "            proxy_connect_timeout \(connectTimeoutSeconds)s;",
+                "            # Failover, POSTs included (`non_idempotent`): a POST that reached a node which",
+                "            # died is retried with the same request id, so a node that has the write",
+                "            # replicated answers with its recorded response and nothing is applied twice.",
+                "            # Caveat: a POST is also retried after proxy_read_timeout (60 s); a handler",
+                "            # still running on the first node by then could apply it a second time.",
+                "            proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;",
+            ]
+        } else {
+            lines += [
+                "            proxy_connect_timeout \(connectTimeoutSeconds)s;",
+                "            # Failover without request ids (--no-request-ids): a POST is retried on",
+                "            # another node only when it could not be sent (connection refused or connect",
+                "            # timeout). Once a node has received it, it may have applied and replicated",
+                "            # it before dying, and a retry would apply it twice; the client gets the error.",
+                "            proxy_next_upstream error timeout http_502 http_503 http_504;",
+            ]
+        }
+        lines += [
             "            proxy_next_upstream_tries \(balancer.nodes.count);",
             "            proxy_next_upstream_timeout 10s;",
             "        }",

@@ -27,6 +27,9 @@ struct ConfigCommand: ParsableCommand {
         @Option(name: .customLong("health-path"), help: "Path of the nodes' health check.")
         var healthPath: String = "/health"
 
+        @Flag(inversion: .prefixedNo, help: "Give POSTs and other non-idempotent requests a Cohort-Request-Id and retry one whose node fails before answering on another node, where it is applied exactly once (as cohort balancer does). Off: no id, and such a POST gets the balancer's error instead of a retry.")
+        var requestIds = true
+
         /// The validated input of the generators; throws a `ValidationError` naming the
         /// first bad value.
         func balancerConfig() throws -> ExternalBalancerConfig {
@@ -40,7 +43,8 @@ struct ConfigCommand: ParsableCommand {
             }
             guard let listenAddress = Address(parsing: listen) else { throw ValidationError("--listen must be HOST:PORT") }
             let config = ExternalBalancerConfig(
-                nodes: nodes, listen: listenAddress, cookieName: cookieName, healthCheckPath: healthPath
+                nodes: nodes, listen: listenAddress, cookieName: cookieName, healthCheckPath: healthPath,
+                requestIDs: requestIds
             )
             do {
                 return try config.validated()

@@ -119,6 +119,18 @@ struct NginxConfigTests {
         ])
     }
 
+    @Test("without request ids: no id, and a POST that reached a node is not retried")
+    func withoutRequestIDs() throws {
+        var config = trio
+        config.requestIDs = false
+        let text = try NginxConfig(balancer: config).render()
+        let lines = directives(text)
+        #expect(lines.contains("proxy_next_upstream error timeout http_502 http_503 http_504;"))
+        #expect(!lines.contains { $0.contains("non_idempotent") }, "a POST that reached a node must not be replayed")
+        #expect(!lines.contains { $0.contains("request_id") || $0.contains("Cohort-Request-Id") })
+        #expect(text.filter { $0 == "{" }.count == text.filter { $0 == "}" }.count)
+    }
+
     @Test("the route regex matches exactly the session cookie's route suffix")
     func routePatternSemantics() throws {
         let text = try NginxConfig(balancer: trio).render()
@@ -176,5 +188,14 @@ struct HAProxyConfigTests {
         }
         #expect(!lines.contains { $0.contains("disable-l7-retry") }, "a POST with a request id is safe to retry")
         #expect(lines.firstIndex(of: "frontend cohort")! < lines.firstIndex(of: "backend cohort_nodes")!)
+    }
+
+    @Test("without request ids: no id, and L7 retries only for idempotent methods")
+    func withoutRequestIDs() throws {
+        var config = trio
+        config.requestIDs = false
+        let lines = directives(try HAProxyConfig(balancer: config).render())
+        #expect(lines.contains("http-request disable-l7-retry unless cohort_idempotent"))
+        #expect(!lines.contains { $0.contains("uuid") || $0.contains("Cohort-Request-Id") })
     }
 }

@@ -21,13 +21,14 @@ struct GeneratedConfigLiveTests {
         let nginx = try #require(ExternalTool.nginx)
         let directory = try ExternalTool.temporaryDirectory("nginx")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let config = ExternalBalancerConfig(
-            nodes: [node("n1", 8081), node("n2", 8082), node("node-4_x", 8084, host: "localhost")], cookieName: "my-session")
-        for prefix in [nil, directory] {
+        for (prefix, requestIDs) in [(nil, true), (directory, true), (nil, false)] {
+            let config = ExternalBalancerConfig(
+                nodes: [node("n1", 8081), node("n2", 8082), node("node-4_x", 8084, host: "localhost")], cookieName: "my-session",
+                requestIDs: requestIDs)
             let file = directory + "/nginx.conf"
             try NginxConfig(balancer: config, prefix: prefix).render().write(toFile: file, atomically: true, encoding: .utf8)
             let result = try ExternalTool.run(nginx, ["-t", "-q", "-p", directory, "-c", file, "-e", "stderr"])
-            #expect(result.status == 0, "nginx -t (prefix \(prefix ?? "relative")) failed:\n\(result.output)")
+            #expect(result.status == 0, "nginx -t (prefix \(prefix ?? "relative"), request ids \(requestIDs)) failed:\n\(result.output)")
         }
     }
 
@@ -36,13 +37,16 @@ struct GeneratedConfigLiveTests {
         let haproxy = try #require(ExternalTool.haproxy)
         let directory = try ExternalTool.temporaryDirectory("haproxy")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let config = ExternalBalancerConfig(
-            nodes: [node("n1", 8081), node("n2", 8082), node("node-4_x", 8084, host: "localhost")], cookieName: "my-session")
-        let file = directory + "/haproxy.cfg"
-        try HAProxyConfig(balancer: config).render().write(toFile: file, atomically: true, encoding: .utf8)
-        let result = try ExternalTool.run(haproxy, ["-c", "-f", file])
-        #expect(result.status == 0, "haproxy -c failed:\n\(result.output)")
-        #expect(!result.output.contains("WARNING"), "haproxy -c warns:\n\(result.output)")
+        for requestIDs in [true, false] {
+            let config = ExternalBalancerConfig(
+                nodes: [node("n1", 8081), node("n2", 8082), node("node-4_x", 8084, host: "localhost")], cookieName: "my-session",
+                requestIDs: requestIDs)
+            let file = directory + "/haproxy.cfg"
+            try HAProxyConfig(balancer: config).render().write(toFile: file, atomically: true, encoding: .utf8)
+            let result = try ExternalTool.run(haproxy, ["-c", "-f", file])
+            #expect(result.status == 0, "haproxy -c (request ids \(requestIDs)) failed:\n\(result.output)")
+            #expect(!result.output.contains("WARNING"), "haproxy -c (request ids \(requestIDs)) warns:\n\(result.output)")
+        }
     }
 
     @Test("nginx retries a POST whose node closed without answering, with the same request id; GETs carry none; a client's id is kept",
@@ -57,16 +61,28 @@ struct GeneratedConfigLiveTests {
         try await requestIDs(through: "haproxy")
     }
 
+    @Test("with --no-request-ids, nginx answers a POST whose node closed without answering with 502, sent once, without an id",
+          .enabled(if: ExternalTool.nginx != nil, "nginx is not installed (apt-get install nginx)"))
+    func nginxWithoutRequestIDs() async throws {
+        try await requestIDs(through: "nginx", enabled: false)
+    }
+
+    @Test("with --no-request-ids, HAProxy answers a POST whose node closed without answering with 502, sent once, without an id",
+          .enabled(if: ExternalTool.haproxy != nil, "haproxy is not installed (apt-get install haproxy)"))
+    func haproxyWithoutRequestIDs() async throws {
+        try await requestIDs(through: "haproxy", enabled: false)
+    }
+
     /// Backends `a` (drops the first POST it reads: a node that died mid-request) and `b`
     /// behind `kind`; a POST whose session routes to `a`.
-    private func requestIDs(through kind: String) async throws {
+    private func requestIDs(through kind: String, enabled: Bool = true) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let a = try await TestBackend.start(name: "a", group: group, dropsFirstPost: true)
         let b = try await TestBackend.start(name: "b", group: group)
         let port = try await unusedPort(group: group)
         let directory = try ExternalTool.temporaryDirectory(kind)
         let config = ExternalBalancerConfig(
-            nodes: [node("a", a.port), node("b", b.port)], listen: Address(host: "127.0.0.1", port: port))
+            nodes: [node("a", a.port), node("b", b.port)], listen: Address(host: "127.0.0.1", port: port), requestIDs: enabled)
         let running: ExternalTool.Running
         if kind == "nginx" {
             let file = directory + "/nginx.conf"
@@ -80,7 +96,11 @@ struct GeneratedConfigLiveTests {
         }
         var failure: (any Error)?
         do {
-            try await scenario(kind: kind, port: port, a: a, b: b, group: group)
+            if enabled {
+                try await scenario(kind: kind, port: port, a: a, b: b, group: group)
+            } else {
+                try await scenarioWithoutIDs(kind: kind, port: port, a: a, b: b, group: group)
+            }
         } catch {
             failure = error
         }
@@ -116,6 +136,16 @@ struct GeneratedConfigLiveTests {
         #expect(Self.requestID(try await sendRequest(port: port, headers: routeA + own, group: group)) == "client-chosen-0123456789")
         #expect(Self.requestID(try await sendRequest(port: port, method: .POST, headers: routeA + own, body: "x", group: group))
                 == "client-chosen-0123456789")
+    }
+
+    private func scenarioWithoutIDs(kind: String, port: Int, a: TestBackend, b: TestBackend, group: any EventLoopGroup) async throws {
+        try await waitForHealth(port: port, group: group, kind: kind)
+        let routeA = [("cookie", "COHORTSESSION=\(Self.sessionKey).a")]
+        let response = try await sendRequest(port: port, method: .POST, path: "/api/counter", headers: routeA, body: "x", group: group)
+        #expect(response.status == 502, "a POST that reached a node was answered \(response.status) \(response.body)")
+        let posts = (a.requests.withLockedValue { $0 } + b.requests.withLockedValue { $0 }).filter { $0.method == .POST }
+        #expect(posts.count == 1, "the POST reached the nodes \(posts.count) times: retried without a request id")
+        #expect(posts.allSatisfy { $0.requestIDs.isEmpty }, "a request id was sent: \(posts)")
     }
 
     /// The `rid=` a test backend echoed (`-`: none).

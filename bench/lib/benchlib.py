@@ -264,19 +264,15 @@ class CohortCluster:
 
     def start_nginx(self, port, request_ids=True, suffix=""):
         """`cohort config nginx` with the anchor's tuning applied (see bench/README.md);
-        process label `nginx-TAG` + SUFFIX. Without REQUEST_IDS, nginx sends no
-        Cohort-Request-Id (as `cohort config nginx` did before 2026-11-28)."""
+        process label `nginx-TAG` + SUFFIX. Without REQUEST_IDS, `--no-request-ids`: nginx
+        sends no Cohort-Request-Id (as `cohort config nginx` did before 2026-11-28)."""
         prefix = os.path.join(RUN, f"nginx-{self.tag}{suffix}")
         os.makedirs(prefix, exist_ok=True)
-        argv = [COHORT, "config", "nginx", "--listen", f"{HOST}:{port}"]
+        argv = [COHORT, "config", "nginx", "--listen", f"{HOST}:{port}"] + ([] if request_ids else ["--no-request-ids"])
         for n in self.names:
             argv += ["--backend", f"{n}={HOST}:{self.http(n)}"]
         conf = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=30).stdout
         conf = tune_nginx(conf)
-        if not request_ids:
-            header = "proxy_set_header Cohort-Request-Id $cohort_request_id;"
-            assert header in conf, "nginx config: no request id header to remove"
-            conf = conf.replace(header, 'proxy_set_header Cohort-Request-Id "";')
         with open(os.path.join(prefix, "nginx.conf"), "w") as f:
             f.write(conf)
         run_nginx(f"nginx-{self.tag}{suffix}", prefix, port)

@@ -10,8 +10,8 @@ Configurations (one session write per request):
   cohort-ack-balancer   wrk -> cohort balancer :9080 -> 3 nodes (acknowledged)   POST /api/counter
   cohort-ack-nginx      wrk -> nginx :9070 (cohort config nginx) -> the same 3 nodes
                         (POSTs with a Cohort-Request-Id, as from cohort balancer)
-  cohort-ack-nginx-norid  wrk -> nginx :9050, the same without Cohort-Request-Id (as
-                        `cohort config nginx` wrote it before 2026-11-28)
+  cohort-ack-nginx-norid  wrk -> nginx :9050, `cohort config nginx --no-request-ids` (no
+                        Cohort-Request-Id, as `cohort config nginx` wrote it before 2026-11-28)
   cohort-ack-balancer-norid  wrk -> cohort balancer --no-request-ids :9060 -> the same 3 nodes
                         (POSTs without Cohort-Request-Id: no exactly-once record on the nodes, as with nginx)
   cohort-async-balancer wrk -> cohort balancer :9180 -> 3 other nodes (async)
