@@ -74,7 +74,8 @@ struct GeneratedConfigLiveTests {
     }
 
     /// Backends `a` (drops the first POST it reads: a node that died mid-request) and `b`
-    /// behind `kind`; a POST whose session routes to `a`.
+    /// behind `kind`, configured with request ids `enabled` or not; then the matching
+    /// scenario, which starts with a POST whose session routes to `a`.
     private func requestIDs(through kind: String, enabled: Bool = true) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let a = try await TestBackend.start(name: "a", group: group, dropsFirstPost: true)
