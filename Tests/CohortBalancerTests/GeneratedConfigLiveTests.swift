@@ -117,11 +117,8 @@ struct GeneratedConfigLiveTests {
     }
 
     private func scenario(kind: String, port: Int, a: TestBackend, b: TestBackend, group: any EventLoopGroup) async throws {
-        try await waitForHealth(port: port, group: group, kind: kind)
-        let routeA = [("cookie", "COHORTSESSION=\(Self.sessionKey).a")]
-        let response = try await sendRequest(port: port, method: .POST, path: "/api/counter", headers: routeA, body: "x", group: group)
+        let (response, posts) = try await firstPost(kind: kind, port: port, a: a, b: b, group: group)
         #expect(response.status == 200, "the POST's retry was not answered: \(response.status) \(response.body)")
-        let posts = (a.requests.withLockedValue { $0 } + b.requests.withLockedValue { $0 }).filter { $0.method == .POST }
         #expect(posts.count == 2, "the POST reached the nodes \(posts.count) times, not once and a retry")
         let id = try #require(posts.first?.requestIDs.first, "the POST carried no Cohort-Request-Id")
         #expect((16...64).contains(id.utf8.count) && id.utf8.allSatisfy(SessionID.isTokenByte), "not a valid request id: \(id)")
@@ -129,24 +126,34 @@ struct GeneratedConfigLiveTests {
         if kind == "nginx" { #expect(response.backend == "b", "nginx retried on \(response.backend ?? "?"), not a's backup") }
 
         // Another POST, another id; no id on a GET; a client's own id is passed on unchanged.
-        let second = try await sendRequest(port: port, method: .POST, path: "/api/counter", headers: routeA, body: "x", group: group)
+        let second = try await sendRequest(port: port, method: .POST, path: "/api/counter", headers: Self.routeA, body: "x", group: group)
         let secondID = try #require(Self.requestID(second))
         #expect(secondID != id && secondID != "-")
-        #expect(Self.requestID(try await sendRequest(port: port, headers: routeA, group: group)) == "-")
+        #expect(Self.requestID(try await sendRequest(port: port, headers: Self.routeA, group: group)) == "-")
         let own = [("cohort-request-id", "client-chosen-0123456789")]
-        #expect(Self.requestID(try await sendRequest(port: port, headers: routeA + own, group: group)) == "client-chosen-0123456789")
-        #expect(Self.requestID(try await sendRequest(port: port, method: .POST, headers: routeA + own, body: "x", group: group))
+        #expect(Self.requestID(try await sendRequest(port: port, headers: Self.routeA + own, group: group)) == "client-chosen-0123456789")
+        #expect(Self.requestID(try await sendRequest(port: port, method: .POST, headers: Self.routeA + own, body: "x", group: group))
                 == "client-chosen-0123456789")
     }
 
     private func scenarioWithoutIDs(kind: String, port: Int, a: TestBackend, b: TestBackend, group: any EventLoopGroup) async throws {
-        try await waitForHealth(port: port, group: group, kind: kind)
-        let routeA = [("cookie", "COHORTSESSION=\(Self.sessionKey).a")]
-        let response = try await sendRequest(port: port, method: .POST, path: "/api/counter", headers: routeA, body: "x", group: group)
+        let (response, posts) = try await firstPost(kind: kind, port: port, a: a, b: b, group: group)
         #expect(response.status == 502, "a POST that reached a node was answered \(response.status) \(response.body)")
-        let posts = (a.requests.withLockedValue { $0 } + b.requests.withLockedValue { $0 }).filter { $0.method == .POST }
         #expect(posts.count == 1, "the POST reached the nodes \(posts.count) times: retried without a request id")
         #expect(posts.allSatisfy { $0.requestIDs.isEmpty }, "a request id was sent: \(posts)")
+    }
+
+    /// A session cookie whose route is backend `a`.
+    private static let routeA = [("cookie", "COHORTSESSION=\(sessionKey).a")]
+
+    /// Once the balancer forwards, a POST whose session routes to `a`: its response, and
+    /// every delivery of a POST the backends saw.
+    private func firstPost(kind: String, port: Int, a: TestBackend, b: TestBackend, group: any EventLoopGroup)
+        async throws -> (TestResponse, [TestBackend.ReceivedRequest]) {
+        try await waitForHealth(port: port, group: group, kind: kind)
+        let response = try await sendRequest(port: port, method: .POST, path: "/api/counter", headers: Self.routeA, body: "x", group: group)
+        let posts = (a.requests.withLockedValue { $0 } + b.requests.withLockedValue { $0 }).filter { $0.method == .POST }
+        return (response, posts)
     }
 
     /// The `rid=` a test backend echoed (`-`: none).

@@ -85,12 +85,9 @@ struct BalancerEndToEndTests {
 
             /// Waits until `count` more requests are answered, while the balancer and `alive` run.
             func progress(_ count: Int, _ what: String, alive: [String]) async throws {
-                let target = load.completedRequests + count
-                try await waitUntil("\(count) more requests \(what)", deadline: deadline, pollInterval: .milliseconds(20)) {
+                try await load.waitForMore(count, what, deadline: deadline) {
                     try balancer.ensureRunning()
                     try cluster.ensureRunning(alive)
-                    if load.completedRequests >= target { return true }
-                    throw NotYet("\(load.completedRequests) of \(target) requests answered")
                 }
             }
 

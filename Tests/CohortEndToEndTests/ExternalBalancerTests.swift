@@ -48,13 +48,11 @@ struct ExternalBalancerTests {
             let balancer = try await ExternalBalancer.start(kind, in: cluster, nodes: Self.trio)
             let load = CounterLoad(clients: 200, endpoint: balancer.endpoint)
             let deadline = ContinuousClock.now + .seconds(60)
+            /// Waits until `count` more requests are answered, while the balancer and `alive` run.
             func progress(_ count: Int, _ what: String, alive: [String]) async throws {
-                let target = load.completedRequests + count
-                try await waitUntil("\(count) more requests \(what)", deadline: deadline, pollInterval: .milliseconds(20)) {
+                try await load.waitForMore(count, what, deadline: deadline) {
                     try balancer.ensureRunning()
                     try cluster.ensureRunning(alive)
-                    if load.completedRequests >= target { return true }
-                    throw NotYet("\(load.completedRequests) of \(target) requests answered")
                 }
             }
             load.start(workers: 24)

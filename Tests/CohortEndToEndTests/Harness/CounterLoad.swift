@@ -134,6 +134,18 @@ final class CounterLoad: Sendable {
     }
 
     var completedRequests: Int { state.withLockedValue { $0.totals.requests } }
+
+    /// Waits until `count` more requests are answered, by `deadline`. `check` runs on every
+    /// poll and throws to end the wait (e.g. the balancer or a node that should run exited).
+    func waitForMore(_ count: Int, _ what: String, deadline: ContinuousClock.Instant, check: () throws -> Void) async throws {
+        let target = completedRequests + count
+        try await waitUntil("\(count) more requests \(what)", deadline: deadline, pollInterval: .milliseconds(20)) {
+            try check()
+            if completedRequests >= target { return true }
+            throw NotYet("\(completedRequests) of \(target) requests answered")
+        }
+    }
+
     var totals: Totals { state.withLockedValue { $0.totals } }
 
     /// Stops handing out requests and waits for the workers to finish their last one.
