@@ -68,7 +68,7 @@ struct ConfigCommand: ParsableCommand {
     struct Nginx: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "nginx",
-            abstract: "Print an nginx.conf (run: nginx -p DIR -c DIR/nginx.conf -e stderr -g 'daemon off;')."
+            abstract: "Print an nginx.conf (run: nginx -p DIR -c nginx.conf -e stderr -g 'daemon off;')."
         )
 
         @OptionGroup var shared: Shared

@@ -297,8 +297,9 @@ class CohortCluster:
 
 
 def tune_nginx(conf):
-    """The anchor's nginx.conf uses upstream keep-alive (keepalive 64, Connection "") and
-    no access log; `cohort config nginx` has neither. Apply the same to compare like with like."""
+    """The anchor's nginx.conf keeps 64 idle upstream connections and logs no access;
+    `cohort config nginx` keeps 32 and writes a buffered access log. Apply the anchor's
+    settings to compare like with like."""
     conf = re.sub(r"access_log [^;]*;", "access_log off;", conf)
     if re.search(r"\n\s*keepalive \d+;", conf):  # `cohort config nginx` emits its own pool size
         conf = re.sub(r"(\n\s*)keepalive \d+;", r"\1keepalive 64;", conf)
