@@ -1,0 +1,78 @@
+import CohortCore
+import CohortHummingbird
+import CohortNode
+import CohortWire
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import Testing
+
+/// The README's "Using it in your Hummingbird app" example is compiled here, line for
+/// line (``ReadmeExample/run(key:user:logger:)``, never called: its addresses are not
+/// loopback), and a test checks that the README still shows exactly these lines, so the
+/// example cannot drift from the public API unnoticed.
+@Suite("README: the Hummingbird example is the code compiled here")
+struct ReadmeExampleTests {
+    @Test("every line of the README's Hummingbird example appears, in order, in ReadmeExample")
+    func readmeExampleIsCompiled() throws {
+        let testFile = URL(fileURLWithPath: #filePath)
+        let readme = try String(
+            contentsOf: testFile.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("README.md"), encoding: .utf8)
+        let example = try #require(Self.swiftBlock(after: "## Using it in your Hummingbird app", in: readme))
+        let source = try String(contentsOf: testFile, encoding: .utf8)
+        let sourceLines = source.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let importedHere = Set(sourceLines.filter { $0.hasPrefix("import ") }.map { $0.dropFirst("import ".count) })
+        var position = sourceLines.startIndex
+        let lines = example.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        #expect(lines.count >= 10, "the example should be found whole")
+        for line in lines {
+            if line.hasPrefix("import ") {
+                // The README may comment its imports; the module must be imported here.
+                let module = line.split(separator: " ")[1]
+                #expect(importedHere.contains(module), "README imports \(module), which the example here does not")
+                continue
+            }
+            guard let found = sourceLines[position...].firstIndex(of: line) else {
+                Issue.record("README line not compiled here (or out of order): \(line)")
+                return
+            }
+            position = found + 1
+        }
+    }
+
+    /// The body of the first ```swift block after `heading`.
+    static func swiftBlock(after heading: String, in text: String) -> String? {
+        guard let headingRange = text.range(of: heading),
+            let open = text.range(of: "```swift\n", range: headingRange.upperBound..<text.endIndex),
+            let close = text.range(of: "\n```", range: open.upperBound..<text.endIndex)
+        else { return nil }
+        return String(text[open.upperBound..<close.lowerBound])
+    }
+}
+
+/// The README's example, with what it leaves to the reader (`key`, `user`, `logger`) as
+/// parameters. Only compiled.
+enum ReadmeExample {
+    struct User { var id: String }
+
+    static func run(key: ClusterKey, user: User, logger: Logger) async throws {
+        let node = try await ClusterNode.bind(configuration: .init(
+            name: "n1", clusterAddress: Address(host: "0.0.0.0", port: 7001),
+            seeds: [Address(host: "10.0.0.2", port: 7001)], protection: .sealed(key)))
+        let router = Router(context: BasicClusterSessionRequestContext.self)
+        router.add(middleware: ClusterSessionMiddleware(node: node))
+        router.post("/login") { request, context in
+            try context.session.set(user.id, forKey: "user")     // any Codable value
+            context.session.rotateID()                           // new id after login (fixation)
+            return "ok"
+        }
+        router.post("/logout") { _, context in
+            context.session.invalidate()                         // ended on every node
+            return "bye"
+        }
+        let app = Application(router: router)
+        try await ServiceGroup(services: [node, app], gracefulShutdownSignals: [.sigterm], logger: logger).run()
+    }
+}
