@@ -8,8 +8,8 @@ import Logging
 import ServiceLifecycle
 import Testing
 
-/// The README's "Using it in your Hummingbird app" example is compiled here, line for
-/// line (``ReadmeExample/run(key:user:logger:)``, never called: its addresses are not
+/// The README's "Using it in your Hummingbird app" example and its session listener are
+/// compiled here, line for line (``ReadmeExample``, never called: its addresses are not
 /// loopback), and a test checks that the README still shows exactly these lines, so the
 /// example cannot drift from the public API unnoticed.
 @Suite("README: the Hummingbird example is the code compiled here")
@@ -20,13 +20,15 @@ struct ReadmeExampleTests {
         let readme = try String(
             contentsOf: testFile.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
                 .appendingPathComponent("README.md"), encoding: .utf8)
-        let example = try #require(Self.swiftBlock(after: "## Using it in your Hummingbird app", in: readme))
+        let app = try #require(Self.swiftBlock(after: "## Using it in your Hummingbird app", in: readme))
+        let listeners = try #require(Self.swiftBlock(after: "Session listeners (Tomcat's `HttpSessionListener`)", in: readme))
+        let example = app + "\n" + listeners
         let source = try String(contentsOf: testFile, encoding: .utf8)
         let sourceLines = source.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
         let importedHere = Set(sourceLines.filter { $0.hasPrefix("import ") }.map { $0.dropFirst("import ".count) })
         var position = sourceLines.startIndex
         let lines = example.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        #expect(lines.count >= 10, "the example should be found whole")
+        #expect(lines.count >= 20, "both blocks should be found whole")
         for line in lines {
             if line.hasPrefix("import ") {
                 // The README may comment its imports; the module must be imported here.
@@ -74,5 +76,11 @@ enum ReadmeExample {
         }
         let app = Application(router: router)
         try await ServiceGroup(services: [node, app], gracefulShutdownSignals: [.sigterm], logger: logger).run()
+    }
+
+    static func listen(node: ClusterNode, logger: Logger) async {
+        for await event in node.sessionEvents() {       // created, attributesChanged, idChanged,
+            logger.info("\(event)")                       // expired, invalidated; .local or .peer(name)
+        }
     }
 }
