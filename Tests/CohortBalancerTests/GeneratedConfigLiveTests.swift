@@ -27,7 +27,8 @@ struct GeneratedConfigLiveTests {
                 requestIDs: requestIDs)
             let file = directory + "/nginx.conf"
             try NginxConfig(balancer: config, prefix: prefix).render().write(toFile: file, atomically: true, encoding: .utf8)
-            let result = try ExternalTool.run(nginx, ["-t", "-q", "-p", directory, "-c", file, "-e", "stderr"])
+            // As the file's header and the README say: `-c` names the file inside the `-p` directory.
+            let result = try ExternalTool.run(nginx, ["-t", "-q", "-p", directory, "-c", "nginx.conf", "-e", "stderr"])
             #expect(result.status == 0, "nginx -t (prefix \(prefix ?? "relative"), request ids \(requestIDs)) failed:\n\(result.output)")
         }
     }
@@ -88,7 +89,7 @@ struct GeneratedConfigLiveTests {
         if kind == "nginx" {
             let file = directory + "/nginx.conf"
             try NginxConfig(balancer: config).render().write(toFile: file, atomically: true, encoding: .utf8)
-            running = try ExternalTool.Running(try #require(ExternalTool.nginx), ["-p", directory, "-c", file, "-e", "stderr", "-g", "daemon off;"],
+            running = try ExternalTool.Running(try #require(ExternalTool.nginx), ["-p", directory, "-c", "nginx.conf", "-e", "stderr", "-g", "daemon off;"],
                                                log: directory + "/output.log")
         } else {
             let file = directory + "/haproxy.cfg"
