@@ -6,6 +6,6 @@ struct Cohort: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cohort",
         abstract: "Replicated HTTP sessions for Swift servers.",
-        subcommands: [NodeCommand.self, BalancerCommand.self, DemoCommand.self, ConfigCommand.self, KeygenCommand.self, CertCommand.self]
+        subcommands: [NodeCommand.self, BalancerCommand.self, DemoCommand.self, StatusCommand.self, ConfigCommand.self, KeygenCommand.self, CertCommand.self]
     )
 }

@@ -50,9 +50,9 @@ enum DemoApp {
         }
     }
 
-    /// `GET /cluster`.
-    struct ClusterInfo: ResponseEncodable {
-        struct MemberInfo: Encodable {
+    /// `GET /cluster` (also read back by `cohort status`).
+    struct ClusterInfo: ResponseEncodable, Decodable {
+        struct MemberInfo: Codable {
             var name: String
             var status: String
             var address: String
@@ -61,7 +61,7 @@ enum DemoApp {
             var role: String
             var uid: String
         }
-        struct Counters: Encodable {
+        struct Counters: Codable {
             var framesRejected: Int
             var sendQueueDrops: Int
             var degradedCommits: Int
@@ -80,11 +80,11 @@ enum DemoApp {
             var admissionsRefused: Int
         }
         /// Key IDs only (never key material): which key seals, which are accepted.
-        struct Keys: Encodable {
+        struct Keys: Codable {
             var sending: Int
             var accepted: [Int]
         }
-        struct PeerQueue: Encodable {
+        struct PeerQueue: Codable {
             var peer: String
             var bytes: Int
         }

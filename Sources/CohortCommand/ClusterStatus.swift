@@ -1,0 +1,121 @@
+import CohortCore
+
+/// What `cohort status` shows: every member of the cluster, as the nodes see it.
+///
+/// Built from the `GET /cluster` answers of the nodes asked first and of every member
+/// they list with an HTTP address (``collect(from:fetch:)``); rendered as a table
+/// (``table``). Pure apart from the injected `fetch`, so tests give it fixed answers.
+struct ClusterStatus {
+    /// One node's answer, or why there is none.
+    enum Answer {
+        case view(DemoApp.ClusterInfo)
+        case failed(String)
+    }
+
+    /// Answers by HTTP address (`HOST:PORT`), in the order they were asked.
+    private(set) var answers: [(address: String, answer: Answer)] = []
+
+    /// The counters that mean something went wrong (or was refused), with their values.
+    static func problemCounters(_ counters: DemoApp.ClusterInfo.Counters) -> [(String, Int)] {
+        [
+            ("frames rejected", counters.framesRejected), ("frames replayed", counters.framesReplayed),
+            ("send queue drops", counters.sendQueueDrops), ("degraded commits", counters.degradedCommits),
+            ("gaps", counters.gapsDetected), ("conflicts", counters.conflicts),
+            ("sessions refused", counters.sessionsRefused), ("session writes refused", counters.sessionWritesRefused),
+            ("admissions refused", counters.admissionsRefused),
+        ]
+    }
+
+    /// Asks `seeds`, then every member they list with an HTTP address not asked yet
+    /// (members whose status is dead or left are not asked), all at once per round.
+    static func collect(from seeds: [String], fetch: @escaping @Sendable (String) async -> Answer) async -> ClusterStatus {
+        var status = ClusterStatus()
+        var asked = Set<String>()
+        var next = seeds.filter { asked.insert($0).inserted }
+        while !next.isEmpty {
+            let round = next
+            let answers = await withTaskGroup(of: (Int, Answer).self) { group in
+                for (index, address) in round.enumerated() {
+                    group.addTask { (index, await fetch(address)) }
+                }
+                var answers = [Answer?](repeating: nil, count: round.count)
+                for await (index, answer) in group { answers[index] = answer }
+                return answers.compactMap { $0 }
+            }
+            status.answers += zip(round, answers).map { (address: $0, answer: $1) }
+            next = status.views.flatMap(\.members).filter { $0.status == "alive" || $0.status == "suspect" }
+                .compactMap(\.http).filter { asked.insert($0).inserted }
+        }
+        return status
+    }
+
+    var views: [DemoApp.ClusterInfo] {
+        answers.compactMap { if case .view(let view) = $0.answer { view } else { nil } }
+    }
+
+    /// The membership list of the first node that answered: the rows of the table.
+    var members: [DemoApp.ClusterInfo.MemberInfo] {
+        (views.first?.members ?? []).filter { $0.role == "node" }.sorted { $0.name < $1.name }
+    }
+
+    /// Every member is alive, answered and ready, and at least one node answered.
+    /// (Members that left are gone on purpose and do not count.)
+    var isHealthy: Bool {
+        guard !views.isEmpty else { return false }
+        let byName = Dictionary(views.map { ($0.node, $0) }, uniquingKeysWith: { first, _ in first })
+        return members.allSatisfy { member in
+            member.status == "left" || (member.status == "alive" && byName[member.name]?.ready == true)
+        }
+    }
+
+    /// The table `cohort status` prints, then one line per node with problems.
+    var table: String {
+        var lines: [String] = []
+        let byName = Dictionary(views.map { ($0.node, $0) }, uniquingKeysWith: { first, _ in first })
+        if let first = views.first {
+            let live = members.filter { $0.status == "alive" || $0.status == "suspect" }.count
+            lines.append("cluster seen from \(first.node): \(members.count) members (\(live) live), placement \(first.placement)")
+        } else {
+            lines.append("no node answered")
+        }
+        var rows = [["NODE", "STATUS", "READY", "SESSIONS", "PRIMARY", "BACKUP", "QUEUED", "HTTP"]]
+        for member in members {
+            if let view = byName[member.name] {
+                rows.append([
+                    member.name, member.status, view.ready ? "yes" : "no", "\(view.sessions)", "\(view.primary)", "\(view.backup)",
+                    Self.bytes(view.queues.reduce(0) { $0 + $1.bytes }), member.http ?? "-",
+                ])
+            } else {
+                rows.append([member.name, member.status, "-", "-", "-", "-", "-", member.http ?? "-"])
+            }
+        }
+        if !members.isEmpty { lines += Self.aligned(rows) }
+        for (address, answer) in answers {
+            if case .failed(let reason) = answer { lines.append("\(address): no answer (\(reason))") }
+        }
+        for view in views {
+            var problems = Self.problemCounters(view.counters).filter { $0.1 > 0 }.map { "\($0.0) \($0.1)" }
+            if view.pendingPulls > 0 { problems.append("pulls pending \(view.pendingPulls)") }
+            if view.pendingHandoffs > 0 { problems.append("hand-overs pending \(view.pendingHandoffs)") }
+            if !problems.isEmpty { lines.append("\(view.node): " + problems.joined(separator: ", ")) }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// `bytes` as B, KiB or MiB.
+    static func bytes(_ bytes: Int) -> String {
+        if bytes < 1024 { return "\(bytes) B" }
+        if bytes < 1024 * 1024 { return "\(bytes / 1024) KiB" }
+        return "\(bytes / (1024 * 1024)) MiB"
+    }
+
+    /// Pads every column to its widest cell, two spaces apart.
+    static func aligned(_ rows: [[String]]) -> [String] {
+        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { column, cell in
+                column == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[column] - cell.count)
+            }.joined(separator: "  ")
+        }
+    }
+}

@@ -1,0 +1,78 @@
+import ArgumentParser
+import AsyncHTTPClient
+import CohortCore
+import Foundation
+import NIOCore
+
+/// `cohort status`: the cluster as its nodes see it, from their `GET /cluster`.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the cluster: members, readiness, sessions, replication queues and problem counters.",
+        discussion: """
+            Asks the nodes given with --node, then every member they list with an HTTP address. \
+            Exits 0 when every member is alive, answered and is ready, 1 otherwise (a script can wait on it).
+            """
+    )
+
+    @Option(name: .customLong("node"), help: "A node's HTTP address, HOST:PORT (repeatable).")
+    var nodes: [String] = ["127.0.0.1:8081"]
+
+    @Option(help: "Seconds to wait for each node's answer.")
+    var timeout: Double = 2
+
+    @Flag(help: "Print each node's /cluster answer as JSON (keyed by address) instead of the table.")
+    var json = false
+
+    /// Largest `/cluster` answer read (a node lists each member once: a few hundred bytes each).
+    static let maxAnswerBytes = 4 << 20
+
+    func validate() throws {
+        for node in nodes where Address(parsing: node) == nil { throw ValidationError("--node must be HOST:PORT: \(node)") }
+        guard timeout > 0, timeout <= 600 else { throw ValidationError("--timeout must be in (0, 600] seconds") }
+    }
+
+    func run() async throws {
+        let timeout = TimeAmount.milliseconds(Int64(timeout * 1000))
+        let status = await ClusterStatus.collect(from: nodes) { address in
+            await Self.fetch(address, timeout: timeout)
+        }
+        print(json ? try Self.json(status) : status.table)
+        if !status.isHealthy { throw ExitCode(1) }
+    }
+
+    /// `GET http://ADDRESS/cluster`, decoded; any failure becomes its description.
+    static func fetch(_ address: String, timeout: TimeAmount) async -> ClusterStatus.Answer {
+        do {
+            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://\(address)/cluster"), timeout: timeout)
+            guard response.status == .ok else { return .failed("HTTP \(response.status.code)") }
+            let body = try await response.body.collect(upTo: maxAnswerBytes)
+            return .view(try JSONDecoder().decode(DemoApp.ClusterInfo.self, from: Data(body.readableBytesView)))
+        } catch let error as DecodingError {
+            return .failed("not a Cohort node's /cluster answer: \(error)")
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+
+    static func json(_ status: ClusterStatus) throws -> String {
+        struct Failure: Encodable { var error: String }
+        var object: [String: AnyEncodable] = [:]
+        for (address, answer) in status.answers {
+            switch answer {
+            case .view(let view): object[address] = AnyEncodable(view)
+            case .failed(let reason): object[address] = AnyEncodable(Failure(error: reason))
+            }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: try encoder.encode(object), as: UTF8.self)
+    }
+
+    /// Lets one dictionary hold answers and failures.
+    private struct AnyEncodable: Encodable {
+        let value: any Encodable
+        init(_ value: any Encodable) { self.value = value }
+        func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
+    }
+}

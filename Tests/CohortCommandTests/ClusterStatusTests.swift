@@ -1,0 +1,77 @@
+@testable import CohortCommand
+import Testing
+
+/// `cohort status`'s report from fixed `/cluster` answers: who is asked, the table, and
+/// when the cluster counts as healthy.
+@Suite("ClusterStatus: the cluster from the nodes' /cluster answers")
+struct ClusterStatusTests {
+    typealias Info = DemoApp.ClusterInfo
+
+    static func counters(sendQueueDrops: Int = 0, conflicts: Int = 0) -> Info.Counters {
+        .init(
+            framesRejected: 0, sendQueueDrops: sendQueueDrops, degradedCommits: 0, deltasApplied: 7, gapsDetected: 0,
+            conflicts: conflicts, expired: 0, offered: 0, pulled: 0, handedOver: 0, keyReloads: 0, framesReplayed: 0,
+            sessionsRefused: 0, sessionWritesRefused: 0, admissionsRefused: 0)
+    }
+
+    static func member(_ name: String, _ status: String, port: Int) -> Info.MemberInfo {
+        .init(name: name, status: status, address: "127.0.0.1:\(port + 1000)", http: "127.0.0.1:\(port)", incarnation: 0, role: "node", uid: "1")
+    }
+
+    static let members = [member("n1", "alive", port: 8081), member("n2", "alive", port: 8082), member("n3", "dead", port: 8083)]
+
+    static func view(_ name: String, ready: Bool = true, members: [Info.MemberInfo] = members, counters: Info.Counters = counters()) -> Info {
+        Info(
+            node: name, ready: ready, placement: "every", members: members, sessions: 10, primary: 4, backup: 6, stray: 0,
+            pendingPulls: 0, pendingHandoffs: 0, queues: [.init(peer: "n2", bytes: 2048)], counters: counters, keys: nil)
+    }
+
+    static func collect(_ answers: [String: ClusterStatus.Answer]) async -> ClusterStatus {
+        await ClusterStatus.collect(from: ["127.0.0.1:8081"]) { address in answers[address] ?? .failed("unexpected address \(address)") }
+    }
+
+    @Test("the first node's members are asked too, except dead ones; a dead member makes it unhealthy")
+    func deadMember() async {
+        let status = await Self.collect(["127.0.0.1:8081": .view(Self.view("n1")), "127.0.0.1:8082": .view(Self.view("n2"))])
+        #expect(status.answers.map(\.address) == ["127.0.0.1:8081", "127.0.0.1:8082"])
+        #expect(!status.isHealthy)
+        let lines = status.table.split(separator: "\n").map(String.init)
+        #expect(lines.first == "cluster seen from n1: 3 members (2 live), placement every")
+        #expect(lines.contains("n1    alive   yes    10        4        6       2 KiB   127.0.0.1:8081"), "\(lines)")
+        #expect(lines.contains("n3    dead    -      -         -        -       -       127.0.0.1:8083"), "\(lines)")
+    }
+
+    @Test("every member alive and ready: healthy; a problem counter is listed but does not change that")
+    func healthy() async {
+        let members = [Self.member("n1", "alive", port: 8081), Self.member("n2", "alive", port: 8082)]
+        let status = await Self.collect([
+            "127.0.0.1:8081": .view(Self.view("n1", members: members)),
+            "127.0.0.1:8082": .view(Self.view("n2", members: members, counters: Self.counters(sendQueueDrops: 3, conflicts: 1))),
+        ])
+        #expect(status.isHealthy)
+        #expect(status.table.contains("n2: send queue drops 3, conflicts 1"), "\(status.table)")
+        #expect(!status.table.split(separator: "\n").contains { $0.hasPrefix("n1: ") }, "n1 has no problems: \(status.table)")
+    }
+
+    @Test("a live member that does not answer, or is not ready, makes it unhealthy; the failure is shown")
+    func unansweredOrNotReady() async {
+        let members = [Self.member("n1", "alive", port: 8081), Self.member("n2", "alive", port: 8082)]
+        let unanswered = await Self.collect([
+            "127.0.0.1:8081": .view(Self.view("n1", members: members)), "127.0.0.1:8082": .failed("connection refused"),
+        ])
+        #expect(!unanswered.isHealthy)
+        #expect(unanswered.table.contains("127.0.0.1:8082: no answer (connection refused)"))
+        let notReady = await Self.collect([
+            "127.0.0.1:8081": .view(Self.view("n1", members: members)), "127.0.0.1:8082": .view(Self.view("n2", ready: false, members: members)),
+        ])
+        #expect(!notReady.isHealthy)
+        #expect(notReady.table.contains("n2    alive   no "), "\(notReady.table)")
+    }
+
+    @Test("no node answers: unhealthy, and the table says so")
+    func nobody() async {
+        let status = await Self.collect([:])
+        #expect(!status.isHealthy)
+        #expect(status.table.hasPrefix("no node answered"))
+    }
+}
