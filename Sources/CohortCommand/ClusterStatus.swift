@@ -26,12 +26,17 @@ struct ClusterStatus {
         ]
     }
 
-    /// Asks `seeds`, then every member they list with an HTTP address not asked yet
-    /// (members whose status is dead or left are not asked), all at once per round.
+    /// Most nodes asked: the member lists come from the network, and a hostile answer
+    /// must not make `cohort status` fan out without end.
+    static let maxNodesAsked = 256
+
+    /// Asks `seeds`, then every member they list with an HTTP address (a valid
+    /// `HOST:PORT`) not asked yet, members whose status is dead or left excepted, all at
+    /// once per round, ``maxNodesAsked`` at most.
     static func collect(from seeds: [String], fetch: @escaping @Sendable (String) async -> Answer) async -> ClusterStatus {
         var status = ClusterStatus()
         var asked = Set<String>()
-        var next = seeds.filter { asked.insert($0).inserted }
+        var next = Array(seeds.filter { asked.insert($0).inserted }.prefix(maxNodesAsked))
         while !next.isEmpty {
             let round = next
             let answers = await withTaskGroup(of: (Int, Answer).self) { group in
@@ -43,10 +48,27 @@ struct ClusterStatus {
                 return answers.compactMap { $0 }
             }
             status.answers += zip(round, answers).map { (address: $0, answer: $1) }
-            next = status.views.flatMap(\.members).filter { $0.status == "alive" || $0.status == "suspect" }
-                .compactMap(\.http).filter { asked.insert($0).inserted }
+            let budget = maxNodesAsked - status.answers.count
+            next = Array(
+                status.views.flatMap(\.members).filter { $0.status == "alive" || $0.status == "suspect" }
+                    .compactMap(\.http).filter { isPlainHostPort($0) && asked.insert($0).inserted }
+                    .prefix(max(budget, 0)))
         }
         return status
+    }
+
+    /// `HOST:PORT` whose host is a name or IPv4 literal (letters, digits, `.`, `-`, `_`)
+    /// or a bracketed IPv6 literal: safe to put into a URL as it is.
+    static func isPlainHostPort(_ text: String) -> Bool {
+        guard let address = Address(parsing: text), address.description == text else { return false }
+        func isASCII(_ byte: UInt8, _ test: (Character) -> Bool) -> Bool { byte < 0x80 && test(Character(Unicode.Scalar(byte))) }
+        let host = address.host.utf8
+        if host.contains(UInt8(ascii: ":")) {  // IPv6, written in brackets
+            return host.allSatisfy { $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") || isASCII($0, \.isHexDigit) }
+        }
+        return host.allSatisfy {
+            $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || isASCII($0, { $0.isLetter || $0.isNumber })
+        }
     }
 
     var views: [DemoApp.ClusterInfo] {
@@ -99,7 +121,12 @@ struct ClusterStatus {
             if view.pendingHandoffs > 0 { problems.append("hand-overs pending \(view.pendingHandoffs)") }
             if !problems.isEmpty { lines.append("\(view.node): " + problems.joined(separator: ", ")) }
         }
-        return lines.joined(separator: "\n")
+        return lines.map(Self.printable).joined(separator: "\n")
+    }
+
+    /// `text` with control characters (a hostile answer's terminal escapes) shown as `?`.
+    static func printable(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 }))
     }
 
     /// `bytes` as B, KiB or MiB.

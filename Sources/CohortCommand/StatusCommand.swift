@@ -1,6 +1,5 @@
 import ArgumentParser
 import AsyncHTTPClient
-import CohortCore
 import Foundation
 import NIOCore
 
@@ -28,7 +27,9 @@ struct StatusCommand: AsyncParsableCommand {
     static let maxAnswerBytes = 4 << 20
 
     func validate() throws {
-        for node in nodes where Address(parsing: node) == nil { throw ValidationError("--node must be HOST:PORT: \(node)") }
+        for node in nodes where !ClusterStatus.isPlainHostPort(node) {
+            throw ValidationError("--node must be HOST:PORT (a name, an IPv4 address or a bracketed IPv6 address): \(node)")
+        }
         guard timeout > 0, timeout <= 600 else { throw ValidationError("--timeout must be in (0, 600] seconds") }
     }
 

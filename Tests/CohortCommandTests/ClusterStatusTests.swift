@@ -68,6 +68,28 @@ struct ClusterStatusTests {
         #expect(notReady.table.contains("n2    alive   no "), "\(notReady.table)")
     }
 
+    @Test("a hostile answer: at most 256 nodes asked, addresses that are not HOST:PORT never, control characters shown as ?")
+    func hostileAnswer() async {
+        var members = (0..<1000).map { Self.member("m\($0)", "alive", port: 10_000 + $0) }
+        members.insert(.init(name: "x\u{1b}[2J", status: "alive", address: "a", http: "evil/path?q=1:80", incarnation: 0, role: "node", uid: "1"), at: 0)
+        let first = Self.view("n1", members: members)
+        let asked = await ClusterStatus.collect(from: ["127.0.0.1:8081"]) { address in
+            address == "127.0.0.1:8081" ? .view(first) : .failed("down")
+        }
+        #expect(asked.answers.count == ClusterStatus.maxNodesAsked)
+        #expect(!asked.answers.contains { $0.address.contains("/") })
+        #expect(!asked.table.contains("\u{1b}"))
+        #expect(asked.table.contains("x?[2J"))
+    }
+
+    @Test("addresses safe to put into a URL", arguments: [
+        ("127.0.0.1:8081", true), ("node-1.example_x:80", true), ("[::1]:8081", true),
+        ("evil/path?q=1:80", false), ("a@b:80", false), ("[::1]/x]:80", false), (":80", false), ("127.0.0.1", false),
+    ])
+    func plainHostPort(_ text: String, _ accepted: Bool) {
+        #expect(ClusterStatus.isPlainHostPort(text) == accepted)
+    }
+
     @Test("no node answers: unhealthy, and the table says so")
     func nobody() async {
         let status = await Self.collect([:])
