@@ -30,9 +30,9 @@ struct ClusterStatus {
     /// must not make `cohort status` fan out without end.
     static let maxNodesAsked = 256
 
-    /// Asks `seeds`, then every member they list with an HTTP address (a valid
-    /// `HOST:PORT`) not asked yet, members whose status is dead or left excepted, all at
-    /// once per round, ``maxNodesAsked`` at most.
+    /// Asks `seeds`, then every member they list with an HTTP address safe in a URL
+    /// (``isPlainHostPort(_:)``) not asked yet, members whose status is dead or left
+    /// excepted, all at once per round, ``maxNodesAsked`` at most.
     static func collect(from seeds: [String], fetch: @escaping @Sendable (String) async -> Answer) async -> ClusterStatus {
         var status = ClusterStatus()
         var asked = Set<String>()
