@@ -1,4 +1,5 @@
 import CohortCore
+import CohortMembership
 
 /// What `cohort status` shows: every member of the cluster, as the nodes see it.
 ///
@@ -50,8 +51,7 @@ struct ClusterStatus {
             status.answers += zip(round, answers).map { (address: $0, answer: $1) }
             let budget = maxNodesAsked - status.answers.count
             next = Array(
-                status.views.flatMap(\.members).filter { $0.status == "alive" || $0.status == "suspect" }
-                    .compactMap(\.http).filter { isPlainHostPort($0) && asked.insert($0).inserted }
+                status.views.flatMap(\.members).filter(\.isLive).compactMap(\.http).filter { isPlainHostPort($0) && asked.insert($0).inserted }
                     .prefix(max(budget, 0)))
         }
         return status
@@ -80,22 +80,28 @@ struct ClusterStatus {
         (views.first?.members ?? []).filter { $0.role == "node" }.sorted { $0.name < $1.name }
     }
 
+    /// Each answering node's own view, by its name (the first answer of a name wins).
+    var viewsByName: [String: DemoApp.ClusterInfo] {
+        Dictionary(views.map { ($0.node, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
     /// Every member is alive, answered and ready, and at least one node answered.
     /// (Members that left are gone on purpose and do not count.)
     var isHealthy: Bool {
         guard !views.isEmpty else { return false }
-        let byName = Dictionary(views.map { ($0.node, $0) }, uniquingKeysWith: { first, _ in first })
+        let byName = viewsByName
         return members.allSatisfy { member in
-            member.status == "left" || (member.status == "alive" && byName[member.name]?.ready == true)
+            member.status == Membership.Status.left.description
+                || (member.status == Membership.Status.alive.description && byName[member.name]?.ready == true)
         }
     }
 
     /// The table `cohort status` prints, then one line per node with problems.
     var table: String {
         var lines: [String] = []
-        let byName = Dictionary(views.map { ($0.node, $0) }, uniquingKeysWith: { first, _ in first })
+        let byName = viewsByName
         if let first = views.first {
-            let live = members.filter { $0.status == "alive" || $0.status == "suspect" }.count
+            let live = members.filter(\.isLive).count
             lines.append("cluster seen from \(first.node): \(members.count) members (\(live) live), placement \(first.placement)")
         } else {
             lines.append("no node answered")
@@ -145,4 +151,9 @@ struct ClusterStatus {
             }.joined(separator: "  ")
         }
     }
+}
+
+extension DemoApp.ClusterInfo.MemberInfo {
+    /// Alive or suspect, as ``Membership/Status/isLive`` (the answer carries the status's description).
+    var isLive: Bool { status == Membership.Status.alive.description || status == Membership.Status.suspect.description }
 }
