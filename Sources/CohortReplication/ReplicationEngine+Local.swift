@@ -21,16 +21,21 @@ extension ReplicationEngine {
     public mutating func onLocalCommit(_ change: LocalChange, durability: Durability, now: Instant) -> (LocalCommit, [ReplicationDirective]) {
         let key = change.id.key
         let oldKey = change.renamedFrom ?? key
-        let current = store.sessions[oldKey] ?? (change.renamedFrom == nil ? nil : store.sessions[key])
-        let base = current?.version ?? .zero
-        let counter = max(base.counter, change.loadedVersion.counter, store.tombstones[key]?.version.counter ?? 0) + 1
-        let version = SessionVersion(counter: counter, origin: nodeName)
         let targets = replicaTargets(of: change.id)
         var directives: [ReplicationDirective] = []
         directives.reserveCapacity(targets.count + 1)
+        let tombstoneCounter = store.tombstones[key]?.version.counter ?? 0
+        let loadedCounter = change.loadedVersion.counter
+        let nodeName = self.nodeName
+        func nextVersion(after base: SessionVersion) -> SessionVersion {
+            SessionVersion(counter: max(base.counter, loadedCounter, tombstoneCounter) + 1, origin: nodeName)
+        }
 
+        let version: SessionVersion
         var result: Session?
         if change.invalidate {
+            let current = store.sessions[oldKey] ?? (change.renamedFrom == nil ? nil : store.sessions[key])
+            version = nextVersion(after: current?.version ?? .zero)
             store.end(key: oldKey, version: version, reason: .invalidated, forgetAt: now + configuration.tombstoneRetention)
             pendingTouches.remove(oldKey)
             for peer in targets {
@@ -38,23 +43,40 @@ extension ReplicationEngine {
             }
             emit(.invalidated, id: current?.id ?? change.id, origin: .local, into: &directives)
         } else {
-            var session = current ?? Session(
-                id: change.id, version: version, maxIdle: change.maxIdle, maxLifetime: change.maxLifetime, lastAccess: now)
-            let previousID = session.id
-            if let renamedFrom = change.renamedFrom, renamedFrom != key {
-                store.end(key: renamedFrom, version: version, reason: .rotated, forgetAt: now + configuration.tombstoneRetention)
-                pendingTouches.remove(renamedFrom)
+            let base: SessionVersion
+            let previousID: SessionID
+            let existed: Bool
+            let session: Session
+            // The usual write: the session held under its key, changed where it is (its
+            // attributes are not copied: see `SessionAttributes`).
+            if change.renamedFrom == nil, let changed = store.sessions.modify(key, { held -> (SessionVersion, SessionID, Session) in
+                let (base, previousID) = (held.version, held.id)
+                Self.applyLocal(change, base: base, version: nextVersion(after: base), now: now, to: &held)
+                return (base, previousID, held)
+            }) {
+                (base, previousID, session) = changed
+                existed = true
+            } else {
+                // A new session, or a rotation: the copy held under the old key moves to the new one.
+                let current = store.sessions[oldKey] ?? (change.renamedFrom == nil ? nil : store.sessions[key])
+                existed = current != nil
+                base = current?.version ?? .zero
+                var moved = current ?? Session(
+                    id: change.id, version: nextVersion(after: base), maxIdle: change.maxIdle, maxLifetime: change.maxLifetime,
+                    lastAccess: now)
+                previousID = moved.id
+                if let renamedFrom = change.renamedFrom, renamedFrom != key {
+                    store.end(key: renamedFrom, version: nextVersion(after: base), reason: .rotated, forgetAt: now + configuration.tombstoneRetention)
+                    pendingTouches.remove(renamedFrom)
+                }
+                Self.applyLocal(change, base: base, version: nextVersion(after: base), now: now, to: &moved)
+                let isNew = store.sessions[key] == nil
+                store.sessions[key] = moved
+                if isNew { expiry.schedule(key, at: deadline(of: moved), in: &store.sessions) }
+                session = moved
             }
-            session.id = change.id
-            session.base = base
-            session.version = version
-            session.maxIdle = change.maxIdle
-            session.lastAccess = now
-            Self.apply(change.changes, to: &session.attributes)
-            let isNew = store.sessions[key] == nil
-            store.sessions[key] = session
+            version = session.version
             store.tombstones[key] = nil
-            if isNew { expiry.schedule(key, at: deadline(of: session), in: &store.sessions) }
             pendingTouches.remove(key)
             result = session
             let delta = SessionDelta(
@@ -71,7 +93,7 @@ extension ReplicationEngine {
                 }
             }
             if eventsEnabled {
-                emitChangeEvents(current: current, previousID: previousID, session: session, changes: change.changes, origin: .local, into: &directives)
+                emitChangeEvents(created: !existed, previousID: previousID, session: session, changes: change.changes, origin: .local, into: &directives)
             }
         }
 
@@ -144,6 +166,16 @@ extension ReplicationEngine {
         return (.pending, asked.sorted().map { .send(.fetch(key: key), to: $0) })
     }
 
+    /// What a local write sets on the session it changes.
+    static func applyLocal(_ change: LocalChange, base: SessionVersion, version: SessionVersion, now: Instant, to session: inout Session) {
+        session.id = change.id
+        session.base = base
+        session.version = version
+        session.maxIdle = change.maxIdle
+        session.lastAccess = now
+        apply(change.changes, to: &session.attributes)
+    }
+
     static func apply(_ changes: [AttributeChange], to attributes: inout SessionAttributes) {
         for change in changes {
             switch change {
@@ -161,10 +193,10 @@ extension ReplicationEngine {
     }
 
     func emitChangeEvents(
-        current: Session?, previousID: SessionID, session: Session, changes: [AttributeChange], origin: SessionEvent.Origin,
+        created: Bool, previousID: SessionID, session: Session, changes: [AttributeChange], origin: SessionEvent.Origin,
         into directives: inout [ReplicationDirective]
     ) {
-        if current == nil {
+        if created {
             emit(.created, id: session.id, origin: origin, into: &directives)
         } else if previousID != session.id {
             emit(.idChanged(previous: previousID), id: session.id, origin: origin, into: &directives)

@@ -60,9 +60,11 @@ extension ReplicationEngine {
             store.end(key: oldKey, version: delta.version, reason: .rotated, forgetAt: now + configuration.tombstoneRetention)
             pendingTouches.remove(oldKey)
         }
-        let held = store.sessions[key]
-        let heldVersion = held?.version ?? .zero
-        if heldVersion >= delta.version {
+        // Only the held copy's version is read here: holding the copy itself would make
+        // the change below copy its attributes.
+        let heldVersion = store.sessions[key]?.version
+        let held = heldVersion != nil
+        if let heldVersion, heldVersion >= delta.version {
             // Already applied (a duplicate), or a concurrent write that wins the tie-break.
             if heldVersion.counter == delta.version.counter && heldVersion != delta.version {
                 countConflict(key: key, versions: (heldVersion, delta.version))
@@ -72,32 +74,45 @@ extension ReplicationEngine {
             directives.append(.send(.ack(key: key, version: delta.version), to: peer))
             return
         }
-        guard heldVersion == delta.base else {
+        guard (heldVersion ?? .zero) == delta.base else {
             // A gap (or a concurrent history): the delta cannot be applied on this copy.
-            if held != nil && heldVersion.counter >= delta.base.counter { countConflict(key: key, versions: (heldVersion, delta.version)) }
+            if let heldVersion, heldVersion.counter >= delta.base.counter { countConflict(key: key, versions: (heldVersion, delta.version)) }
             statistics.gapsDetected += 1
             requestRepair(key: key, from: peer, ackTo: peer, version: delta.version, now: now, into: &directives)
             return
         }
-        var session = held ?? Session(
-            id: delta.id, version: delta.version, maxIdle: delta.maxIdle, maxLifetime: delta.maxLifetime, lastAccess: now)
+        // The held copy changes where it is (its attributes are not copied: see
+        // `SessionAttributes`); a new one is stored.
+        let (previousID, session) = store.sessions.modify(key) { session in
+            Self.applyDelta(delta, now: now, to: &session)
+        } ?? {
+            var session = Session(
+                id: delta.id, version: delta.version, maxIdle: delta.maxIdle, maxLifetime: delta.maxLifetime, lastAccess: now)
+            let applied = Self.applyDelta(delta, now: now, to: &session)
+            store.sessions[key] = session
+            expiry.schedule(key, at: deadline(of: session), in: &store.sessions)
+            return applied
+        }()
+        statistics.deltasApplied += 1
+        directives.append(.send(.ack(key: key, version: delta.version), to: peer))
+        if eventsEnabled {
+            emitChangeEvents(
+                created: !held && delta.base == .zero, previousID: previousID, session: session, changes: delta.changes,
+                origin: .peer(peer), into: &directives)
+        }
+    }
+
+    /// What applying `delta` sets on the copy it changes; returns the id the copy had and
+    /// the copy after.
+    private static func applyDelta(_ delta: SessionDelta, now: Instant, to session: inout Session) -> (SessionID, Session) {
         let previousID = delta.renamedFrom.map { SessionID(key: $0, route: session.id.route) } ?? session.id
         session.id = delta.id
         session.base = delta.base
         session.version = delta.version
         session.maxIdle = delta.maxIdle
         session.lastAccess = now
-        Self.apply(delta.changes, to: &session.attributes)
-        store.sessions[key] = session
-        if held == nil { expiry.schedule(key, at: deadline(of: session), in: &store.sessions) }
-        statistics.deltasApplied += 1
-        directives.append(.send(.ack(key: key, version: delta.version), to: peer))
-        if eventsEnabled {
-            let created = held == nil && delta.base == .zero
-            emitChangeEvents(
-                current: created ? nil : (held ?? session), previousID: previousID, session: session, changes: delta.changes,
-                origin: .peer(peer), into: &directives)
-        }
+        apply(delta.changes, to: &session.attributes)
+        return (previousID, session)
     }
 
     private mutating func onRemoved(

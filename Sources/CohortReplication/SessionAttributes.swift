@@ -9,9 +9,12 @@
 /// is one (110 bytes less per 1 KB session measured, BENCHMARKS.md "Memory per session").
 ///
 /// Lookups scan the entries; sessions keep few (``SessionLimits`` caps them). A change
-/// builds the new array in one pass, which copy-on-write would copy anyway: the stored
-/// session and the request's copy share it. The order is canonical, so equal
-/// attributes have equal bytes, and equality and hashing compare bytes.
+/// is made in place when no other copy shares the array: a value of the same length is
+/// overwritten, any other change moves only the entries after it. So a replica or an
+/// owner changing the copy it holds pays for what changed, not for the session's size
+/// (a 64 KB session would otherwise be copied on every write). A shared array is copied
+/// once, in the same pass. The order is canonical, so equal attributes have equal bytes,
+/// and equality and hashing compare bytes.
 public struct SessionAttributes: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
     /// The entries, encoded as described above.
     public private(set) var encodedEntries: [UInt8] = []
@@ -175,16 +178,24 @@ public struct SessionAttributes: Sendable, Hashable, Sequence, ExpressibleByDict
         return .insert(cursor)
     }
 
-    /// Replaces the bytes in `range` by the entry `name: value` (or by nothing), building
-    /// the new array in one pass.
+    /// Replaces the bytes in `range` (an entry, or an empty range where one goes) by the
+    /// entry `name: value`, or by nothing: in place when the array is not shared (see the
+    /// type's documentation), else in a new array.
     private mutating func replace(_ range: Range<Int>, name: String?, value: [UInt8]?) {
-        let added = name.map { Self.entryOverhead + $0.utf8.count + (value?.count ?? 0) } ?? 0
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(encodedEntries.count - range.count + added)
-        bytes.append(contentsOf: encodedEntries[..<range.lowerBound])
-        if let name, let value { Self.appendEntry(name: name, value: value, to: &bytes) }
-        bytes.append(contentsOf: encodedEntries[range.upperBound...])
-        encodedEntries = bytes
+        guard let name, let value else {
+            encodedEntries.removeSubrange(range)
+            return
+        }
+        let entryLength = Self.entryOverhead + name.utf8.count + value.count
+        if !range.isEmpty, range.count == entryLength {
+            // The entry of this name, with a value of the same length: only the value changes.
+            encodedEntries.replaceSubrange(range.upperBound - value.count..<range.upperBound, with: value)
+            return
+        }
+        var entry: [UInt8] = []
+        entry.reserveCapacity(entryLength)
+        Self.appendEntry(name: name, value: value, to: &entry)
+        encodedEntries.replaceSubrange(range, with: entry)
     }
 
     private static func appendEntry(name: String, value: [UInt8], to bytes: inout [UInt8]) {

@@ -30,6 +30,15 @@ public struct SessionTable: Sendable, Hashable, Sequence {
         }
     }
 
+    /// Changes the session under `key` in place and returns what `body` returns; `nil`,
+    /// without calling `body`, when no session is held under `key`. Neither the box nor
+    /// the session's attributes are copied unless another copy of the table or of the
+    /// session shares them, so a change costs what it changes (see ``SessionAttributes``).
+    @discardableResult
+    public mutating func modify<Result>(_ key: String, _ body: (inout Session) -> Result) -> Result? {
+        storage[key]?.modify(body)
+    }
+
     public func makeIterator() -> some IteratorProtocol<(key: String, value: Session)> {
         storage.lazy.map { (key: $0.key, value: $0.value.session) }.makeIterator()
     }
@@ -57,6 +66,13 @@ public struct SessionTable: Sendable, Hashable, Sequence {
 
         var session: Session { box.session }
 
+        /// Changes the session in place when this entry is the box's only owner (else in a
+        /// new box first).
+        mutating func modify<Result>(_ body: (inout Session) -> Result) -> Result {
+            if !isKnownUniquelyReferenced(&box) { box = Box(box.session, expirySlot: box.expirySlot) }
+            return body(&box.session)
+        }
+
         /// Replaces the session, in place when this entry is the box's only owner.
         mutating func assign(_ session: Session) {
             if isKnownUniquelyReferenced(&box) {
@@ -81,7 +97,7 @@ public struct SessionTable: Sendable, Hashable, Sequence {
     }
 
     /// `@unchecked Sendable`, proved by how ``Entry`` uses it: a box is mutated only in
-    /// `Entry.assign` and the `Entry.expirySlot` setter, and only after
+    /// `Entry.assign`, `Entry.modify` and the `Entry.expirySlot` setter, and only after
     /// `isKnownUniquelyReferenced` showed that the entry being mutated (held `inout`, so
     /// exclusively) is its only reference. A box that two entries (two copies of a table,
     /// possibly on two threads) share is never mutated, only read; so no box is ever read

@@ -41,6 +41,43 @@ let insecureFrame = insecureCodec.encode(deltaMessage)
 let cookieName = "COHORTSESSION"
 let cookieHeader = "theme=dark; \(cookieName)=\(sessionID.key).n2; _ga=GA1.2.123456789.1700000000"
 
+/// A replica's copy at v1 (holding a `payload` attribute of `payloadBytes` if not 0); each
+/// operation applies the next delta of the chain (vN -> vN+1, one `count` change), as a
+/// replica does for consecutive writes. Deltas are built before measuring.
+func measureDeltaApply(_ benchmark: Benchmark, payloadBytes: Int) {
+    var engine = ReplicationEngine(nodeName: "n2")
+    _ = engine.onPeerUp("n1", now: .zero)
+    var first = typicalDelta(counter: 0)
+    if payloadBytes > 0 { first.changes.append(.set(name: "payload", value: [UInt8](repeating: 65, count: payloadBytes))) }
+    _ = engine.onPeerMessage(.delta(first), from: "n1", now: .zero)
+    let deltas = (1...UInt64(benchmark.scaledIterations.count)).map { ReplicationMessage.delta(typicalDelta(counter: $0)) }
+    let now = Instant(seconds: 1)
+    benchmark.startMeasurement()
+    for delta in deltas {
+        blackHole(engine.onPeerMessage(delta, from: "n1", now: now))
+    }
+    benchmark.stopMeasurement()
+    precondition(engine.statistics.deltasApplied == deltas.count + 1)
+}
+
+/// An owner's commit of one `count` change to a session it holds (with a `payload`
+/// attribute of `payloadBytes` if not 0), replicated to two peers, async.
+func measureLocalCommit(_ benchmark: Benchmark, payloadBytes: Int) {
+    var engine = ReplicationEngine(nodeName: "n1")
+    _ = engine.onPeerUp("n2", now: .zero)
+    _ = engine.onPeerUp("n3", now: .zero)
+    var changes = countChange
+    if payloadBytes > 0 { changes.append(.set(name: "payload", value: [UInt8](repeating: 65, count: payloadBytes))) }
+    _ = engine.onLocalCommit(LocalChange(id: sessionID, loadedVersion: .zero, changes: changes, maxIdle: .seconds(1800)), durability: .async, now: .zero)
+    let change = LocalChange(id: sessionID, loadedVersion: .zero, changes: countChange, maxIdle: .seconds(1800))
+    let now = Instant(seconds: 1)
+    benchmark.startMeasurement()
+    for _ in benchmark.scaledIterations {
+        blackHole(engine.onLocalCommit(change, durability: .async, now: now))
+    }
+    benchmark.stopMeasurement()
+}
+
 /// An acknowledged commit on n1 and both peers' acks, per operation, while
 /// `otherWritesWaiting` writes on other sessions wait for n3's ack throughout.
 func measureCommitAndAcks(_ benchmark: Benchmark, otherWritesWaiting: Int) {
@@ -123,30 +160,19 @@ let benchmarks: @Sendable () -> Void = {
 
     // Replication engine (pure state machine).
     Benchmark("Engine delta apply (peer .delta at base)", configuration: fast) { benchmark in
-        // A peer's copy at v1; each operation applies the next delta of the chain (vN -> vN+1),
-        // as a replica does for consecutive writes. Deltas are built before measuring.
-        var engine = ReplicationEngine(nodeName: "n2")
-        _ = engine.onPeerUp("n1", now: .zero)
-        _ = engine.onPeerMessage(.delta(typicalDelta(counter: 0)), from: "n1", now: .zero)
-        let deltas = (1...UInt64(benchmark.scaledIterations.count)).map { ReplicationMessage.delta(typicalDelta(counter: $0)) }
-        let now = Instant(seconds: 1)
-        benchmark.startMeasurement()
-        for delta in deltas {
-            blackHole(engine.onPeerMessage(delta, from: "n1", now: now))
+        measureDeltaApply(benchmark, payloadBytes: 0)
+    }
+    for (label, bytes) in [("1 KB", 1024), ("64 KB", 64 * 1024)] {
+        Benchmark("Engine delta apply (peer .delta at base, session with a \(label) attribute)", configuration: fast) { benchmark in
+            measureDeltaApply(benchmark, payloadBytes: bytes)
         }
-        benchmark.stopMeasurement()
-        precondition(engine.statistics.deltasApplied == deltas.count + 1)
     }
     Benchmark("Engine local commit (async, 2 peers)", configuration: fast) { benchmark in
-        var engine = ReplicationEngine(nodeName: "n1")
-        _ = engine.onPeerUp("n2", now: .zero)
-        _ = engine.onPeerUp("n3", now: .zero)
-        let change = LocalChange(id: sessionID, loadedVersion: .zero, changes: countChange, maxIdle: .seconds(1800))
-        _ = engine.onLocalCommit(change, durability: .async, now: .zero)
-        let now = Instant(seconds: 1)
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            blackHole(engine.onLocalCommit(change, durability: .async, now: now))
+        measureLocalCommit(benchmark, payloadBytes: 0)
+    }
+    for (label, bytes) in [("1 KB", 1024), ("64 KB", 64 * 1024)] {
+        Benchmark("Engine local commit (async, 2 peers, session with a \(label) attribute)", configuration: fast) { benchmark in
+            measureLocalCommit(benchmark, payloadBytes: bytes)
         }
     }
     Benchmark("Engine local commit + 2 acks (acknowledged, 2 peers)", configuration: fast) { benchmark in
