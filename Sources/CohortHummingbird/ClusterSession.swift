@@ -12,8 +12,9 @@ import Foundation
 ///
 /// Values are `Codable` and stored as JSON bytes; the cluster only ever sees opaque
 /// bytes, so no node ever decodes a type it did not choose. Changes are recorded per
-/// attribute and committed by ``ClusterSessionMiddleware`` after the handler returns: only
-/// what changed travels, as one delta.
+/// attribute, on top of the attributes as loaded (which are never copied for a change),
+/// and committed by ``ClusterSessionMiddleware`` after the handler returns: only what
+/// changed travels, as one delta.
 ///
 /// A request's session is used by that request only; the lock makes it safe to pass
 /// across tasks of the same request.
@@ -21,8 +22,14 @@ public final class ClusterSession: Sendable {
     struct State: Sendable {
         var id: SessionID?
         var loadedVersion: SessionVersion = .zero
+        /// The attributes as loaded (after the commit: as committed). This request's
+        /// changes are in `changes`, on top of them.
         var attributes: SessionAttributes = [:]
         var changes: [String: AttributeChange] = [:]
+        /// The number of attributes, and the bytes of their names and values, with
+        /// `changes` applied (what ``SessionLimits`` bound).
+        var count = 0
+        var byteCount = 0
         var invalidated = false
         /// The id changed in this request (route rebinding): commit even without changes.
         var idChanged = false
@@ -32,6 +39,47 @@ public final class ClusterSession: Sendable {
         var renamedFrom: String?
         /// The route of ids this node issues.
         var servingRoute: String?
+
+        /// The value of `key` as this request sees it: its change, if it made one, else
+        /// the loaded value.
+        func value(forKey key: String) -> ArraySlice<UInt8>? {
+            switch changes[key] {
+            case .set(_, let value)?: value[...]
+            case .remove?: nil
+            case nil: attributes.value(forKey: key)
+            }
+        }
+
+        func valueLength(forKey key: String) -> Int? {
+            switch changes[key] {
+            case .set(_, let value)?: value.count
+            case .remove?: nil
+            case nil: attributes.valueLength(forKey: key)
+            }
+        }
+
+        /// Records that this request sets `key` to `value` (`nil`: removes it).
+        mutating func change(_ key: String, to value: [UInt8]?) {
+            if let previous = valueLength(forKey: key) {
+                count -= 1
+                byteCount -= key.utf8.count + previous
+            }
+            if let value {
+                count += 1
+                byteCount += key.utf8.count + value.count
+                changes[key] = .set(name: key, value: value)
+            } else {
+                changes[key] = .remove(name: key)
+            }
+        }
+
+        /// The attributes to read from now on: `attributes`, without changes.
+        mutating func reset(to attributes: SessionAttributes) {
+            self.attributes = attributes
+            changes = [:]
+            count = attributes.count
+            byteCount = attributes.byteCount
+        }
     }
 
     let state: NIOLockedValueBox<State>
@@ -60,7 +108,8 @@ public final class ClusterSession: Sendable {
     init(loaded session: Session, route: String? = nil, servingRoute: String? = nil, limits: SessionLimits = .init()) {
         self.limits = limits
         self.refuseNew = false
-        var state = State(id: session.id, loadedVersion: session.version, attributes: session.attributes, servingRoute: servingRoute)
+        var state = State(id: session.id, loadedVersion: session.version, servingRoute: servingRoute)
+        state.reset(to: session.attributes)
         if let route, route != session.id.route {
             state.id = session.id.rebound(to: route)
             state.idChanged = true
@@ -79,7 +128,7 @@ public final class ClusterSession: Sendable {
     /// The value stored under `key`, decoded as `T`; `nil` if there is none.
     /// Throws if the stored bytes are not a `T`.
     public func get<T: Decodable>(_ type: T.Type, forKey key: String) throws -> T? {
-        guard let bytes = state.withLockedValue({ $0.attributes.value(forKey: key) }) else { return nil }
+        guard let bytes = state.withLockedValue({ $0.value(forKey: key) }) else { return nil }
         return try AttributeCoding.decode(T.self, from: bytes)
     }
 
@@ -92,9 +141,12 @@ public final class ClusterSession: Sendable {
         let bytes = try AttributeCoding.encode(value)
         let refusal = state.withLockedValue { state -> SessionRefused.Reason? in
             if refuseNew, state.loadedVersion == .zero, !state.invalidated { return .nodeFull }
-            if let reason = limits.violation(setting: key, to: bytes, in: state.attributes) { return reason }
-            state.attributes[key] = bytes
-            state.changes[key] = .set(name: key, value: bytes)
+            if let reason = limits.violation(
+                setting: key, to: bytes, previousLength: state.valueLength(forKey: key), count: state.count, byteCount: state.byteCount)
+            {
+                return reason
+            }
+            state.change(key, to: bytes)
             return nil
         }
         if let refusal { throw SessionRefused(refusal) }
@@ -103,14 +155,20 @@ public final class ClusterSession: Sendable {
     /// Removes the value stored under `key`.
     public func remove(_ key: String) {
         state.withLockedValue { state in
-            guard state.attributes.removeValue(forKey: key) != nil || state.changes[key] != nil else { return }
-            state.changes[key] = .remove(name: key)
+            guard state.valueLength(forKey: key) != nil || state.changes[key] != nil else { return }
+            state.change(key, to: nil)
         }
     }
 
     /// The names of every stored value (names starting with `cohort.` are reserved).
     public var keys: [String] {
-        state.withLockedValue { $0.attributes.keys.filter { !$0.hasPrefix("cohort.") }.sorted() }
+        state.withLockedValue { state in
+            var names = Set(state.attributes.keys)
+            for (name, change) in state.changes {
+                if case .set = change { names.insert(name) } else { names.remove(name) }
+            }
+            return names.filter { !$0.hasPrefix("cohort.") }.sorted()
+        }
     }
 
     /// Undoes a route rebinding decided at load (a replayed write answers exactly as the
@@ -130,7 +188,7 @@ public final class ClusterSession: Sendable {
     /// the request `requestID`. (Every write carries a new id, so the record is decoded only
     /// for a retry.)
     func recordedRequest(_ requestID: String) -> RequestReplay.Record? {
-        guard let bytes = state.withLockedValue({ $0.attributes.value(forKey: RequestReplay.attributeName) }),
+        guard let bytes = state.withLockedValue({ $0.value(forKey: RequestReplay.attributeName) }),
               RequestReplay.Record.hasRequestID(requestID, encoded: bytes)
         else { return nil }
         return RequestReplay.Record(decoding: Array(bytes))
@@ -140,8 +198,7 @@ public final class ClusterSession: Sendable {
     func record(_ bytes: [UInt8]) {
         state.withLockedValue { state in
             guard !state.invalidated else { return }
-            state.attributes[RequestReplay.attributeName] = bytes
-            state.changes[RequestReplay.attributeName] = .set(name: RequestReplay.attributeName, value: bytes)
+            state.change(RequestReplay.attributeName, to: bytes)
         }
     }
 
@@ -169,20 +226,32 @@ public final class ClusterSession: Sendable {
     public func invalidate() {
         state.withLockedValue { state in
             state.invalidated = true
-            state.attributes = [:]
-            state.changes = [:]
+            state.reset(to: [:])
         }
     }
 
-    /// What the request changed, taken once by the middleware.
+    /// What the request changed, taken once by the middleware. The state returned holds
+    /// no attributes: the middleware keeps it while the node commits, and a reference to
+    /// the loaded attributes would make the node copy its own copy to change it. The
+    /// changes stay visible to reads until ``committed(_:)``.
     func takeChanges() -> State {
         state.withLockedValue { state in
-            defer {
-                state.changes = [:]
-                state.idChanged = false
-                state.renamedFrom = nil
-            }
-            return state
+            var taken = state
+            taken.attributes = [:]
+            state.idChanged = false
+            state.renamedFrom = nil
+            return taken
         }
+    }
+
+    /// Lets go of the loaded attributes while the node commits this request's changes
+    /// (see ``takeChanges()``): until ``committed(_:)``, reads see only the changes.
+    func releaseLoadedAttributes() {
+        state.withLockedValue { $0.attributes = [:] }
+    }
+
+    /// The commit is done: reads see the session as committed (`nil`: ended).
+    func committed(_ session: Session?) {
+        state.withLockedValue { $0.reset(to: session?.attributes ?? [:]) }
     }
 }

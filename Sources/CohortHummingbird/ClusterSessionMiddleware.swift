@@ -119,9 +119,12 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
         // In name order (one array, sorted in place).
         var changes = Array(outcome.changes.values)
         changes.sort { $0.name < $1.name }
+        // Not holding the loaded attributes meanwhile lets the node change its copy in place.
+        session.releaseLoadedAttributes()
         let report = await node.commit(LocalChange(
             id: id, loadedVersion: outcome.loadedVersion, changes: changes, maxIdle: configuration.idleTimeout,
             maxLifetime: configuration.maxLifetime, renamedFrom: outcome.renamedFrom))
+        session.committed(report.session)
         if case .timedOut(let missing) = report.outcome {
             context.logger.warning("session write not acknowledged by every peer", metadata: [
                 "session.id_hash": "\(id.logTag)", "cluster.peers.missing": "\(missing.joined(separator: ","))",

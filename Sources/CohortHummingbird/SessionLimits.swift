@@ -53,13 +53,14 @@ public struct SessionRefused: HTTPResponseError, CustomStringConvertible {
 }
 
 extension SessionLimits {
-    /// Why storing `value` (bytes) under `name` in `attributes` would break a limit, if it would.
-    func violation(setting name: String, to value: [UInt8], in attributes: SessionAttributes) -> SessionRefused.Reason? {
+    /// Why storing `value` (bytes) under `name` would break a limit, if it would, in a
+    /// session of `count` attributes holding `byteCount` bytes of names and values, where
+    /// `name` holds a value of `previousLength` bytes (`nil`: none).
+    func violation(setting name: String, to value: [UInt8], previousLength: Int?, count: Int, byteCount: Int) -> SessionRefused.Reason? {
         if name.utf8.count > min(maxAttributeNameBytes, Int(UInt16.max)) { return .attributeNameTooLong }
         if value.count > maxAttributeValueBytes { return .attributeValueTooLarge }
-        let previous = attributes.valueLength(forKey: name)
-        if previous == nil, attributes.count >= maxAttributes { return .tooManyAttributes }
-        let total = attributes.byteCount - (previous.map { name.utf8.count + $0 } ?? 0) + name.utf8.count + value.count
+        if previousLength == nil, count >= maxAttributes { return .tooManyAttributes }
+        let total = byteCount - (previousLength.map { name.utf8.count + $0 } ?? 0) + name.utf8.count + value.count
         if total > maxSessionBytes { return .sessionTooLarge }
         return nil
     }

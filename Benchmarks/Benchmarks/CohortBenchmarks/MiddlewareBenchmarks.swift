@@ -6,6 +6,7 @@ import Benchmark
 import CohortCore
 import CohortHummingbird
 import CohortNode
+import CohortReplication
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -50,6 +51,28 @@ func counterRequests(id: SessionID, count: Int, requestIDs: Bool) -> [Request] {
 }
 
 func middlewareBenchmarks(_ configuration: Benchmark.Configuration) {
+    Benchmark("Middleware session write, session with a 64 KB attribute (load, handler, commit; async, no peers)",
+              configuration: configuration, closure: { benchmark in
+        let node = benchNode!
+        let middleware = ClusterSessionMiddleware<BenchmarkContext>(node: node)
+        var generator = SystemRandomNumberGenerator()
+        let id = SessionID.generate(route: "n1", using: &generator)
+        _ = await node.commit(LocalChange(
+            id: id, loadedVersion: .zero,
+            changes: [.set(name: "count", value: Array("1".utf8)), .set(name: "payload", value: [UInt8](repeating: 0x41, count: 64 * 1024))],
+            maxIdle: .seconds(1800)))
+        let requests = counterRequests(id: id, count: 1_000, requestIDs: false)
+        var index = 0
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let response = try await middleware.handle(
+                requests[index], context: BenchmarkContext(source: benchmarkContextSource), next: counterHandler)
+            blackHole(response)
+            index = (index + 1) % requests.count
+        }
+        benchmark.stopMeasurement()
+    }, setup: nodeSetup, teardown: nodeTeardown)
+
     for requestIDs in [false, true] {
         let name = requestIDs
             ? "Middleware session write with a request id (load, handler, record, commit; async, no peers)"
