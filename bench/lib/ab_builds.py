@@ -11,11 +11,14 @@ the per-round ratios to the baseline.
 Usage: ab_builds.py DUR REPS CONNS LABEL=BINARY[,VAR=VALUE...] ...
   e.g. ab_builds.py 3 20 64 head=../../.build/release/cohort \\
            mimalloc=../../.build/release/cohort,LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
-VAR=VALUE pairs go into the environment of that build's nodes and balancer."""
+VAR=VALUE pairs go into the environment of that build's nodes and balancer.
+BENCH_PAYLOAD=N (environment) gives every session an attribute of N bytes instead of 1,024
+(at most 60,000, what `POST /api/payload` accepts)."""
 import json, os, statistics, sys, time
 from benchlib import *
 
 DUR, REPS, CONNS = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+PAYLOAD = int(os.environ.get("BENCH_PAYLOAD", "1024"))
 builds = []
 for i, spec in enumerate(sys.argv[4:]):
     label, rest = spec.split("=", 1)
@@ -27,12 +30,12 @@ if len(builds) < 2:
     sys.exit(__doc__)
 result = {"machine": machine(), "command": "bench/lib/run.sh ab_builds.py " + " ".join(sys.argv[1:]), "runs": [],
           "builds": {label: {"binary": binary, "env": env} for label, binary, env, _ in builds},
-          "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+          "payload_bytes": PAYLOAD, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
 try:
     for label, _, env, c in builds:
         c.up()
         c.start_balancer(c.http_base, env=env)
-        cohort_make_pool(c.http_base, 1000, f"{RUN}/pool-{label}.txt")
+        cohort_make_pool(c.http_base, 1000, f"{RUN}/pool-{label}.txt", payload=PAYLOAD)
     for label, _, _, c in builds:  # warm-up
         wrk(f"http://{HOST}:{c.http_base}/api/counter", f"{RUN}/pool-{label}.txt", "COHORTSESSION", "POST", CONNS, 5)
     for rep in range(REPS):
