@@ -9,12 +9,14 @@
 /// is one (110 bytes less per 1 KB session measured, BENCHMARKS.md "Memory per session").
 ///
 /// Lookups scan the entries; sessions keep few (``SessionLimits`` caps them). A change
-/// is made in place when no other copy shares the array: a value of the same length is
-/// overwritten, any other change moves only the entries after it. So a replica or an
-/// owner changing the copy it holds pays for what changed, not for the session's size
-/// (a 64 KB session would otherwise be copied on every write). A shared array is copied
-/// once, in the same pass. The order is canonical, so equal attributes have equal bytes,
-/// and equality and hashing compare bytes.
+/// is made in place when no other copy shares the array and it has room: a value of the
+/// same length is overwritten, any other change moves only the entries after it. So a
+/// replica or an owner changing the copy it holds pays for what changed, not for the
+/// session's size (a 64 KB session would otherwise be copied on every write). A change
+/// that needs more room builds an array of exactly the new size, in one pass: `Array`
+/// would double its capacity, and a counter gaining a digit would double the session's
+/// memory. The order is canonical, so equal attributes have equal bytes, and equality
+/// and hashing compare bytes.
 public struct SessionAttributes: Sendable, Hashable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
     /// The entries, encoded as described above.
     public private(set) var encodedEntries: [UInt8] = []
@@ -179,8 +181,8 @@ public struct SessionAttributes: Sendable, Hashable, Sequence, ExpressibleByDict
     }
 
     /// Replaces the bytes in `range` (an entry, or an empty range where one goes) by the
-    /// entry `name: value`, or by nothing: in place when the array is not shared (see the
-    /// type's documentation), else in a new array.
+    /// entry `name: value`, or by nothing: in place when the array is not shared and has
+    /// room, else in a new array of exactly the new size (see the type's documentation).
     private mutating func replace(_ range: Range<Int>, name: String?, value: [UInt8]?) {
         guard let name, let value else {
             encodedEntries.removeSubrange(range)
@@ -190,6 +192,16 @@ public struct SessionAttributes: Sendable, Hashable, Sequence, ExpressibleByDict
         if !range.isEmpty, range.count == entryLength {
             // The entry of this name, with a value of the same length: only the value changes.
             encodedEntries.replaceSubrange(range.upperBound - value.count..<range.upperBound, with: value)
+            return
+        }
+        let newCount = encodedEntries.count - range.count + entryLength
+        guard newCount <= encodedEntries.capacity else {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(newCount)
+            bytes.append(contentsOf: encodedEntries[..<range.lowerBound])
+            Self.appendEntry(name: name, value: value, to: &bytes)
+            bytes.append(contentsOf: encodedEntries[range.upperBound...])
+            encodedEntries = bytes
             return
         }
         var entry: [UInt8] = []

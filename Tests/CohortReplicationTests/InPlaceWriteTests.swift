@@ -31,6 +31,25 @@ import Testing
         #expect(attributes.keys == ["payload"])
     }
 
+    /// `Array` doubles its capacity when it grows; a session's buffer must not (a counter
+    /// gaining a digit would double the session's memory).
+    @Test func aValueThatGrowsGetsAnArrayOfItsNewSizeNotTwice() {
+        var attributes: SessionAttributes = ["count": Array("9".utf8), "payload": payload]
+        attributes["count"] = Array("10".utf8)
+        #expect(attributes["count"] == Array("10".utf8))
+        #expect(attributes.encodedEntries.capacity < attributes.encodedEntries.count + 64)
+        let shared = attributes
+        attributes["count"] = Array("100".utf8)
+        #expect(attributes.encodedEntries.capacity < attributes.encodedEntries.count + 64)
+        #expect(shared["count"] == Array("10".utf8))
+        // Room left by a shorter value is used in place.
+        attributes["count"] = Array("1".utf8)
+        let before = storage(attributes)
+        attributes["count"] = Array("12".utf8)
+        #expect(storage(attributes) == before)
+        #expect(attributes["payload"] == payload)
+    }
+
     @Test func everyKindOfChangeLeavesAnEarlierCopyAsItWas() {
         let original: SessionAttributes = ["b": [2, 2], "d": [4]]
         let changes: [(String, [UInt8]?)] = [("b", [9, 9]), ("b", [9]), ("b", [9, 9, 9]), ("a", [1]), ("c", [3]), ("e", []), ("b", nil), ("d", nil)]
