@@ -50,6 +50,21 @@ func counterRequests(id: SessionID, count: Int, requestIDs: Bool) -> [Request] {
     }
 }
 
+/// The measured part: `middleware` handles `requests` in turn, one per operation.
+func measureWrites(
+    _ benchmark: Benchmark, _ middleware: ClusterSessionMiddleware<BenchmarkContext>, _ requests: [Request]
+) async throws {
+    var index = 0
+    benchmark.startMeasurement()
+    for _ in benchmark.scaledIterations {
+        let response = try await middleware.handle(
+            requests[index], context: BenchmarkContext(source: benchmarkContextSource), next: counterHandler)
+        blackHole(response)
+        index = (index + 1) % requests.count
+    }
+    benchmark.stopMeasurement()
+}
+
 func middlewareBenchmarks(_ configuration: Benchmark.Configuration) {
     Benchmark("Middleware session write, session with a 64 KB attribute (load, handler, commit; async, no peers)",
               configuration: configuration, closure: { benchmark in
@@ -61,16 +76,7 @@ func middlewareBenchmarks(_ configuration: Benchmark.Configuration) {
             id: id, loadedVersion: .zero,
             changes: [.set(name: "count", value: Array("1".utf8)), .set(name: "payload", value: [UInt8](repeating: 0x41, count: 64 * 1024))],
             maxIdle: .seconds(1800)))
-        let requests = counterRequests(id: id, count: 1_000, requestIDs: false)
-        var index = 0
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            let response = try await middleware.handle(
-                requests[index], context: BenchmarkContext(source: benchmarkContextSource), next: counterHandler)
-            blackHole(response)
-            index = (index + 1) % requests.count
-        }
-        benchmark.stopMeasurement()
+        try await measureWrites(benchmark, middleware, counterRequests(id: id, count: 1_000, requestIDs: false))
     }, setup: nodeSetup, teardown: nodeTeardown)
 
     for requestIDs in [false, true] {
@@ -81,16 +87,7 @@ func middlewareBenchmarks(_ configuration: Benchmark.Configuration) {
             let node = benchNode!
             let middleware = ClusterSessionMiddleware<BenchmarkContext>(node: node)
             let session = await node.load(id: sessionID)!
-            let requests = counterRequests(id: session.id, count: 1_000, requestIDs: requestIDs)
-            var index = 0
-            benchmark.startMeasurement()
-            for _ in benchmark.scaledIterations {
-                let response = try await middleware.handle(
-                    requests[index], context: BenchmarkContext(source: benchmarkContextSource), next: counterHandler)
-                blackHole(response)
-                index = (index + 1) % requests.count
-            }
-            benchmark.stopMeasurement()
+            try await measureWrites(benchmark, middleware, counterRequests(id: session.id, count: 1_000, requestIDs: requestIDs))
         }, setup: nodeSetup, teardown: nodeTeardown)
     }
 }
