@@ -22,9 +22,10 @@ public enum FrameProtection: Sendable {
 /// Turns ``WireMessage``s into whole frames and back (the layout is documented on
 /// `FrameHeader`, at the top of Frame.swift).
 ///
-/// A codec is a value with no mutable state, safe to share between connections. Sealed
-/// frames use a fresh random nonce from the system CSPRNG for every frame; 96-bit random
-/// nonces are safe for far more frames than a cluster key will ever seal.
+/// A codec is safe to share between connections and threads. Its only mutable state is
+/// the counter of its ``NonceSequence``, which its copies share: every frame it seals has
+/// its own nonce, the codec's random 96-bit base XOR the frame's count, so no nonce
+/// repeats within a codec and two codecs' nonces collide no more often than random ones.
 ///
 /// Decoding checks, in order: header (magic, version, length limit), that the frame has
 /// exactly the announced length, the key ID (``WireError/wrongKey``), authentication
@@ -34,6 +35,8 @@ public enum FrameProtection: Sendable {
 public struct FrameCodec: Sendable {
     public let protection: FrameProtection
     public let limits: WireLimits
+    /// The nonces this codec (and every copy of it) seals with.
+    let nonces: NonceSequence
 
     /// Sealed-payload overhead: nonce and tag.
     static let nonceByteCount = 12
@@ -42,6 +45,7 @@ public struct FrameCodec: Sendable {
     public init(protection: FrameProtection, limits: WireLimits = .init()) {
         self.protection = protection
         self.limits = limits
+        self.nonces = NonceSequence()
     }
 
     /// The key ID this codec writes: the (sending) cluster key's, or 0 when insecure.
@@ -121,7 +125,7 @@ public struct FrameCodec: Sendable {
                 let plaintextOffset = headerOffset + FrameHeader.byteCount
                 let plaintext = UnsafeRawBufferPointer(rebasing: bytes[plaintextOffset..<plaintextOffset + plaintextLength])
                 return Result {
-                    try ChaChaPoly.seal(plaintext, using: key.symmetricKey, nonce: ChaChaPoly.Nonce(), authenticating: header).combined
+                    try ChaChaPoly.seal(plaintext, using: key.symmetricKey, nonce: nonces.next(), authenticating: header).combined
                 }
             }
             switch sealed {
@@ -130,7 +134,7 @@ public struct FrameCodec: Sendable {
                 buffer.writeBytes(combined)
             case .failure(let error):
                 // Only a key or nonce of the wrong size makes sealing fail; ClusterKey and
-                // Nonce() guarantee both, so this is a programming error.
+                // NonceSequence guarantee both, so this is a programming error.
                 preconditionFailure("ChaChaPoly.seal failed with a valid key and nonce: \(error)")
             }
         }
