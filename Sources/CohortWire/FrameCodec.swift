@@ -23,7 +23,7 @@ public enum FrameProtection: Sendable {
 /// `FrameHeader`, at the top of Frame.swift).
 ///
 /// A codec is safe to share between connections and threads. Its only mutable state is
-/// the counter of its ``NonceSequence``, which its copies share: every frame it seals has
+/// the counter of its `NonceSequence`, which its copies share: every frame it seals has
 /// its own nonce, the codec's random 96-bit base XOR the frame's count, so no nonce
 /// repeats within a codec and two codecs' nonces collide no more often than random ones.
 ///
@@ -31,7 +31,7 @@ public enum FrameProtection: Sendable {
 /// exactly the announced length, the key ID (``WireError/wrongKey``), authentication
 /// (``WireError/authenticationFailed``), and only then the envelope and the message:
 /// nothing of an unauthenticated sealed frame is parsed. Replay checks on the envelope
-/// are the receiver's (``ReplayWindow``); the codec has no state.
+/// are the receiver's (``ReplayWindow``); the codec keeps no replay state.
 public struct FrameCodec: Sendable {
     public let protection: FrameProtection
     public let limits: WireLimits
@@ -150,7 +150,7 @@ public struct FrameCodec: Sendable {
     }
 
     /// Decodes one whole frame like ``decode(frame:)`` and also returns its envelope, for
-    /// the receiver's replay checks (the codec itself keeps no state).
+    /// the receiver's replay checks (the codec itself keeps no replay state).
     public func decodeFrame(_ frame: ByteBuffer) throws(WireError) -> (envelope: FrameEnvelope, message: WireMessage) {
         guard let header = try FrameHeader.peek(in: frame, maxFrameLength: limits.maxFrameLength) else {
             throw .truncated
