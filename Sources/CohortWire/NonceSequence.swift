@@ -33,8 +33,7 @@ final class NonceSequence: Sendable {
         self.init(fixed: generator.next(), varying: generator.next())
     }
 
-    /// A sequence with the given base (tests).
-    init(fixed: UInt32, varying: UInt64) {
+    private init(fixed: UInt32, varying: UInt64) {
         self.fixed = fixed
         self.varying = varying
     }

@@ -13,7 +13,7 @@ acknowledging it; spread, what the same nodes spend when each is owner and repli
 
 With SYSCALLS=1, also each node's system calls and context switches per request (perf
 stat on tracepoints, as root): how many frames (write), reads and wake-ups (epoll_wait) a
-write costs in each setup.
+write costs in each setup, and the random-number system calls (getrandom) among them.
 
 Usage: [SYSCALLS=1] owner_split.py [DUR=6] [REPS=3] [CONNS=16,64]
 Ports: HTTP 9801-9803, cluster 7821-7823, balancer 9800."""
@@ -22,7 +22,8 @@ from benchlib import *
 
 SYSCALLS = os.environ.get("SYSCALLS") == "1"
 EVENTS = ["raw_syscalls:sys_enter", "context-switches", "syscalls:sys_enter_epoll_wait",
-          "syscalls:sys_enter_read", "syscalls:sys_enter_write", "syscalls:sys_enter_writev"]
+          "syscalls:sys_enter_read", "syscalls:sys_enter_write", "syscalls:sys_enter_writev",
+          "syscalls:sys_enter_getrandom"]
 
 
 def counting(pids, run):
