@@ -18,82 +18,17 @@ Alternating: every repetition runs all three, for each load.
 
 Usage: lag.py [REPS=3] [WRITES=200] [RATE=500]
 """
-import json, os, re, subprocess, sys, time
+import json, os, sys, time
 from benchlib import *
+from lagprobe import CohortProbe, TomcatProbe, measure
 
 REPS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 WRITES = int(sys.argv[2]) if len(sys.argv) > 2 else 200
 RATE = int(sys.argv[3]) if len(sys.argv) > 3 else 500
-POLL_DEADLINE_S = 2.0
-RX_TC = re.compile(r"id=(\S+) count=(\S+) node=(\S+)")
 
 ack = CohortCluster("ack", 9080, 7100, 3, "acknowledged")
 asy = CohortCluster("async", 9180, 7200, 3, "async")
 tc = TomcatCluster("lag", [1, 2, 3], membership="static", send_options=8, binder=False)
-
-
-class CohortProbe:
-    def __init__(self, cl):
-        self.cl = cl
-
-    def create(self, c):
-        st, body, h, _ = c.req("POST", "/api/payload?bytes=1024")
-        assert st == 200, body
-        return json.loads(body)["id"]
-
-    def write(self, c, sid):
-        st, body, h, dt = c.req("POST", "/api/counter", {"Cookie": "COHORTSESSION=" + sid})
-        assert st == 200, body
-        return json.loads(body)["count"], dt
-
-    def read(self, c, sid):
-        st, body, h, dt = c.req("GET", "/api/session", {"Cookie": "COHORTSESSION=" + sid})
-        return (json.loads(body)["count"] if st == 200 else None), dt
-
-    def port(self, k):
-        return self.cl.http(f"n{k}")
-
-
-class TomcatProbe:
-    def create(self, c):
-        st, body, h, _ = c.req("GET", "/app/count1k.jsp")
-        return RX_TC.search(body).group(1)
-
-    def write(self, c, sid):
-        st, body, h, dt = c.req("GET", "/app/count.jsp", {"Cookie": "JSESSIONID=" + sid})
-        return int(RX_TC.search(body).group(2)), dt
-
-    def read(self, c, sid):
-        st, body, h, dt = c.req("GET", "/app/read.jsp", {"Cookie": "JSESSIONID=" + sid})
-        m = RX_TC.search(body)
-        return (int(m.group(2)) if m and m.group(2).isdigit() else None), dt
-
-    def port(self, k):
-        return 8080 + k
-
-
-def measure(probe):
-    w, r2 = Client(probe.port(1)), Client(probe.port(2))
-    sid = probe.create(w)
-    for _ in range(5):
-        probe.write(w, sid)
-    lags, polls, misses, wrtt = [], [], 0, []
-    for _ in range(WRITES):
-        k, wdt = probe.write(w, sid)
-        t_w = time.perf_counter()
-        wrtt.append(wdt * 1000)
-        n = 0
-        while True:
-            v, _ = probe.read(r2, sid)
-            n += 1
-            now = time.perf_counter()
-            if v == k:
-                lags.append((now - t_w) * 1000); polls.append(n); break
-            if now - t_w > POLL_DEADLINE_S:
-                misses += 1; break
-    w.close(); r2.close()
-    return {"lag_ms": summary(lags), "first_poll_current": sum(1 for p in polls if p == 1),
-            "misses_after_2s": misses, "write_rtt_ms": summary(wrtt), "writes": WRITES}
 
 
 def background(kind, ports, pool):
@@ -124,7 +59,7 @@ try:
               ("cohort-async", CohortProbe(asy), "cohort", [asy.http(n) for n in asy.names], pools["async"]),
               ("tomcat", TomcatProbe(), "tomcat", [tc.http(i) for i in tc.indices], pools["tomcat"])]
     for name, probe, _, _, _ in probes:   # warm-up (JIT), not recorded
-        measure(probe)
+        measure(probe, WRITES)
     for rep in range(REPS):
         for load in ("idle", "moderate"):
             for name, probe, kind, ports, pool in probes[rep % 3:] + probes[:rep % 3]:
@@ -133,7 +68,7 @@ try:
                     bg = background(kind, ports, pool)
                     time.sleep(2)
                 fl = foreign_load(1.0)
-                r = measure(probe)
+                r = measure(probe, WRITES)
                 if bg:
                     stop(f"paced-{kind}")
                     st = open(os.path.join(RUN, "logs", f"paced-{kind}.log")).read().strip().splitlines()
