@@ -77,11 +77,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // NIO glue shared by the node's HTTP server and the balancer.
+        .target(
+            name: "CohortNIO",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "CohortHummingbird",
             dependencies: [
-                "CohortCore", "CohortNode",
+                "CohortCore", "CohortNode", "CohortNIO",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -111,7 +118,7 @@ let package = Package(
         .target(
             name: "CohortBalancer",
             dependencies: [
-                "CohortCore", "CohortBalancerCore",
+                "CohortCore", "CohortBalancerCore", "CohortNIO",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -154,9 +161,11 @@ let package = Package(
             dependencies: [
                 "CohortNode", "CohortHummingbird",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,5 +1,6 @@
 import CohortBalancerCore
 import CohortCore
+import CohortNIO
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore

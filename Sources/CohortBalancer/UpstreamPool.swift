@@ -5,7 +5,7 @@ import NIOCore
 /// Keep-alive connections to the backends, reused across client connections.
 ///
 /// Kept per backend and event loop: a request takes a connection on its client
-/// connection's loop (see ``EventLoopTaskExecutor``), so proxying a request does not
+/// connection's loop (see `EventLoopTaskExecutor` in CohortNIO), so proxying a request does not
 /// switch threads. Bounded: at most `maxIdlePerBackend` idle connections are kept per
 /// backend and loop; a released connection beyond that is closed. Connections in use are
 /// bounded by the requests in flight. A connection that closes while idle removes itself.

@@ -206,6 +206,7 @@ enum DemoApp {
             }
         return Application(
             router: router,
+            server: .http1OnEventLoop(),
             configuration: .init(address: .hostname(address.host, port: address.port), serverName: "cohort"),
             logger: logger
         )

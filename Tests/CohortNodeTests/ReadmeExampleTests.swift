@@ -74,7 +74,7 @@ enum ReadmeExample {
             context.session.invalidate()                         // ended on every node
             return "bye"
         }
-        let app = Application(router: router)
+        let app = Application(router: router, server: .http1OnEventLoop())  // or Hummingbird's .http1()
         try await ServiceGroup(services: [node, app], gracefulShutdownSignals: [.sigterm], logger: logger).run()
     }
 
