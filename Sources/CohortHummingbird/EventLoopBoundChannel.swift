@@ -10,12 +10,10 @@ public import NIOCore
 /// every request crosses threads twice: the event loop reads it, a pool thread runs the
 /// middleware and handler, the event loop writes the response. Here a request is read,
 /// handled and answered on one thread, and a continuation resumed elsewhere (a commit's
-/// acks, a session fetched from a peer) is queued onto that loop. Measured (BENCHMARKS.md):
-/// three replicating nodes behind `cohort balancer` served 4–6 % more writes per second
-/// and spent ~5 % less CPU per write, and lag p99 fell by a fifth on an idle cluster; one
-/// node alone under a saturating load served 14 % fewer (each response is written as its
-/// request finishes, not in a burst at the end of the loop's turn, so the client is woken
-/// more often).
+/// acks, a session fetched from a peer) is queued onto that loop. Measured (BENCHMARKS.md),
+/// with ``HTTPServerBuilder/http1OnEventLoop(configuration:)``'s deferred flush: three
+/// replicating nodes behind `cohort balancer` served 2–4 % more writes per second at ~4 %
+/// less CPU; one node alone, 0.97× as many as with Hummingbird's own channel.
 ///
 /// The contract is the one async handlers already have: do not block the thread. A
 /// handler that blocks here stalls the other connections of its loop.
@@ -41,14 +39,20 @@ public struct EventLoopBoundChannel<Base: ServerChildChannel>: ServerChildChanne
 
 extension HTTPServerBuilder {
     /// HTTP/1.1 as `HTTPServerBuilder.http1(configuration:)`, with each connection served
-    /// on its own event loop (``EventLoopBoundChannel``). `cohort node` serves this way.
+    /// on its own event loop (``EventLoopBoundChannel``) and its flushes held to the end of
+    /// the loop's turn (`DeferredFlushHandler`, after `configuration`'s additional
+    /// handlers). `cohort node` serves this way.
     ///
     /// ```swift
     /// let app = Application(router: router, server: .http1OnEventLoop())
     /// ```
     public static func http1OnEventLoop(configuration: HTTP1Channel.Configuration = .init()) -> HTTPServerBuilder {
-        .init { responder in
-            EventLoopBoundChannel(HTTP1Channel(responder: responder, configuration: configuration))
+        var configuration = configuration
+        let additional = configuration.additionalChannelHandlers
+        configuration.additionalChannelHandlers = { additional() + [DeferredFlushHandler()] }
+        let channelConfiguration = configuration
+        return .init { responder in
+            EventLoopBoundChannel(HTTP1Channel(responder: responder, configuration: channelConfiguration))
         }
     }
 }

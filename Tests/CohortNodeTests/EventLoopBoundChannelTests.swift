@@ -1,3 +1,4 @@
+import CohortCore
 import CohortHummingbird
 import Hummingbird
 import HummingbirdCore
@@ -43,5 +44,36 @@ import Testing
             #expect(String(buffer: response.body) == "pool")
         }
         try await other.shutdownGracefully()
+    }
+
+    /// Flushes held to the end of the loop's turn (`DeferredFlushHandler`) never lose a
+    /// response: pipelined requests are all answered, the last one asks to close, and its
+    /// response arrives before the close.
+    @Test func pipelinedRequestsAndAClosingOneAreAllAnsweredBeforeTheClose() async throws {
+        let other = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        try await Self.makeApp(server: .http1OnEventLoop(), elsewhere: other.next()).test(.live) { client in
+            let port = try #require(client.port)
+            let socket = try RawSocket.Stream(to: Address(host: "127.0.0.1", port: port))
+            let request = "GET /where HTTP/1.1\r\nhost: x\r\n\r\n"
+            let closing = "GET /where HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+            try socket.send(Array((request + request + closing).utf8))
+            let reply = socket.readToClose()
+            #expect(reply.components(separatedBy: "HTTP/1.1 200").count - 1 == 3, "\(reply)")
+            #expect(reply.components(separatedBy: "loop, then same").count - 1 == 3, "\(reply)")
+        }
+        try await other.shutdownGracefully()
+    }
+}
+
+extension RawSocket.Stream {
+    /// Everything the peer sends until it closes (or the receive timeout passes).
+    func readToClose() -> String {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { return String(decoding: received, as: UTF8.self) }
+            received += buffer[0..<count]
+        }
     }
 }
