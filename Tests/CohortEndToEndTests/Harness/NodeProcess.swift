@@ -137,6 +137,16 @@ final class NodeProcess {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, stdout, output, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, stderr, output, 0o644)
+        #if canImport(Glibc)
+        // Nothing else: NIO accepts connections without close-on-exec, so a child would
+        // otherwise hold copies of the sockets of tests running in this process at the
+        // same time, and their closes would not reach the peer until the child exits.
+        // (glibc 2.34+; looked up at run time, as Swift's Glibc module does not declare it.)
+        typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, CInt) -> CInt
+        if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") {
+            _ = unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, 3)
+        }
+        #endif
 
         // The test runner may block or ignore signals on the spawning thread; the node must
         // start with default dispositions and an empty mask, or SIGTERM might not reach it.
