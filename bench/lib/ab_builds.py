@@ -19,13 +19,8 @@ from benchlib import *
 
 DUR, REPS, CONNS = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 PAYLOAD = int(os.environ.get("BENCH_PAYLOAD", "1024"))
-builds = []
-for i, spec in enumerate(sys.argv[4:]):
-    label, rest = spec.split("=", 1)
-    binary, *pairs = rest.split(",")
-    env = dict(p.split("=", 1) for p in pairs)
-    builds.append((label, os.path.abspath(binary), env,
-                   CohortCluster(f"ab{i}", 9600 + 100 * i, 7600 + 100 * i, 3, env=env, binary=os.path.abspath(binary))))
+builds = [(label, binary, env, CohortCluster(f"ab{i}", 9600 + 100 * i, 7600 + 100 * i, 3, env=env, binary=binary))
+          for i, (label, binary, env) in enumerate(build_specs(sys.argv[4:]))]
 if len(builds) < 2:
     sys.exit(__doc__)
 result = {"machine": machine(), "command": "bench/lib/run.sh ab_builds.py " + " ".join(sys.argv[1:]), "runs": [],

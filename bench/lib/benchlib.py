@@ -330,6 +330,17 @@ def tcp_open(port):
         s.close()
 
 
+def build_specs(specs):
+    """`LABEL=BINARY[,VAR=VALUE...]` arguments of the A/B helpers -> [(label, absolute binary,
+    environment)]."""
+    builds = []
+    for spec in specs:
+        label, rest = spec.split("=", 1)
+        binary, *pairs = rest.split(",")
+        builds.append((label, os.path.abspath(binary), dict(p.split("=", 1) for p in pairs)))
+    return builds
+
+
 def cohort_make_pool(port, n, out, payload=1024):
     """n sessions, each created by POST /api/payload?bytes=payload on a fresh connection
     (so the balancer spreads them); writes their ids (cookie values), one a line."""
