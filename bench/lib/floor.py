@@ -13,10 +13,16 @@ Per run: req/s and the node's CPU per request (/proc/PID/stat). The difference b
 `health` and the others is what Cohort's middleware and the demo's handler add; `health`
 itself is the floor of Hummingbird + SwiftNIO on this machine.
 
-Usage: floor.py [DUR=6] [REPS=3] [CONNS=16]
+With PROFILE=1, also `perf record -g` of the node in every run and its CPU per request
+by layer (bench/lib/layers.py), medians of the runs per route.
+
+Usage: [PROFILE=1] floor.py [DUR=6] [REPS=3] [CONNS=16]
 """
 import json, os, statistics, sys, time
 from benchlib import *
+import layers
+
+PROFILE = os.environ.get("PROFILE") == "1"
 
 DUR = int(sys.argv[1]) if len(sys.argv) > 1 else 6
 REPS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
@@ -26,7 +32,7 @@ ROUTES = {"health": ("/health", "GET"), "read": ("/api/session", "GET"), "write"
           "write-rid": ("/api/counter", "POST")}
 node = CohortCluster("floor", 9780, 7800, 1, "acknowledged")
 result = {"machine": machine(), "dur_s": DUR, "reps": REPS, "conns": CONNS,
-          "command": "bench/lib/run.sh floor.py " + " ".join(sys.argv[1:]), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+          "command": ("PROFILE=1 " if PROFILE else "") + "bench/lib/run.sh floor.py " + " ".join(sys.argv[1:]), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
           "runs": []}
 try:
     os.makedirs(RUN, exist_ok=True)
@@ -40,8 +46,12 @@ try:
     for rep in range(REPS):
         for name, (path, method) in ROUTES.items():
             before = cpu_s(pid)
-            r = wrk(url(path), pool, "COHORTSESSION", method, CONNS, DUR, threads=1, request_ids=name == "write-rid")
+            run = lambda: wrk(url(path), pool, "COHORTSESSION", method, CONNS, DUR, threads=1, request_ids=name == "write-rid")
+            data = f"{RUN}/perf-floor-{name}-r{rep + 1}.data"
+            r = layers.recorded([pid], run, data) if PROFILE else run()
             r.update({"route": name, "rep": rep + 1, "cpu_us_per_request": round((cpu_s(pid) - before) * 1e6 / r["requests"], 1)})
+            if PROFILE:
+                r["layers_us_per_request"] = {k: round(v, 2) for k, v in layers.per_request(data, r["requests"]).items()}
             log(name, json.dumps(r))
             result["runs"].append(r)
     result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -50,5 +60,13 @@ try:
     for name in ROUTES:
         rs = [r for r in result["runs"] if r["route"] == name]
         print(f"{name} | {med_spread([r['rps'] for r in rs])} | {med_spread([r['cpu_us_per_request'] for r in rs], '{:.1f}')}")
+    if PROFILE:
+        columns = []
+        for name in ROUTES:
+            rs = [r for r in result["runs"] if r["route"] == name]
+            keys = {k for r in rs for k in r["layers_us_per_request"]}
+            columns.append((name, {k: statistics.median(r["layers_us_per_request"].get(k, 0) for r in rs) for k in keys}))
+        print("\nthe node's µs per request by layer (median of the runs):")
+        print(layers.table(columns))
 finally:
     stop_all()
