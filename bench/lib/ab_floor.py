@@ -9,8 +9,9 @@ Routes: health (GET /health), read (GET /api/session), write (POST /api/counter)
 write-rid (the same with a new Cohort-Request-Id on every request, as `cohort balancer`
 sends).
 
-Usage: ab_floor.py DUR REPS CONNS ROUTE[,ROUTE...] LABEL=BINARY LABEL=BINARY...
+Usage: ab_floor.py DUR REPS CONNS ROUTE[,ROUTE...] LABEL=BINARY[,VAR=VALUE...] LABEL=BINARY...
   e.g. ab_floor.py 5 12 16 write,write-rid base=/tmp/cohort-base new=../../.build/release/cohort
+  (VAR=VALUE pairs go into that build's environment, as in ab_builds.py)
 Ports: HTTP 9961, 9971, ...; cluster 7961, 7971, ..."""
 import json, os, statistics, sys, time
 from benchlib import *
@@ -23,11 +24,12 @@ DUR, REPS, CONNS = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 routes = sys.argv[4].split(",")
 if any(r not in ROUTES for r in routes):
     sys.exit(f"routes: {', '.join(ROUTES)}")
-builds = [(spec.split("=", 1)[0], os.path.abspath(spec.split("=", 1)[1])) for spec in sys.argv[5:]]
-nodes = [CohortCluster(f"abfloor{i}", 9960 + 10 * i, 7960 + 10 * i, 1, "acknowledged", binary=binary)
-         for i, (_, binary) in enumerate(builds)]
+builds = build_specs(sys.argv[5:])
+nodes = [CohortCluster(f"abfloor{i}", 9960 + 10 * i, 7960 + 10 * i, 1, "acknowledged", binary=binary, env=env or None)
+         for i, (_, binary, env) in enumerate(builds)]
 result = {"machine": machine(), "command": "bench/lib/run.sh ab_floor.py " + " ".join(sys.argv[1:]),
-          "builds": dict(builds), "started": time.strftime("%Y-%m-%d %H:%M:%S"), "runs": []}
+          "builds": {label: {"binary": binary, "env": env} for label, binary, env in builds},
+          "started": time.strftime("%Y-%m-%d %H:%M:%S"), "runs": []}
 try:
     os.makedirs(RUN, exist_ok=True)
     for node in nodes:
@@ -55,7 +57,7 @@ try:
     print("\nroute | build | req/s | node CPU µs per request | CPU ratio to the first build, per round")
     for route in routes:
         base = {r["rep"]: r["cpu_us_per_request"] for r in result["runs"] if r["route"] == route and r["build"] == builds[0][0]}
-        for label, _ in builds:
+        for label, _, _ in builds:
             rs = [r for r in result["runs"] if r["route"] == route and r["build"] == label]
             ratios = [r["cpu_us_per_request"] / base[r["rep"]] for r in rs if base.get(r["rep"])]
             print(f"{route} | {label} | {med_spread([r['rps'] for r in rs])} | "
