@@ -74,8 +74,11 @@ final class PeerLink: Sendable {
         self.maxBackoff = maxBackoff
         self.logger = logger
         self.onReachability = onReachability
-        self.state = NIOLockedValueBox(State(pending: ByteBufferAllocator().buffer(capacity: 0)))
+        self.state = NIOLockedValueBox(State(pending: Self.noPendingFrames))
     }
+
+    /// An empty pending buffer that owns no storage of its own (it shares this one).
+    private static let noPendingFrames = ByteBufferAllocator().buffer(capacity: 0)
 
     /// Starts connecting. Call once.
     func start() {
@@ -117,7 +120,7 @@ final class PeerLink: Sendable {
     func close() {
         let channel: (any Channel)? = state.withLockedValue { state in
             state.closed = true
-            state.pending.clear()
+            state.pending = Self.noPendingFrames
             state.batch.removeAll()
             defer { state.channel = nil }
             return state.channel
@@ -133,7 +136,8 @@ final class PeerLink: Sendable {
             sealBatch(&state)
             guard state.pending.readableBytes > 0 else { return nil }
             let buffer = state.pending
-            state.pending = channel.allocator.buffer(capacity: 0)
+            // No storage until the next frame is sealed, which reserves what it needs.
+            state.pending = Self.noPendingFrames
             return (channel, buffer)
         }
         if let (channel, buffer) = work {

@@ -2,6 +2,11 @@
 /// boxed ``Session`` instead of the whole value, with value semantics kept by
 /// copy-on-write.
 ///
+/// Entries are changed through `storage.values[index]`, never `storage[key]?.change()`:
+/// the optional-chained form runs `Dictionary`'s keyed `_modify` accessor, whose
+/// coroutine frame is allocated on the heap (three `malloc`s per change, measured on
+/// Swift 6.3), where the index form allocates nothing.
+///
 /// Why boxed: a `Session` is about 160 bytes inline, and a dictionary keeps between 1⅓
 /// and 2⅔ slots per entry (it doubles at ¾ load). Inline, the slots alone cost 240–470
 /// bytes per session; boxed, a slot is 24 bytes and the box one allocation of the
@@ -26,7 +31,11 @@ public struct SessionTable: Sendable, Hashable, Sequence {
                 storage[key] = nil
                 return
             }
-            if storage[key]?.assign(newValue) == nil { storage[key] = Entry(newValue) }
+            if let index = storage.index(forKey: key) {
+                storage.values[index].assign(newValue)
+            } else {
+                storage[key] = Entry(newValue)
+            }
         }
     }
 
@@ -36,7 +45,8 @@ public struct SessionTable: Sendable, Hashable, Sequence {
     /// session shares them, so a change costs what it changes (see ``SessionAttributes``).
     @discardableResult
     public mutating func modify<Result>(_ key: String, _ body: (inout Session) -> Result) -> Result? {
-        storage[key]?.modify(body)
+        guard let index = storage.index(forKey: key) else { return nil }
+        return storage.values[index].modify(body)
     }
 
     public func makeIterator() -> some IteratorProtocol<(key: String, value: Session)> {
@@ -55,7 +65,9 @@ public struct SessionTable: Sendable, Hashable, Sequence {
     /// held under `key`.
     @discardableResult
     mutating func setExpirySlot(_ slot: Int64?, forKey key: String) -> Bool {
-        (storage[key]?.expirySlot = slot) != nil
+        guard let index = storage.index(forKey: key) else { return false }
+        storage.values[index].expirySlot = slot
+        return true
     }
 
     /// One slot's value: a reference to a box holding the session, copied on write.

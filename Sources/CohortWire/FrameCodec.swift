@@ -97,6 +97,12 @@ public struct FrameCodec: Sendable {
     /// - Precondition: `batch` is not empty.
     public func encode(_ batch: FrameBatch, envelope: FrameEnvelope, into buffer: inout ByteBuffer) {
         precondition(!batch.isEmpty, "an empty batch is not a frame")
+        // The whole frame's room at once: the header, the envelope, the batch header (type
+        // and count), the messages and the seal. Grown piece by piece instead, a frame
+        // reallocated its buffer several times on its way.
+        let batchHeaderByteCount = 5
+        buffer.reserveCapacity(minimumWritableBytes: FrameHeader.byteCount + FrameEnvelope.byteCount + batchHeaderByteCount
+            + batch.byteCount + Self.nonceByteCount + Self.tagByteCount)
         encodeFrame(envelope: envelope, into: &buffer) { batch.writePlaintextMessage(into: &$0) }
     }
 

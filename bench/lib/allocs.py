@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Allocations, Swift jobs and task switches per session write, per node (a profile
-helper, not a comparison of record): uprobes on libc's `malloc` and on the Swift
+helper, not a comparison of record): uprobes on libc's `malloc` and `realloc` and on the Swift
 runtime's `swift_job_run`, `swift_job_run_on_task_executor` and `swift_task_switch`,
 counted with `perf stat` on each `cohort node` process while one wrk run (-t1) sends
 POST /api/counter to a pool of 1,000 sessions of 1 KB.
@@ -29,6 +29,7 @@ CONCURRENCY = os.path.join(os.path.dirname(os.path.realpath(subprocess.run(
 # (each connection's task in `cohort node`): "jobs" is their sum. `swift_task_switch` is
 # every hop an await may make (most run on at once, without a job).
 PROBES = [("malloc", "probe_libc:malloc", ["-x", "/usr/lib/x86_64-linux-gnu/libc.so.6", "malloc"]),
+          ("realloc", "probe_libc:realloc", ["-x", "/usr/lib/x86_64-linux-gnu/libc.so.6", "realloc"]),
           ("jobs", "probe_libswift_Concurrency:swift_job_run", ["-x", CONCURRENCY, "swift_job_run"]),
           ("jobs", "probe_libswift_Concurrency:swift_job_run_on_task_executor",
            ["-x", CONCURRENCY, "swift_job_run_on_task_executor"]),
@@ -98,9 +99,10 @@ try:
         result["runs"].append(run)
     result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     save(os.environ.get("BENCH_OUT", "allocs.json"), result)
-    print("\nsetup | node | role | mallocs per request | jobs per request | task switches per request")
+    print("\nsetup | node | role | mallocs per request | reallocs per request | jobs per request | task switches per request")
     for run in result["runs"]:
-        print(f"{run['setup']} | {run['node']} | {run['role']} | {run.get('malloc', '-')} | {run.get('jobs', '-')} | "
+        print(f"{run['setup']} | {run['node']} | {run['role']} | {run.get('malloc', '-')} | {run.get('realloc', '-')} | "
+              f"{run.get('jobs', '-')} | "
               f"{run.get('switches', '-')}")
 finally:
     stop_all()
