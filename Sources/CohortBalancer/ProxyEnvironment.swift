@@ -73,6 +73,9 @@ final class ClientConnections: Sendable {
 
     var isShuttingDown: Bool { shuttingDown.load(ordering: .acquiring) }
 
+    /// Client connections open now.
+    var count: Int { open.withLockedValue { $0.count } }
+
     /// Registers an open connection. Returns `false` when shutting down: the caller closes it.
     func register(_ channel: any Channel, closeIfIdle: @escaping CloseIfIdle) -> Bool {
         open.withLockedValue { open -> Bool in

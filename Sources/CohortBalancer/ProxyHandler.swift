@@ -51,6 +51,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// A streamed body waits for its backend.
     private var readsPaused = false
     private var readHeld = false
+    /// The idle timer is running from the first byte of a head not read whole yet.
+    private var headDeadlineSet = false
     /// The current exchange's response timeout. One per connection, armed and disarmed by
     /// the exchanges in turn, so that a request costs no scheduled task.
     private(set) var responseTimer = DeadlineTimer(.response)
@@ -98,9 +100,13 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     /// Whether the next request part can be handled now (else its bytes wait unframed).
+    /// A new request waits while the client is not reading its responses (its channel
+    /// is not writable): a client that sends requests and never reads would otherwise
+    /// pin a response's bytes per request in the outbound buffer, without bound.
     private var takesParts: Bool {
         switch state {
-        case .idle, .buffering: return true
+        case .idle: return context?.channel.isWritable ?? true
+        case .buffering: return true
         case .closing: return false
         case .exchanging(let exchange): return exchange.takesClientParts
         }
@@ -124,7 +130,21 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         // Holds no read buffer while none is needed, so NIO can reuse it for the next read.
         if unframed.readableBytes == 0 { unframed = Self.noBytes }
-        if waitsForClient { armIdleTimer() } else { idleTimer.disarm() }
+        if case .closing = state {
+            // Keeps the deadline its last write set (`finishResponse`).
+        } else if case .idle = state, unframed.readableBytes > 0 {
+            // Part of a head (or requests waiting for the client to read): the deadline runs
+            // from the first byte and is not pushed back by more, so a head sent a byte at a
+            // time cannot hold the connection for ever (nginx's client_header_timeout).
+            if !headDeadlineSet { armIdleTimer() }
+            headDeadlineSet = true
+        } else if waitsForClient {
+            headDeadlineSet = false
+            armIdleTimer()
+        } else {
+            headDeadlineSet = false
+            idleTimer.disarm()
+        }
         readIfHeld()
     }
 
@@ -176,8 +196,10 @@ final class ProxyHandler: ChannelDuplexHandler {
         if let declared, declared > environment.maxRequestBodyBytes {
             return refuse(.bodyTooLarge, status: .payloadTooLarge, isHTTP10: head.isHTTP10)
         }
-        if head.expectsContinue {
-            let interim: StaticString = head.isHTTP10 ? "HTTP/1.0 100 Continue\r\n\r\n" : "HTTP/1.1 100 Continue\r\n\r\n"
+        // An HTTP/1.0 client gets no interim response (RFC 9110 §10.1.1): it would read it
+        // as the final one.
+        if head.expectsContinue && !head.isHTTP10 {
+            let interim: StaticString = "HTTP/1.1 100 Continue\r\n\r\n"
             var bytes = context.channel.allocator.buffer(capacity: interim.utf8CodeUnitCount)
             bytes.writeStaticString(interim)
             context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
@@ -233,7 +255,14 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if case .exchanging(let exchange) = state { exchange.clientWritabilityChanged(isWritable: context.channel.isWritable) }
+        switch state {
+        case .exchanging(let exchange):
+            exchange.clientWritabilityChanged(isWritable: context.channel.isWritable)
+        case .idle where context.channel.isWritable:
+            frameRequests(context: context)  // the requests that waited for the client to read
+        default:
+            break
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -323,7 +352,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             let last = end ?? Self.noBytes
             state = .closing
             unframed = Self.noBytes
-            idleTimer.disarm()
+            armIdleTimer()  // a client that never reads the last bytes is closed all the same
             context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { [self] _ in close(context) }
         }
     }
@@ -333,7 +362,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     func closeIfIdle() {
         guard let context, case .idle = state, unframed.readableBytes == 0 else { return }
         state = .closing
-        idleTimer.disarm()
+        armIdleTimer()  // the write below may never complete if the client does not read
         context.writeAndFlush(wrapOutboundOut(Self.noBytes)).assumeIsolated().whenComplete { [self] _ in close(context) }
     }
 

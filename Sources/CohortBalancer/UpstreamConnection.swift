@@ -155,7 +155,9 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         isClosed = true
-        if let delegate, let end = framer.connectionClosed() {  // a close-delimited body ended
+        // A close-delimited body ends with a clean close; after an error (a reset) it was
+        // cut short, and the exchange hears of the failure instead of an end.
+        if failure == nil, let delegate, let end = framer.connectionClosed() {
             isReusable = false
             delegate.upstream(received: end)
         }

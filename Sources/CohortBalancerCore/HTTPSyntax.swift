@@ -29,8 +29,9 @@ struct ConnectionOptions {
     private(set) var keepAlive = false
     /// A token other than `keep-alive`, or an empty field: the field must not be forwarded as is.
     private(set) var saysMoreThanKeepAlive = false
-    /// Listed field names other than `close` and `keep-alive`, lowercase (usually none).
-    private(set) var names: [String] = []
+    /// Listed field names other than `close` and `keep-alive`, lowercase (usually none). A
+    /// set: a head of thousands of listed names costs one lookup per field, not a scan.
+    private(set) var names: Set<String> = []
 
     /// Adds the tokens of one `Connection` field, whose value is at `value` in `bytes`.
     mutating func add(_ bytes: ByteBuffer, value: Range<Int>) {
@@ -44,7 +45,7 @@ struct ConnectionOptions {
             if HTTPSyntax.token(bytes, token, is: "close") {
                 close = true
             } else if let name = bytes.getString(at: token.lowerBound, length: token.count) {
-                names.append(name.lowercased())
+                names.insert(name.lowercased())
             }
         }
     }

@@ -38,12 +38,13 @@ extension RequestHead {
                 return
             case .contentLength?, .transferEncoding?, .connection?, .hopByHop?, .expect?, .xForwardedProto?:
                 return
-            case .requestID?:
-                hasRequestID = true
-            case .cookie?, .via?, nil:
+            case .requestID?, .cookie?, .via?, nil:
                 break
             }
             if isNamedInConnection(name) { return }
+            // Only an id that goes upstream is the request's: one the client also named in
+            // `Connection` is dropped above, and `requestID` replaces it.
+            if kind == .requestID { hasRequestID = true }
             if var raw = bytes.getSlice(at: line.lowerBound, length: line.count) { out.writeBuffer(&raw) }
         }
         if let bodyLength {

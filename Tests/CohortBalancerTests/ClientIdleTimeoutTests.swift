@@ -27,6 +27,28 @@ import Testing
         }
     }
 
+    @Test("a head sent a byte at a time is cut off an idle timeout after its first byte")
+    func aHeadTrickledInIsCutOff() async throws {
+        try await withHarness(configure: { $0.clientIdleTimeout = .seconds(1) }) { (h: Harness) async throws in
+            let channel = try await ClientBootstrap(group: h.group)
+                .connect(host: "127.0.0.1", port: h.balancer.listenAddress.port).get()
+            try await channel.writeAndFlush(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: slow\r\nX-Slow: ")).get()
+            let started = ContinuousClock.now
+            // The client's pace: a byte every 200 ms, progress each time, never the head's end.
+            var open = true
+            for _ in 0..<50 where open {
+                try? await channel.writeAndFlush(ByteBuffer(string: "x")).get()
+                try await Task.sleep(for: .milliseconds(200))
+                open = channel.isActive
+            }
+            #expect(!open, "still open after 10 s of trickled bytes")
+            #expect(ContinuousClock.now - started < .seconds(5))
+            if open { try await channel.close() }
+            let response = try await h.get(route: "a")
+            #expect(response.status == 200)
+        }
+    }
+
     @Test("time spent waiting for a backend does not count against the client")
     func waitingForABackendIsNotIdle() async throws {
         try await withHungBackendHarness(
