@@ -27,6 +27,12 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "HOST:PORT for cluster traffic (UDP membership and TCP replication).")
     var cluster: String
 
+    @Option(name: .long, help: "HOST[:PORT] other nodes reach this one's cluster traffic on (default: --cluster; the port defaults to --cluster's). Needed when --cluster listens on 0.0.0.0.")
+    var advertise: String?
+
+    @Option(name: .customLong("advertise-http"), help: "HOST[:PORT] balancers reach this node's HTTP on (default: --http, or --advertise's host with --http's port when --http listens on 0.0.0.0).")
+    var advertiseHTTP: String?
+
     @Option(name: .long, help: "HOST:PORT of a node to contact first (repeatable).")
     var seed: [String] = []
 
@@ -89,6 +95,10 @@ struct NodeCommand: AsyncParsableCommand {
         guard Address(parsing: http) != nil else { throw ValidationError("--http must be HOST:PORT") }
         guard Address(parsing: cluster) != nil else { throw ValidationError("--cluster must be HOST:PORT") }
         for value in seed where Address(parsing: value) == nil { throw ValidationError("--seed must be HOST:PORT: \(value)") }
+        if let advertise, Self.address(advertise, defaultPort: 0) == nil { throw ValidationError("--advertise must be HOST or HOST:PORT") }
+        if let advertiseHTTP, Self.address(advertiseHTTP, defaultPort: 0) == nil {
+            throw ValidationError("--advertise-http must be HOST or HOST:PORT")
+        }
         if let multicast, Address(parsing: multicast) == nil { throw ValidationError("--multicast must be GROUP:PORT") }
         guard ReplicationEngine.Durability(rawValue: durability) != nil else {
             throw ValidationError("--durability must be acknowledged or async")
@@ -103,6 +113,17 @@ struct NodeCommand: AsyncParsableCommand {
         if keyFile == nil && !insecure {
             throw ValidationError("no cluster key: give --key-file PATH (make one with `cohort keygen --out PATH`), or --insecure to run without authentication and encryption")
         }
+    }
+
+    /// `HOST:PORT`, or a bare `HOST` (an IPv6 one in brackets) with `defaultPort`.
+    static func address(_ text: String, defaultPort: Int) -> Address? {
+        if text.hasPrefix("["), text.hasSuffix("]") {
+            return Address(host: String(text.dropFirst().dropLast()), port: defaultPort)
+        }
+        if !text.contains(":") {
+            return text.isEmpty || text.utf8.count > Address.maxHostLength ? nil : Address(host: text, port: defaultPort)
+        }
+        return Address(parsing: text)
     }
 
     func run() async throws {
@@ -130,7 +151,10 @@ struct NodeCommand: AsyncParsableCommand {
             protection: protection,
             durability: durability
         )
-        configuration.httpAddress = httpAddress
+        configuration.advertisedAddress = advertise.flatMap { Self.address($0, defaultPort: clusterAddress.port) }
+        configuration.httpAddress = advertiseHTTP.flatMap { Self.address($0, defaultPort: httpAddress.port) }
+            ?? (httpAddress.isUnspecified ? configuration.advertisedAddress.map { Address(host: $0.host, port: httpAddress.port) } : nil)
+            ?? httpAddress
         configuration.membership.probeInterval = .milliseconds(probeInterval)
         // Keep the probe's own timeouts inside the interval, in the defaults' proportions.
         configuration.membership.pingTimeout = .milliseconds(max(5, probeInterval * 3 / 10))

@@ -33,6 +33,12 @@ public struct Address: Hashable, Sendable, CustomStringConvertible {
         self.init(host: host, port: port)
     }
 
+    /// Whether the host is the "any address" a socket binds to (`0.0.0.0`, `::`): it
+    /// says where to listen, not where anyone can connect.
+    public var isUnspecified: Bool {
+        host == "0.0.0.0" || host == "::" || host == "0:0:0:0:0:0:0:0"
+    }
+
     public var description: String {
         host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)"
     }

@@ -12,9 +12,12 @@ extension ClusterNode {
         /// the same port. Port 0 picks a free port (tests).
         public var clusterAddress: Address
         /// The address other nodes use to reach this one; defaults to ``clusterAddress``
-        /// with the port actually bound.
+        /// with the port actually bound. Required when ``clusterAddress`` is an "any
+        /// address" such as `0.0.0.0` (``ClusterNode/bind(configuration:eventLoopGroup:logger:)``
+        /// throws otherwise).
         public var advertisedAddress: Address?
-        /// Where this node serves HTTP, announced to members (the balancer routes there).
+        /// Where this node serves HTTP, announced to members (the balancer routes there):
+        /// an address they can connect to, never `0.0.0.0`.
         public var httpAddress: Address?
         /// Addresses of members to contact first (static discovery).
         public var seeds: [Address]

@@ -54,6 +54,17 @@ public final class ClusterNode: Service, Sendable {
         guard NodeID.isValidName(configuration.name) else {
             throw ConfigurationError("node name must be 1-64 characters from A-Z a-z 0-9 - _: \(configuration.name)")
         }
+        // Members dial what a node announces: "any address" would send them to themselves.
+        if (configuration.advertisedAddress ?? configuration.clusterAddress).isUnspecified {
+            throw ConfigurationError(
+                "the cluster address \(configuration.clusterAddress) says where to listen, not where other nodes can reach "
+                    + "this one: set advertisedAddress (cohort node --advertise) to an address they can")
+        }
+        if let http = configuration.httpAddress, http.isUnspecified {
+            throw ConfigurationError(
+                "httpAddress \(http) is announced to balancers, which cannot connect to it: "
+                    + "give the address they reach this node's HTTP on (cohort node --advertise-http)")
+        }
         let handle = NodeHandle()
         let (tcp, udp) = try await ClusterTransport.bind(
             host: configuration.clusterAddress.host,

@@ -60,9 +60,11 @@ enum ReadmeExample {
     struct User { var id: String }
 
     static func run(key: ClusterKey, user: User, logger: Logger) async throws {
-        let node = try await ClusterNode.bind(configuration: .init(
+        var configuration = ClusterNode.Configuration(
             name: "n1", clusterAddress: Address(host: "0.0.0.0", port: 7001),
-            seeds: [Address(host: "10.0.0.2", port: 7001)], protection: .sealed(key)))
+            seeds: [Address(host: "10.0.0.2", port: 7001)], protection: .sealed(key))
+        configuration.advertisedAddress = Address(host: "10.0.0.1", port: 7001)  // what the others dial
+        let node = try await ClusterNode.bind(configuration: configuration)
         let router = Router(context: BasicClusterSessionRequestContext.self)
         router.add(middleware: ClusterSessionMiddleware(node: node))
         router.post("/login") { request, context in
