@@ -14,17 +14,23 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     public static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
 
+    /// Saturates at the ends of the clock instead of wrapping: a duration from a peer
+    /// (up to ~292 years on the wire) must not turn a deadline into the distant past.
     public static func + (lhs: Instant, rhs: Duration) -> Instant {
-        Instant(nanoseconds: lhs.nanoseconds &+ rhs.nanosecondsClamped)
+        let (sum, overflow) = lhs.nanoseconds.addingReportingOverflow(rhs.nanosecondsClamped)
+        return Instant(nanoseconds: overflow ? (rhs > .zero ? .max : .min) : sum)
     }
 
+    /// Saturates like `+`.
     public static func - (lhs: Instant, rhs: Duration) -> Instant {
-        Instant(nanoseconds: lhs.nanoseconds &- rhs.nanosecondsClamped)
+        let (difference, overflow) = lhs.nanoseconds.subtractingReportingOverflow(rhs.nanosecondsClamped)
+        return Instant(nanoseconds: overflow ? (rhs > .zero ? .min : .max) : difference)
     }
 
-    /// The duration from `other` to `self` (negative if `other` is later).
+    /// The duration from `other` to `self` (negative if `other` is later), saturating.
     public static func - (lhs: Instant, rhs: Instant) -> Duration {
-        .nanoseconds(lhs.nanoseconds &- rhs.nanoseconds)
+        let (difference, overflow) = lhs.nanoseconds.subtractingReportingOverflow(rhs.nanoseconds)
+        return .nanoseconds(overflow ? (lhs > rhs ? Int64.max : Int64.min) : difference)
     }
 
     public var description: String { "\(Double(nanoseconds) / 1e9)s" }

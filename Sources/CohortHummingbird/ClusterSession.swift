@@ -27,7 +27,9 @@ public final class ClusterSession: Sendable {
         var attributes: SessionAttributes = [:]
         var changes: [String: AttributeChange] = [:]
         /// The number of attributes, and the bytes of their names and values, with
-        /// `changes` applied (what ``SessionLimits`` bound).
+        /// `changes` applied (what ``SessionLimits`` bound). The exactly-once record
+        /// (``RequestReplay/attributeName``) is the middleware's, not the application's,
+        /// and does not count.
         var count = 0
         var byteCount = 0
         var invalidated = false
@@ -60,6 +62,10 @@ public final class ClusterSession: Sendable {
 
         /// Records that this request sets `key` to `value` (`nil`: removes it).
         mutating func change(_ key: String, to value: [UInt8]?) {
+            guard key != RequestReplay.attributeName else {
+                changes[key] = value.map { .set(name: key, value: $0) } ?? .remove(name: key)
+                return
+            }
             if let previous = valueLength(forKey: key) {
                 count -= 1
                 byteCount -= key.utf8.count + previous
@@ -79,6 +85,10 @@ public final class ClusterSession: Sendable {
             changes = [:]
             count = attributes.count
             byteCount = attributes.byteCount
+            if let record = attributes.valueLength(forKey: RequestReplay.attributeName) {
+                count -= 1
+                byteCount -= RequestReplay.attributeName.utf8.count + record
+            }
         }
     }
 

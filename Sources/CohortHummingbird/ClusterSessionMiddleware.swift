@@ -13,7 +13,9 @@ public import Hummingbird
 /// - After the handler, only the changed attributes are committed, as one delta; with
 ///   acknowledged durability the response waits until the peers applied it. A request
 ///   that changed nothing only restarts the session's idle clock.
-/// - If the handler throws, nothing it changed is committed.
+/// - If the handler throws, nothing it changed is committed. Nor is a write whose session
+///   ended while the request ran (another request logged it out or rotated its id): the
+///   ended id is not brought back, and the response clears the cookie.
 /// - ``ClusterSession/rotateID()`` commits the session under a new id (even without other
 ///   changes) and ends the old one everywhere.
 /// - Bounds: ``ClusterSessionConfiguration/limits`` per session (413) and
@@ -71,9 +73,7 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             response = collected
             if body.readableBytes <= RequestReplay.maxRecordedBody {
                 session.record(RequestReplay.Record.encode(
-                    requestID: requestID, status: Int(response.status.code),
-                    contentType: response.headers.onlyValue(.contentType) ?? response.headers[.contentType], body: body.readableBytesView
-                ))
+                    requestID: requestID, status: Int(response.status.code), fields: response.headers, body: body.readableBytesView))
             }
         }
         return try await finish(response, session: session, requested: requested, request: request, context: context)
@@ -125,7 +125,13 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             id: id, loadedVersion: outcome.loadedVersion, changes: changes, maxIdle: configuration.idleTimeout,
             maxLifetime: configuration.maxLifetime, renamedFrom: outcome.renamedFrom))
         session.committed(report.session)
-        if case .timedOut(let missing) = report.outcome {
+        guard report.session != nil else {
+            // The session ended while this request ran (logged out or rotated by another
+            // request, or expired): the node refused to bring it back with these changes.
+            if requested != nil { response.setCookie(expiredCookie(secure: secure)) }
+            return response
+        }
+        if case .degraded(let missing) = report.outcome {
             context.logger.warning("session write not acknowledged by every peer", metadata: [
                 "session.id_hash": "\(id.logTag)", "cluster.peers.missing": "\(missing.joined(separator: ","))",
             ])

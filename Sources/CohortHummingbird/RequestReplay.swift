@@ -8,10 +8,15 @@ import Hummingbird
 /// mid-request) cannot know whether the dead node committed it. So it sends every
 /// non-idempotent request with a `Cohort-Request-Id` header and keeps the id on a retry.
 /// A node that commits a write for such a request stores, in the same delta, a small
-/// record: the request id and the response it gave. A retry that lands on another node
-/// finds the record (it was replicated with the write, or the write never happened) and
-/// gets the same response again instead of running the handler twice. Under
-/// acknowledged durability this makes a retried POST neither lost nor applied twice.
+/// record: the request id and the response it gave (status, end-to-end fields such as
+/// `Location` and `Set-Cookie`, and body). A retry that lands on another node finds the
+/// record (it was replicated with the write, or the write never happened) and gets the
+/// same response again instead of running the handler twice. Under acknowledged
+/// durability this makes a retried POST neither lost nor applied twice.
+///
+/// A session keeps the record of its latest write only: when two writes to one session
+/// run at once and the node dies before answering the earlier, that one's retry runs
+/// again. (Keeping several records would replicate each with every write.)
 public enum RequestReplay {
     /// The header carrying the request id (16...64 characters from `A-Z a-z 0-9 - _`).
     public static let headerName = HTTPField.Name("Cohort-Request-Id")!
@@ -32,40 +37,70 @@ public enum RequestReplay {
     struct Record: Equatable {
         var requestID: String
         var status: Int
-        var contentType: String?
+        /// The response's end-to-end fields (`Location`, `Set-Cookie`, `Content-Type`…),
+        /// in order; framing and hop-by-hop fields are not recorded.
+        var fields: HTTPFields
         var body: [UInt8]
 
-        /// The encoding of a record, made straight from a collected body:
-        /// `len8 id | u16 status | len16 content type (0xFFFF: none) | body`.
-        static func encode(requestID: String, status: Int, contentType: String?, body: some Collection<UInt8>) -> [UInt8] {
-            let type = contentType.map { $0.utf8.prefix(1024) }
+        /// Marks the current encoding; the first one began with the id's length (16...64).
+        static let format: UInt8 = 1
+        /// Most fields recorded, and most bytes of names and values together: a response
+        /// with more keeps its first ones (a retry gets those, which beats running twice).
+        static let maxFields = 64
+        static let maxFieldBytes = 16 * 1024
+
+        /// Fields a replay must not carry over: the server frames the replayed body itself.
+        static let unrecorded: Set<HTTPField.Name> = [
+            .contentLength, .transferEncoding, .connection, HTTPField.Name("Keep-Alive")!, .te, .trailer, .upgrade,
+            HTTPField.Name("Proxy-Connection")!,
+        ]
+
+        /// The encoding of a record, made straight from a response:
+        /// `0x01 | len8 id | u16 status | u16 count | count × (len8 name | len16 value) | body`.
+        static func encode(requestID: String, status: Int, fields: HTTPFields, body: some Collection<UInt8>) -> [UInt8] {
             var bytes: [UInt8] = []
-            bytes.reserveCapacity(5 + requestID.utf8.count + (type?.count ?? 0) + body.count)
+            bytes.reserveCapacity(8 + requestID.utf8.count + body.count + 64)
+            bytes.append(format)
             bytes.append(UInt8(truncatingIfNeeded: requestID.utf8.count))
             bytes.append(contentsOf: requestID.utf8)
-            bytes.append(UInt8(truncatingIfNeeded: status >> 8))
-            bytes.append(UInt8(truncatingIfNeeded: status))
-            if let type {
-                bytes.append(UInt8(truncatingIfNeeded: type.count >> 8))
-                bytes.append(UInt8(truncatingIfNeeded: type.count))
-                bytes.append(contentsOf: type)
-            } else {
-                bytes.append(0xFF)
-                bytes.append(0xFF)
+            append16(status, to: &bytes)
+            let countIndex = bytes.count
+            append16(0, to: &bytes)
+            var count = 0
+            var budget = maxFieldBytes
+            for field in fields where !unrecorded.contains(field.name) {
+                let name = field.name.canonicalName.utf8, value = field.value.utf8
+                guard count < maxFields, name.count <= 255, name.count + value.count <= budget else { break }
+                bytes.append(UInt8(truncatingIfNeeded: name.count))
+                bytes.append(contentsOf: name)
+                append16(value.count, to: &bytes)
+                bytes.append(contentsOf: value)
+                budget -= name.count + value.count
+                count += 1
             }
+            bytes[countIndex] = UInt8(truncatingIfNeeded: count >> 8)
+            bytes[countIndex + 1] = UInt8(truncatingIfNeeded: count)
             bytes.append(contentsOf: body)
             return bytes
         }
 
-        /// Whether `bytes`, as ``encode(requestID:status:contentType:body:)`` wrote them, record the request `requestID`
-        /// (compared without decoding the record).
-        static func hasRequestID(_ requestID: String, encoded bytes: some Collection<UInt8>) -> Bool {
-            let id = requestID.utf8
-            guard let length = bytes.first, Int(length) == id.count else { return false }
-            return bytes.dropFirst().prefix(id.count).elementsEqual(id)
+        private static func append16(_ value: Int, to bytes: inout [UInt8]) {
+            bytes.append(UInt8(truncatingIfNeeded: value >> 8))
+            bytes.append(UInt8(truncatingIfNeeded: value))
         }
 
-        /// Decodes what ``encode(requestID:status:contentType:body:)`` wrote; `nil` for anything else.
+        /// Whether `bytes`, as ``encode(requestID:status:fields:body:)`` wrote them (or the
+        /// first encoding), record the request `requestID` (compared without decoding).
+        static func hasRequestID(_ requestID: String, encoded bytes: some Collection<UInt8>) -> Bool {
+            let id = requestID.utf8
+            let rest = bytes.first == format ? bytes.dropFirst() : bytes[...]
+            guard let length = rest.first, Int(length) == id.count else { return false }
+            return rest.dropFirst().prefix(id.count).elementsEqual(id)
+        }
+
+        /// Decodes what ``encode(requestID:status:fields:body:)`` wrote, or the first
+        /// encoding (`len8 id | u16 status | len16 content type (0xFFFF: none) | body`,
+        /// from nodes of an earlier release); `nil` for anything else.
         init?(decoding bytes: [UInt8]) {
             var index = 0
             func take(_ count: Int) -> ArraySlice<UInt8>? {
@@ -73,28 +108,40 @@ public enum RequestReplay {
                 defer { index += count }
                 return bytes[index..<(index + count)]
             }
-            guard let idLength = take(1)?.first, let id = take(Int(idLength)),
-                  let status = take(2), let typeLength = take(2)
-            else { return nil }
+            func take16() -> Int? {
+                guard let two = take(2) else { return nil }
+                return Int(two[two.startIndex]) << 8 | Int(two[two.startIndex + 1])
+            }
+            let current = bytes.first == Self.format
+            if current { index = 1 }
+            guard let idLength = take(1)?.first, let id = take(Int(idLength)), let status = take16() else { return nil }
             self.requestID = String(decoding: id, as: UTF8.self)
-            self.status = Int(status[status.startIndex]) << 8 | Int(status[status.startIndex + 1])
-            let length = Int(typeLength[typeLength.startIndex]) << 8 | Int(typeLength[typeLength.startIndex + 1])
-            if length == 0xFFFF {
-                self.contentType = nil
+            self.status = status
+            self.fields = HTTPFields()
+            if current {
+                guard let count = take16() else { return nil }
+                for _ in 0..<count {
+                    guard let nameLength = take(1)?.first, let name = take(Int(nameLength)), let valueLength = take16(),
+                          let value = take(valueLength)
+                    else { return nil }
+                    guard let fieldName = HTTPField.Name(String(decoding: name, as: UTF8.self)) else { return nil }
+                    fields.append(HTTPField(name: fieldName, value: String(decoding: value, as: UTF8.self)))
+                }
             } else {
-                guard let type = take(length) else { return nil }
-                self.contentType = String(decoding: type, as: UTF8.self)
+                guard let length = take16() else { return nil }
+                if length != 0xFFFF {
+                    guard let type = take(length) else { return nil }
+                    fields[.contentType] = String(decoding: type, as: UTF8.self)
+                }
             }
             self.body = Array(bytes[index...])
         }
 
         /// The response to give again.
         var response: Response {
-            var headers = HTTPFields()
-            if let contentType { headers[.contentType] = contentType }
-            return Response(
+            Response(
                 status: HTTPResponse.Status(code: status),
-                headers: headers,
+                headers: fields,
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: body))
             )
         }

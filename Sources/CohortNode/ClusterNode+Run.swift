@@ -3,6 +3,7 @@ import CohortMembership
 import CohortReplication
 import CohortWire
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import ServiceLifecycle
 
@@ -10,7 +11,9 @@ extension ClusterNode {
     /// Contacts the seeds, then ticks membership and replication every
     /// `membership.tickInterval` until graceful shutdown or cancellation. On graceful
     /// shutdown the node tells every member it leaves (so they remove it at once instead
-    /// of waiting for the failure detector), then closes its sockets.
+    /// of waiting for the failure detector), then closes its sockets. Before leaving, it
+    /// writes what its links still hold (bounded by the ack timeout): with async
+    /// durability those are writes already answered.
     public func run() async throws {
         logger.info("node starting", metadata: [
             "cluster.address": "\(id.address)", "cluster.uid": "\(id.uid)",
@@ -27,8 +30,12 @@ extension ClusterNode {
         } catch is CancellationError {
             // Graceful shutdown or task cancellation: leave below.
         }
+        await drainLinks()
         leave()
         await closeSockets()
+        // Requests still waiting for acks or answers (the node was cancelled rather than
+        // stopped after the application) complete now; later ones do not wait.
+        input { state, _, effects in state.absorb(state.engine.onStop(), into: &effects) }
         eventListeners.finishAll()
         logger.info("node stopped")
     }
@@ -84,6 +91,25 @@ extension ClusterNode {
                 }
             }
         }
+    }
+
+    /// Writes every link's queued frames, waiting at most the ack timeout for them all.
+    private func drainLinks() async {
+        let links = state.withLockedValue { Array($0.links.values) }
+        guard !links.isEmpty else { return }
+        let loop = tcpChannel.eventLoop
+        let done = loop.makePromise(of: Void.self)
+        // Whichever comes first, all written or the timeout, completes `done` (once).
+        let finished = NIOLockedValueBox(false)
+        let finish: @Sendable () -> Void = {
+            if finished.withLockedValue({ finished in defer { finished = true }; return !finished }) { done.succeed() }
+        }
+        let timeout = loop.scheduleTask(in: .nanoseconds(configuration.replication.ackTimeout.nanosecondsClamped), finish)
+        EventLoopFuture.andAllComplete(links.map { $0.drained() }, on: loop).whenComplete { _ in
+            timeout.cancel()
+            finish()
+        }
+        try? await done.futureResult.get()
     }
 
     private func closeSockets() async {

@@ -114,7 +114,7 @@ extension NodeState {
                     effects.append(.frame(message, link))
                 }
             case .commitCompleted(let id, let outcome):
-                if case .timedOut(let missing) = outcome {
+                if case .degraded(let missing) = outcome {
                     counters.degradedCommits += 1
                     effects.append(.commitDegraded(missing: missing))
                 }

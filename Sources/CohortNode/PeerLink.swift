@@ -116,6 +116,23 @@ final class PeerLink: Sendable {
         state.batch.removeAll()
     }
 
+    /// Seals what is queued and writes every pending frame, writable or not; the future
+    /// completes once they are written (or the connection failed). For a graceful stop:
+    /// what this node already answered reaches the peer before the link closes.
+    func drained() -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            let work: ((any Channel), ByteBuffer)? = self.state.withLockedValue { state in
+                guard !state.closed, let channel = state.channel else { return nil }
+                self.sealBatch(&state)
+                let buffer = state.pending
+                state.pending = Self.noPendingFrames
+                return (channel, buffer)
+            }
+            guard let (channel, buffer) = work else { return self.eventLoop.makeSucceededVoidFuture() }
+            return channel.writeAndFlush(buffer)
+        }
+    }
+
     /// Closes the link for good; pending frames are discarded.
     func close() {
         let channel: (any Channel)? = state.withLockedValue { state in

@@ -6,6 +6,9 @@ struct PendingCommit: Hashable, Sendable {
     var version: SessionVersion
     var waitingFor: Set<String>
     var deadline: Instant
+    /// Peers that stopped holding the write back because their connection broke before
+    /// they acked: the write may never have reached them.
+    var unconfirmed: [String] = []
 }
 
 /// The local writes waiting for acks, by commit id and by session key.
@@ -41,7 +44,7 @@ struct PendingCommits: Sendable {
     mutating func insert(_ commit: PendingCommit, id: ReplicationEngine.CommitID) {
         byID[id] = Entry(commit: commit, next: nil)
         if let chain = byKey[commit.key] {
-            byID[chain.last]?.next = id
+            if let last = byID.index(forKey: chain.last) { byID.values[last].next = id }
             byKey[commit.key] = Chain(first: chain.first, last: id)
         } else {
             byKey[commit.key] = Chain(first: id, last: id)
@@ -49,9 +52,10 @@ struct PendingCommits: Sendable {
     }
 
     /// `peer` applied `key` up to `version`: it no longer holds back the writes of `key` at
-    /// or below that version. Calls `completed` for each write that now has every ack.
+    /// or below that version. Calls `completed` for each write that now has every ack, with
+    /// the peers released from it unconfirmed (see ``release(peer:unconfirmed:completed:)``).
     mutating func acknowledge(
-        key: String, version: SessionVersion, by peer: String, completed: (ReplicationEngine.CommitID) -> Void
+        key: String, version: SessionVersion, by peer: String, completed: (ReplicationEngine.CommitID, [String]) -> Void
     ) {
         var previous: ReplicationEngine.CommitID?
         var cursor = byKey[key]?.first
@@ -61,23 +65,27 @@ struct PendingCommits: Sendable {
             cursor = byID.values[index].next
             if byID.values[index].commit.version <= version, byID.values[index].commit.waitingFor.remove(peer) != nil,
                byID.values[index].commit.waitingFor.isEmpty {
+                let unconfirmed = byID.values[index].commit.unconfirmed
                 unlink(id, key: key, previous: previous, next: cursor)
-                completed(id)
+                completed(id, unconfirmed)
                 continue
             }
             previous = id
         }
     }
 
-    /// `peer` left the group: no write waits for it any longer. Calls `completed` for each
-    /// write that now has every ack, in commit order.
-    mutating func release(peer: String, completed: (ReplicationEngine.CommitID) -> Void) {
+    /// No write waits for `peer` any longer: it left the group, or (`unconfirmed`) its
+    /// connection broke, so the writes it had not acked may never have reached it and are
+    /// reported with it. Calls `completed` for each write that now has every other ack, in
+    /// commit order, with the peers released from it unconfirmed.
+    mutating func release(peer: String, unconfirmed: Bool, completed: (ReplicationEngine.CommitID, [String]) -> Void) {
         for id in byID.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
-            guard let index = byID.index(forKey: id), byID.values[index].commit.waitingFor.remove(peer) != nil,
-                  byID.values[index].commit.waitingFor.isEmpty
-            else { continue }
-            remove(id, key: byID.values[index].commit.key)
-            completed(id)
+            guard let index = byID.index(forKey: id), byID.values[index].commit.waitingFor.remove(peer) != nil else { continue }
+            if unconfirmed { byID.values[index].commit.unconfirmed.append(peer) }
+            guard byID.values[index].commit.waitingFor.isEmpty else { continue }
+            let commit = byID.values[index].commit
+            remove(id, key: commit.key)
+            completed(id, commit.unconfirmed)
         }
     }
 
@@ -108,7 +116,8 @@ struct PendingCommits: Sendable {
         _ id: ReplicationEngine.CommitID, key: String, previous: ReplicationEngine.CommitID?, next: ReplicationEngine.CommitID?
     ) {
         byID[id] = nil
-        if let previous { byID[previous]?.next = next }
+        // Through the index: `byID[previous]?.next = next` allocates (see `SessionTable`).
+        if let previous, let index = byID.index(forKey: previous) { byID.values[index].next = next }
         guard var chain = byKey[key] else { return }
         if chain.first == id {
             guard let next else {

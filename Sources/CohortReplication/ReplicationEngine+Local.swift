@@ -18,9 +18,18 @@ extension ReplicationEngine {
     /// The new version is one more than both the held and the loaded version, made by this
     /// node. A rotation (`change.renamedFrom`) moves the session to `change.id` and ends
     /// the old key everywhere.
+    ///
+    /// A write based on a session that ended while the request ran (another request logged
+    /// it out or rotated its id, or it expired) is refused: it returns no session and
+    /// replicates nothing, so the ended id is not brought back with this request's changes.
     public mutating func onLocalCommit(_ change: LocalChange, durability: Durability, now: Instant) -> (LocalCommit, [ReplicationDirective]) {
         let key = change.id.key
         let oldKey = change.renamedFrom ?? key
+        if !change.invalidate, change.loadedVersion != .zero, store.sessions[oldKey] == nil,
+           store.isEnded(key: oldKey, version: change.loadedVersion) {
+            statistics.writesOnEndedSessions += 1
+            return (LocalCommit(session: nil, awaiting: nil), [])
+        }
         let targets = replicaTargets(of: change.id)
         var directives: [ReplicationDirective] = []
         directives.reserveCapacity(targets.count + 1)
@@ -36,7 +45,7 @@ extension ReplicationEngine {
         if change.invalidate {
             let current = store.sessions[oldKey] ?? (change.renamedFrom == nil ? nil : store.sessions[key])
             version = nextVersion(after: current?.version ?? .zero)
-            store.end(key: oldKey, version: version, reason: .invalidated, forgetAt: now + configuration.tombstoneRetention)
+            store.end(key: oldKey, version: version, reason: .invalidated, forgetAt: tombstoneExpiry(now: now, maxIdle: current?.maxIdle))
             pendingTouches.remove(oldKey)
             for peer in targets {
                 directives.append(.send(.removed(key: oldKey, version: version, reason: .invalidated), to: peer))
@@ -66,7 +75,9 @@ extension ReplicationEngine {
                     lastAccess: now)
                 previousID = moved.id
                 if let renamedFrom = change.renamedFrom, renamedFrom != key {
-                    store.end(key: renamedFrom, version: nextVersion(after: base), reason: .rotated, forgetAt: now + configuration.tombstoneRetention)
+                    store.end(
+                        key: renamedFrom, version: nextVersion(after: base), reason: .rotated,
+                        forgetAt: tombstoneExpiry(now: now, maxIdle: current?.maxIdle))
                     pendingTouches.remove(renamedFrom)
                 }
                 Self.applyLocal(change, base: base, version: nextVersion(after: base), now: now, to: &moved)
@@ -100,10 +111,13 @@ extension ReplicationEngine {
         var awaiting: CommitID?
         var ackers = Set(targets)
         if !unreachable.isEmpty { ackers.subtract(unreachable) }
-        if durability == .acknowledged && !ackers.isEmpty {
+        if durability == .acknowledged && !ackers.isEmpty && !stopped {
             let id = CommitID(rawValue: nextCommitID)
             nextCommitID += 1
-            pendingCommits.insert(PendingCommit(key: key, version: version, waitingFor: ackers, deadline: now + configuration.ackTimeout), id: id)
+            // An invalidation is acked under the key it removed.
+            let ackedKey = change.invalidate ? oldKey : key
+            pendingCommits.insert(
+                PendingCommit(key: ackedKey, version: version, waitingFor: ackers, deadline: now + configuration.ackTimeout), id: id)
             awaiting = id
         }
         return (LocalCommit(session: result, awaiting: awaiting), directives)
@@ -155,7 +169,7 @@ extension ReplicationEngine {
             }
             return (.pending, [])
         }
-        guard store.tombstones[key] == nil else { return (.notFound, []) }
+        guard store.tombstones[key] == nil, !stopped else { return (.notFound, []) }
         var asked = Set(replicaTargets(of: id))
         if case .owners = configuration.placement, !peers.contains(id.route) {
             asked = peers

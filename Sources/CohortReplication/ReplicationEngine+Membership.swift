@@ -16,20 +16,27 @@ extension ReplicationEngine {
         return []
     }
 
-    /// The connection to live `peer` broke (its process probably crashed; membership has
+    /// The connection to live `peer` broke (its process may have crashed; membership has
     /// not declared it dead yet). Writes stop waiting for it until ``onPeerReachable(_:)``,
-    /// so a crash costs a write no more than a reconnect attempt. The write is then held
-    /// by this node and every reachable owner, which keeps the single-crash promise.
+    /// so a crash costs a write no more than a reconnect attempt. A write it had not acked
+    /// completes ``CommitOutcome/degraded(missing:)`` with it: what was in flight on the
+    /// broken connection may never arrive, so the write is held only by this node and the
+    /// owners that acked.
     public mutating func onPeerUnreachable(_ peer: String, now: Instant) -> [ReplicationDirective] {
         guard peers.contains(peer), unreachable.insert(peer).inserted else { return [] }
-        var directives = releaseWaits(on: peer)
+        var directives = releaseWaits(on: peer, unconfirmed: true)
         reroutePulls(awayFrom: peer, now: now, into: &directives)
         return directives
     }
 
-    /// The connection to `peer` works again.
+    /// The connection to `peer` works again. What it missed meanwhile (the frames lost
+    /// with the broken connection, the writes that skipped it) is offered to it by a
+    /// placement scan at the next tick, as to a peer that just came up: it pulls every
+    /// copy it owns that is newer here, and hears of every session that ended.
     public mutating func onPeerReachable(_ peer: String) {
-        unreachable.remove(peer)
+        guard unreachable.remove(peer) != nil, peers.contains(peer) else { return }
+        transfer.fresh.insert(peer)
+        transfer.scanRequested = true
     }
 
     /// `peer` is no longer live: writes stop waiting for it, fetches stop asking it, and a
@@ -42,8 +49,24 @@ extension ReplicationEngine {
         transfer.scanRequested = true
         transfer.awaitingOfferEnd.remove(peer)
         transfer.offerEndsReceived.remove(peer)
-        var directives = releaseWaits(on: peer)
+        var directives = releaseWaits(on: peer, unconfirmed: false)
         reroutePulls(awayFrom: peer, now: now, into: &directives)
+        return directives
+    }
+
+    /// This node stops (its links are closed): every write still waiting for acks
+    /// completes degraded, every fetch with the local copy, and from now on nothing waits
+    /// for a peer (a write completes at once, a miss is not fetched), so no request hangs.
+    public mutating func onStop() -> [ReplicationDirective] {
+        stopped = true
+        var directives: [ReplicationDirective] = []
+        pendingCommits.expire(now: Instant(nanoseconds: .max)) { id, pending in
+            directives.append(.commitCompleted(id, .degraded(missing: (Array(pending.waitingFor) + pending.unconfirmed).sorted())))
+        }
+        for key in pendingFetches.keys.sorted() {
+            directives.append(.fetchCompleted(key: key, store.sessions[key]))
+        }
+        pendingFetches = [:]
         return directives
     }
 
@@ -51,10 +74,10 @@ extension ReplicationEngine {
         view = (peers.union([nodeName])).sorted().map { ($0, Rendezvous.nodeHash($0)) }
     }
 
-    private mutating func releaseWaits(on peer: String) -> [ReplicationDirective] {
+    private mutating func releaseWaits(on peer: String, unconfirmed: Bool) -> [ReplicationDirective] {
         var directives: [ReplicationDirective] = []
-        pendingCommits.release(peer: peer) { id in
-            directives.append(.commitCompleted(id, .acknowledged))
+        pendingCommits.release(peer: peer, unconfirmed: unconfirmed) { id, missing in
+            directives.append(.commitCompleted(id, missing.isEmpty ? .acknowledged : .degraded(missing: missing.sorted())))
         }
         for key in pendingFetches.keys.sorted() {
             guard var pending = pendingFetches[key], pending.waitingFor.remove(peer) != nil else { continue }

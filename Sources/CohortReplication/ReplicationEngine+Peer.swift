@@ -57,7 +57,7 @@ extension ReplicationEngine {
                 store.sessions[key] = old
                 expiry.schedule(key, at: deadline(of: old), in: &store.sessions)
             }
-            store.end(key: oldKey, version: delta.version, reason: .rotated, forgetAt: now + configuration.tombstoneRetention)
+            store.end(key: oldKey, version: delta.version, reason: .rotated, forgetAt: tombstoneExpiry(now: now, maxIdle: delta.maxIdle))
             pendingTouches.remove(oldKey)
         }
         // Only the held copy's version is read here: holding the copy itself would make
@@ -65,12 +65,14 @@ extension ReplicationEngine {
         let heldVersion = store.sessions[key]?.version
         let held = heldVersion != nil
         if let heldVersion, heldVersion >= delta.version {
-            // Already applied (a duplicate), or a concurrent write that wins the tie-break.
             if heldVersion.counter == delta.version.counter && heldVersion != delta.version {
+                // A concurrent write that wins the tie-break: the sender's write is lost, so
+                // it gets no ack (its commit completes degraded) but this copy, which it adopts.
                 countConflict(key: key, versions: (heldVersion, delta.version))
-            } else {
-                statistics.duplicatesIgnored += 1
+                if let held = store.sessions[key] { directives.append(.send(.session(held.snapshot(now: now)), to: peer)) }
+                return
             }
+            statistics.duplicatesIgnored += 1  // already applied
             directives.append(.send(.ack(key: key, version: delta.version), to: peer))
             return
         }
@@ -120,9 +122,12 @@ extension ReplicationEngine {
         into directives: inout [ReplicationDirective]
     ) {
         let held = store.sessions[key]
+        // A newer write than the end (a concurrent history) keeps the copy, and no ack says otherwise.
         if let held, held.version > version { return }
+        // An invalidation is a local commit its owner may wait for: ack it once ended here.
+        if reason == .invalidated { directives.append(.send(.ack(key: key, version: version), to: peer)) }
         if store.isEnded(key: key, version: version) { return }
-        store.end(key: key, version: version, reason: reason, forgetAt: now + configuration.tombstoneRetention)
+        store.end(key: key, version: version, reason: reason, forgetAt: tombstoneExpiry(now: now, maxIdle: held?.maxIdle))
         pendingTouches.remove(key)
         transfer.handoffs[key] = nil
         switch reason {
@@ -223,8 +228,8 @@ extension ReplicationEngine {
 
     private mutating func onAck(key: String, version: SessionVersion, from peer: String, now: Instant, into directives: inout [ReplicationDirective]) {
         handoffAcked(key: key, version: version, from: peer)
-        pendingCommits.acknowledge(key: key, version: version, by: peer) { id in
-            directives.append(.commitCompleted(id, .acknowledged))
+        pendingCommits.acknowledge(key: key, version: version, by: peer) { id, unconfirmed in
+            directives.append(.commitCompleted(id, unconfirmed.isEmpty ? .acknowledged : .degraded(missing: unconfirmed.sorted())))
         }
     }
 }

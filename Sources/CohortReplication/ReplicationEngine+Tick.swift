@@ -34,7 +34,7 @@ extension ReplicationEngine {
         var timedOut = 0
         pendingCommits.expire(now: now) { id, pending in
             timedOut += 1
-            directives.append(.commitCompleted(id, .timedOut(missing: pending.waitingFor.sorted())))
+            directives.append(.commitCompleted(id, .degraded(missing: (Array(pending.waitingFor) + pending.unconfirmed).sorted())))
         }
         statistics.ackTimeouts += timedOut
         if !pendingFetches.isEmpty {
@@ -73,6 +73,13 @@ extension ReplicationEngine {
     /// expires it after `maxIdle` idle or at the end of its lifetime; other owners only
     /// well after that (`copyExpiryFactor`), in case the primary died; a copy this node
     /// does not own is handed over after `strayRetention` idle.
+    /// When the tombstone of a session that ended now is forgotten: after
+    /// ``Configuration/tombstoneRetention``, and not before a copy of it that missed the
+    /// end would have expired by itself on another node.
+    func tombstoneExpiry(now: Instant, maxIdle: Duration?) -> Instant {
+        now + max(configuration.tombstoneRetention, (maxIdle ?? .zero) * configuration.copyExpiryFactor)
+    }
+
     func deadline(of session: Session) -> Instant {
         let owners = self.owners(of: session.id)
         let primary = owners.first == nodeName
@@ -98,7 +105,7 @@ extension ReplicationEngine {
             let idleLimit = primary ? session.maxIdle : session.maxIdle * configuration.copyExpiryFactor
             let lifetimeOver = session.maxLifetime.map { now - session.createdAt > $0 + (primary ? .zero : session.maxIdle) } ?? false
             if now - session.lastAccess > idleLimit || lifetimeOver {
-                store.end(key: key, version: session.version, reason: .expired, forgetAt: now + configuration.tombstoneRetention)
+                store.end(key: key, version: session.version, reason: .expired, forgetAt: tombstoneExpiry(now: now, maxIdle: session.maxIdle))
                 pendingTouches.remove(key)
                 transfer.handoffs[key] = nil
                 statistics.expired += 1
@@ -146,7 +153,13 @@ struct ExpiryWheel: Sendable {
         var result: [String] = []
         while cursor <= current, result.count < limit {
             guard var bucket = buckets[cursor] else {
-                cursor += 1
+                // Far behind (the first sweep, or a deadline from a peer's extreme
+                // durations): jump to the next bucket instead of visiting every second.
+                if current - cursor > 64 {
+                    cursor = buckets.keys.lazy.filter { $0 > cursor }.min().map { min($0, current + 1) } ?? current + 1
+                } else {
+                    cursor += 1
+                }
                 continue
             }
             while result.count < limit, let key = bucket.popLast() {

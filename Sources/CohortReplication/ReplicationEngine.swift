@@ -40,7 +40,9 @@ public struct ReplicationEngine: Sendable {
         /// `maxIdle × copyExpiryFactor` idle (or its lifetime plus `maxIdle`), in case the
         /// primary died before telling it.
         public var copyExpiryFactor: Int = 2
-        /// How long an ended session's id stays blocked, so late copies cannot revive it.
+        /// How long an ended session's id stays blocked, so late copies cannot revive it:
+        /// this long, and at least as long as a copy of it may live on another node that
+        /// did not hear of the end (`maxIdle × copyExpiryFactor`).
         public var tombstoneRetention: Duration = .seconds(600)
         /// A copy this node holds without being an owner (it served a request for a
         /// session another node owns) is handed back to the owners after this long idle.
@@ -70,8 +72,9 @@ public struct ReplicationEngine: Sendable {
     public enum CommitOutcome: Hashable, Sendable {
         /// Every owner that was reachable at commit time applied it (or left the cluster).
         case acknowledged
-        /// The ack timeout passed; these peers had not confirmed.
-        case timedOut(missing: [String])
+        /// These owners did not confirm: the ack timeout passed first, or their connection
+        /// broke before they acked. The write is held by this node and the owners that did.
+        case degraded(missing: [String])
     }
 
     public let nodeName: String
@@ -93,6 +96,8 @@ public struct ReplicationEngine: Sendable {
     /// Live node names (this one included) with their rendezvous hashes, sorted by name.
     var view: [(name: String, hash: UInt64)]
     var nextCommitID: UInt64 = 1
+    /// Set by ``onStop()``: nothing waits for peers any longer.
+    var stopped = false
     var pendingCommits = PendingCommits()
     var pendingFetches: [String: PendingFetch] = [:]
     /// Sessions asked for after a gap: key -> peers waiting for our ack once it arrives.
@@ -216,6 +221,8 @@ public struct Statistics: Hashable, Sendable {
     public var conflicts = 0
     public var sessionsReceived = 0
     public var ackTimeouts = 0
+    /// Writes refused because their session ended while the request ran.
+    public var writesOnEndedSessions = 0
     public var expired = 0
     /// Offer entries sent during state transfer.
     public var offered = 0

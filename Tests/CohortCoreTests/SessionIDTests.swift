@@ -65,4 +65,16 @@ import Testing
         #expect(Instant(seconds: 12) - start == .seconds(2))
         #expect(Duration.seconds(Int64.max).nanosecondsClamped == Int64.max)
     }
+
+    /// A peer's duration of ~292 years must push a deadline to the end of the clock, not
+    /// wrap it into the distant past.
+    @Test func instantArithmeticSaturates() {
+        let start = Instant(seconds: 10)
+        let far = Duration.milliseconds(Int64.max / 1_000_000)
+        #expect(start + far + far == Instant(nanoseconds: .max))
+        #expect(start - far - far == Instant(nanoseconds: .min))
+        #expect(Instant(nanoseconds: .max) - Instant(nanoseconds: .min) == .nanoseconds(Int64.max))
+        #expect(Instant(nanoseconds: .min) - Instant(nanoseconds: .max) == .nanoseconds(Int64.min))
+        #expect(start + .seconds(-3) == Instant(seconds: 7))
+    }
 }

@@ -7,25 +7,57 @@ import Testing
 /// The record a write leaves for its retry: what it encodes decodes back, and a retry is
 /// matched by its request id alone.
 struct RequestReplayRecordTests {
-    @Test(arguments: [Optional("application/json; charset=utf-8"), nil])
-    func aRecordDecodesToWhatWasEncoded(_ contentType: String?) throws {
+    @Test func aRecordDecodesToWhatWasEncodedWithItsEndToEndFields() throws {
         let body = Array(#"{"count":3}"#.utf8)
-        let bytes = RequestReplay.Record.encode(requestID: "0123456789abcdef-1", status: 201, contentType: contentType, body: body)
+        var fields: HTTPFields = [.contentType: "application/json; charset=utf-8", .location: "/orders/7"]
+        fields.append(HTTPField(name: .setCookie, value: "csrf=abc; Path=/"))
+        fields.append(HTTPField(name: .setCookie, value: "theme=dark; Path=/"))
+        fields.append(HTTPField(name: .contentLength, value: "11"))
+        fields.append(HTTPField(name: .connection, value: "close"))
+        let bytes = RequestReplay.Record.encode(requestID: "0123456789abcdef-1", status: 303, fields: fields, body: body)
         let record = try #require(RequestReplay.Record(decoding: bytes))
         #expect(record.requestID == "0123456789abcdef-1")
-        #expect(record.status == 201)
-        #expect(record.contentType == contentType)
+        #expect(record.status == 303)
+        #expect(record.fields[.location] == "/orders/7")
+        #expect(record.fields[values: .setCookie] == ["csrf=abc; Path=/", "theme=dark; Path=/"])
+        #expect(record.fields[.contentType] == "application/json; charset=utf-8")
+        #expect(record.fields[.contentLength] == nil, "framing is the replaying server's")
+        #expect(record.fields[.connection] == nil)
         #expect(record.body == body)
+        #expect(record.response.status == .seeOther)
+        #expect(record.response.headers[.location] == "/orders/7")
     }
 
-    @Test func aRecordIsMatchedByItsRequestIDOnly() {
-        let bytes = RequestReplay.Record.encode(requestID: "0123456789abcdef-1", status: 200, contentType: nil, body: [1, 2])
-        #expect(RequestReplay.Record.hasRequestID("0123456789abcdef-1", encoded: bytes))
-        #expect(!RequestReplay.Record.hasRequestID("0123456789abcdef-2", encoded: bytes))
-        #expect(!RequestReplay.Record.hasRequestID("0123456789abcdef-10", encoded: bytes))
-        #expect(!RequestReplay.Record.hasRequestID("0123456789abcdef-", encoded: bytes))
-        #expect(!RequestReplay.Record.hasRequestID("", encoded: []))
-        #expect(!RequestReplay.Record.hasRequestID("0123456789abcdef-1", encoded: Array(bytes.prefix(5))))
+    /// Records written by nodes of the earlier release (id first, then only a content type).
+    @Test(arguments: [Optional("text/plain"), nil])
+    func aRecordOfTheFirstEncodingStillDecodes(_ contentType: String?) throws {
+        let id = "0123456789abcdef-1"
+        var bytes: [UInt8] = [UInt8(id.utf8.count)] + Array(id.utf8) + [0, 201]
+        if let contentType {
+            bytes += [0, UInt8(contentType.utf8.count)] + Array(contentType.utf8)
+        } else {
+            bytes += [0xFF, 0xFF]
+        }
+        bytes += [7, 8]
+        #expect(RequestReplay.Record.hasRequestID(id, encoded: bytes))
+        let record = try #require(RequestReplay.Record(decoding: bytes))
+        #expect(record.requestID == id)
+        #expect(record.status == 201)
+        #expect(record.fields[.contentType] == contentType)
+        #expect(record.body == [7, 8])
+    }
+
+    @Test func recordedFieldsAreBounded() throws {
+        var fields = HTTPFields()
+        for index in 0..<200 { fields.append(HTTPField(name: HTTPField.Name("x-field-\(index)")!, value: "v")) }
+        let many = try #require(RequestReplay.Record(decoding: RequestReplay.Record.encode(
+            requestID: "0123456789abcdef-1", status: 200, fields: fields, body: [])))
+        #expect(many.fields.count == RequestReplay.Record.maxFields)
+        let large: HTTPFields = [.location: String(repeating: "a", count: 20_000), .contentType: "text/plain"]
+        let big = try #require(RequestReplay.Record(decoding: RequestReplay.Record.encode(
+            requestID: "0123456789abcdef-1", status: 200, fields: large, body: [1])))
+        #expect(big.fields.isEmpty, "fields are kept in order while they fit")
+        #expect(big.body == [1])
     }
 
     @Test func onlyValueIsTheSingleFieldOfTheName() {
@@ -58,7 +90,8 @@ struct RequestReplayRecordTests {
     }
 
     @Test func truncatedRecordsDoNotDecode() {
-        let bytes = RequestReplay.Record.encode(requestID: "0123456789abcdef-1", status: 200, contentType: "text/plain", body: [])
+        let bytes = RequestReplay.Record.encode(
+            requestID: "0123456789abcdef-1", status: 200, fields: [.contentType: "text/plain"], body: [])
         for length in 0..<bytes.count {
             #expect(RequestReplay.Record(decoding: Array(bytes.prefix(length))) == nil, "\(length) of \(bytes.count) bytes")
         }

@@ -22,18 +22,18 @@ import Testing
         pending.insert(commit("a", 3, ["n2"]), id: CommitID(rawValue: 4))
 
         var completed: [UInt64] = []
-        pending.acknowledge(key: "a", version: version(2), by: "n2") { completed.append($0.rawValue) }
+        pending.acknowledge(key: "a", version: version(2), by: "n2") { id, _ in completed.append(id.rawValue) }
         #expect(completed == [1, 3])
         #expect(pending.count == 2)
         #expect(pending[CommitID(rawValue: 2)] != nil)
         #expect(pending[CommitID(rawValue: 4)] != nil)
 
         completed = []
-        pending.acknowledge(key: "a", version: version(2), by: "n2") { completed.append($0.rawValue) }
+        pending.acknowledge(key: "a", version: version(2), by: "n2") { id, _ in completed.append(id.rawValue) }
         #expect(completed.isEmpty, "a repeated ack completes nothing more")
-        pending.acknowledge(key: "a", version: version(9), by: "n2") { completed.append($0.rawValue) }
+        pending.acknowledge(key: "a", version: version(9), by: "n2") { id, _ in completed.append(id.rawValue) }
         #expect(completed == [4])
-        pending.acknowledge(key: "b", version: version(1), by: "n2") { completed.append($0.rawValue) }
+        pending.acknowledge(key: "b", version: version(1), by: "n2") { id, _ in completed.append(id.rawValue) }
         #expect(completed == [4, 2])
         #expect(pending.isEmpty)
     }
@@ -42,12 +42,12 @@ import Testing
         var pending = PendingCommits()
         pending.insert(commit("a", 1, ["n2", "n3"]), id: CommitID(rawValue: 1))
         var completed: [UInt64] = []
-        pending.acknowledge(key: "a", version: version(1), by: "n2") { completed.append($0.rawValue) }
-        pending.acknowledge(key: "a", version: version(1), by: "n2") { completed.append($0.rawValue) }
-        pending.acknowledge(key: "a", version: version(1), by: "n4") { completed.append($0.rawValue) }
+        pending.acknowledge(key: "a", version: version(1), by: "n2") { id, _ in completed.append(id.rawValue) }
+        pending.acknowledge(key: "a", version: version(1), by: "n2") { id, _ in completed.append(id.rawValue) }
+        pending.acknowledge(key: "a", version: version(1), by: "n4") { id, _ in completed.append(id.rawValue) }
         #expect(completed.isEmpty)
         #expect(pending[CommitID(rawValue: 1)]?.waitingFor == ["n3"])
-        pending.acknowledge(key: "a", version: version(1), by: "n3") { completed.append($0.rawValue) }
+        pending.acknowledge(key: "a", version: version(1), by: "n3") { id, _ in completed.append(id.rawValue) }
         #expect(completed == [1])
     }
 
@@ -58,7 +58,7 @@ import Testing
         pending.insert(commit("a", 2, ["n3"], deadline: 20), id: CommitID(rawValue: 3))
 
         var released: [UInt64] = []
-        pending.release(peer: "n2") { released.append($0.rawValue) }
+        pending.release(peer: "n2", unconfirmed: false) { id, _ in released.append(id.rawValue) }
         #expect(released == [1])
         #expect(pending[CommitID(rawValue: 2)]?.waitingFor == ["n3"])
 
@@ -71,9 +71,31 @@ import Testing
         // The index forgot the removed writes: a new write on "b" is found by its ack.
         pending.insert(commit("b", 2, ["n3"]), id: CommitID(rawValue: 4))
         var completed: [UInt64] = []
-        pending.acknowledge(key: "b", version: version(2), by: "n3") { completed.append($0.rawValue) }
-        pending.acknowledge(key: "a", version: version(2), by: "n3") { completed.append($0.rawValue) }
+        pending.acknowledge(key: "b", version: version(2), by: "n3") { id, _ in completed.append(id.rawValue) }
+        pending.acknowledge(key: "a", version: version(2), by: "n3") { id, _ in completed.append(id.rawValue) }
         #expect(completed == [4, 3])
+        #expect(pending.isEmpty)
+    }
+
+    @Test func aPeerReleasedByABrokenConnectionIsReportedWhenTheWriteCompletes() {
+        var pending = PendingCommits()
+        pending.insert(commit("a", 1, ["n2", "n3"], deadline: 5), id: CommitID(rawValue: 1))
+        pending.insert(commit("b", 1, ["n2"], deadline: 5), id: CommitID(rawValue: 2))
+        pending.insert(commit("c", 1, ["n2", "n4"], deadline: 5), id: CommitID(rawValue: 3))
+
+        var completed: [(UInt64, [String])] = []
+        pending.release(peer: "n2", unconfirmed: true) { completed.append(($0.rawValue, $1)) }
+        #expect(completed.map(\.0) == [2])
+        #expect(completed.map(\.1) == [["n2"]])
+
+        pending.acknowledge(key: "a", version: version(1), by: "n3") { completed.append(($0.rawValue, $1)) }
+        #expect(completed.map(\.0) == [2, 1])
+        #expect(completed.last?.1 == ["n2"], "the ack of n3 completes the write, which n2 never confirmed")
+
+        var expired: [PendingCommit] = []
+        pending.expire(now: Instant(seconds: 5)) { expired.append($1) }
+        #expect(expired.map(\.waitingFor) == [["n4"]])
+        #expect(expired.map(\.unconfirmed) == [["n2"]])
         #expect(pending.isEmpty)
     }
 
@@ -105,7 +127,7 @@ import Testing
                 let key = keys.randomElement(using: &random)!
                 let peer = peers.randomElement(using: &random)!
                 let acked = version(UInt64.random(in: 1...6, using: &random))
-                pending.acknowledge(key: key, version: acked, by: peer) { got.append($0.rawValue) }
+                pending.acknowledge(key: key, version: acked, by: peer) { id, _ in got.append(id.rawValue) }
                 for id in model.keys.sorted() {
                     guard var write = model[id], write.key == key, write.version <= acked,
                           write.waitingFor.remove(peer) != nil
@@ -119,7 +141,7 @@ import Testing
                 }
             case 8:
                 let peer = peers.randomElement(using: &random)!
-                pending.release(peer: peer) { got.append($0.rawValue) }
+                pending.release(peer: peer, unconfirmed: false) { id, _ in got.append(id.rawValue) }
                 for id in model.keys.sorted() {
                     guard var write = model[id], write.waitingFor.remove(peer) != nil else { continue }
                     if write.waitingFor.isEmpty {
