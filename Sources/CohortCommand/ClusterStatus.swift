@@ -85,11 +85,18 @@ struct ClusterStatus {
         Dictionary(views.map { ($0.node, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
-    /// Every member is alive, answered and ready, and at least one node answered.
-    /// (Members that left are gone on purpose and do not count.)
-    var isHealthy: Bool {
-        guard !views.isEmpty else { return false }
+    /// Every member is alive, answered and ready, every node asked answered, and at least
+    /// one did. (Members that left are gone on purpose and do not count.)
+    var isHealthy: Bool { isHealthy(expecting: nil) }
+
+    /// ``isHealthy``, and at least `expected` nodes alive and ready: a node that died is
+    /// forgotten by the others after membership's tombstone retention (a minute), and a
+    /// cluster that forgot it would otherwise look whole.
+    func isHealthy(expecting expected: Int?) -> Bool {
+        guard !views.isEmpty, answers.allSatisfy({ if case .view = $0.answer { true } else { false } }) else { return false }
         let byName = viewsByName
+        let ready = members.filter { $0.status == Membership.Status.alive.description && byName[$0.name]?.ready == true }
+        guard ready.count >= expected ?? 0 else { return false }
         return members.allSatisfy { member in
             member.status == Membership.Status.left.description
                 || (member.status == Membership.Status.alive.description && byName[member.name]?.ready == true)

@@ -10,7 +10,8 @@ struct StatusCommand: AsyncParsableCommand {
         abstract: "Show the cluster: members, readiness, sessions, replication queues and problem counters.",
         discussion: """
             Asks the nodes given with --node, then every member they list with an HTTP address. \
-            Exits 0 when every member is alive, answered and is ready, 1 otherwise (a script can wait on it).
+            Exits 0 when every node asked answered and every member is alive and ready (and, with \
+            --expect N, at least N nodes are), 1 otherwise (a script can wait on it).
             """
     )
 
@@ -19,6 +20,9 @@ struct StatusCommand: AsyncParsableCommand {
 
     @Option(help: "Seconds to wait for each node's answer.")
     var timeout: Double = 2
+
+    @Option(help: "Also require at least N nodes alive and ready: a node that died is forgotten by the others after a minute, and no longer listed.")
+    var expect: Int?
 
     @Flag(help: "Print each node's /cluster answer as JSON (keyed by address) instead of the table.")
     var json = false
@@ -31,6 +35,7 @@ struct StatusCommand: AsyncParsableCommand {
             throw ValidationError("--node must be HOST:PORT (a name, an IPv4 address or a bracketed IPv6 address): \(node)")
         }
         guard timeout > 0, timeout <= 600 else { throw ValidationError("--timeout must be in (0, 600] seconds") }
+        if let expect, expect < 1 { throw ValidationError("--expect must be at least 1") }
     }
 
     func run() async throws {
@@ -39,7 +44,7 @@ struct StatusCommand: AsyncParsableCommand {
             await Self.fetch(address, timeout: timeout)
         }
         print(json ? try Self.json(status) : status.table)
-        if !status.isHealthy { throw ExitCode(1) }
+        if !status.isHealthy(expecting: expect) { throw ExitCode(1) }
     }
 
     /// `GET http://ADDRESS/cluster`, decoded; any failure becomes its description.

@@ -26,8 +26,8 @@ struct ClusterStatusTests {
             pendingPulls: 0, pendingHandoffs: 0, queues: [.init(peer: "n2", bytes: 2048)], counters: counters, keys: nil)
     }
 
-    static func collect(_ answers: [String: ClusterStatus.Answer]) async -> ClusterStatus {
-        await ClusterStatus.collect(from: ["127.0.0.1:8081"]) { address in answers[address] ?? .failed("unexpected address \(address)") }
+    static func collect(_ answers: [String: ClusterStatus.Answer], seeds: [String] = ["127.0.0.1:8081"]) async -> ClusterStatus {
+        await ClusterStatus.collect(from: seeds) { address in answers[address] ?? .failed("unexpected address \(address)") }
     }
 
     @Test("the first node's members are asked too, except dead ones; a dead member makes it unhealthy")
@@ -51,6 +51,25 @@ struct ClusterStatusTests {
         #expect(status.isHealthy)
         #expect(status.table.contains("n2: send queue drops 3, conflicts 1"), "\(status.table)")
         #expect(!status.table.split(separator: "\n").contains { $0.hasPrefix("n1: ") }, "n1 has no problems: \(status.table)")
+    }
+
+    @Test("a node that died and was forgotten: healthy only without --expect, never when it was asked for")
+    func aForgottenNodeFailsTheExpectedCount() async {
+        // n3 died a while ago: the others no longer list it.
+        let members = [Self.member("n1", "alive", port: 8081), Self.member("n2", "alive", port: 8082)]
+        let listed = await Self.collect([
+            "127.0.0.1:8081": .view(Self.view("n1", members: members)), "127.0.0.1:8082": .view(Self.view("n2", members: members)),
+        ])
+        #expect(listed.isHealthy)
+        #expect(listed.isHealthy(expecting: 2))
+        #expect(!listed.isHealthy(expecting: 3))
+        // Asked for by address, it does not answer.
+        let asked = await Self.collect(
+            [
+                "127.0.0.1:8081": .view(Self.view("n1", members: members)), "127.0.0.1:8082": .view(Self.view("n2", members: members)),
+                "127.0.0.1:8083": .failed("connection refused"),
+            ], seeds: ["127.0.0.1:8081", "127.0.0.1:8083"])
+        #expect(!asked.isHealthy)
     }
 
     @Test("a live member that does not answer, or is not ready, makes it unhealthy; the failure is shown")
