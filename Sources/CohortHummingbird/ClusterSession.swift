@@ -232,7 +232,9 @@ public final class ClusterSession: Sendable {
     }
 
     /// Ends the session everywhere in the cluster after this request; the browser's cookie
-    /// is cleared. Later requests with the old id start a new session.
+    /// is cleared. Later requests with the old id start a new session. Values set after
+    /// this call go into a new session with a new id, whose cookie the response sets
+    /// (as Java's `invalidate()` then `getSession(true)`).
     public func invalidate() {
         state.withLockedValue { state in
             state.invalidated = true

@@ -108,6 +108,21 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
                 _ = await node.commit(LocalChange(
                     id: ended, loadedVersion: outcome.loadedVersion, changes: [], maxIdle: configuration.idleTimeout, invalidate: true))
             }
+            // Values set after invalidate() start a new session under a new id (Java's
+            // invalidate() then getSession(true)); otherwise the cookie goes.
+            if outcome.changes.values.contains(where: { if case .set = $0 { true } else { false } }) {
+                let fresh = node.makeSessionID()
+                var changes = Array(outcome.changes.values)
+                changes.sort { $0.name < $1.name }
+                let report = await node.commit(LocalChange(
+                    id: fresh, loadedVersion: .zero, changes: changes, maxIdle: configuration.idleTimeout,
+                    maxLifetime: configuration.maxLifetime))
+                session.committed(report.session)
+                if report.session != nil {
+                    response.setCookie(cookie(for: fresh, secure: secure))
+                    return response
+                }
+            }
             if requested != nil { response.setCookie(expiredCookie(secure: secure)) }
             return response
         }

@@ -31,6 +31,11 @@ import Testing
             context.session.invalidate()
             return "bye"
         }
+        router.post("/restart") { _, context -> String in
+            context.session.invalidate()
+            try context.session.set("guest", forKey: "user")
+            return "new"
+        }
         return (Application(router: router), node)
     }
 
@@ -159,6 +164,21 @@ import Testing
             #expect(node.localSession(forKey: id.key) == nil)
             let after = try await client.execute(uri: "/read", method: .get, headers: [.cookie: "COHORTSESSION=\(id)"])
             #expect(String(buffer: after.body) == "-1")
+        }
+    }
+
+    @Test func valuesSetAfterInvalidateStartANewSessionUnderANewID() async throws {
+        let (app, node) = try await Self.makeApp()
+        try await app.test(.router) { client in
+            let created = try await client.execute(uri: "/count", method: .post)
+            let id = try #require(Self.cookieValue(created).flatMap { SessionID(parsing: $0) })
+            let restarted = try await client.execute(uri: "/restart", method: .post, headers: [.cookie: "COHORTSESSION=\(id)"])
+            let fresh = try #require(Self.cookieValue(restarted).flatMap { SessionID(parsing: $0) })
+            #expect(fresh != id)
+            #expect(node.localSession(forKey: id.key) == nil, "the old session ended")
+            let session = try #require(node.localSession(forKey: fresh.key))
+            #expect(session.attributes["user"] == Array(#""guest""#.utf8))
+            #expect(session.attributes["count"] == nil, "nothing of the old session")
         }
     }
 }
