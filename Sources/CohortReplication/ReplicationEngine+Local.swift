@@ -25,8 +25,9 @@ extension ReplicationEngine {
     public mutating func onLocalCommit(_ change: LocalChange, durability: Durability, now: Instant) -> (LocalCommit, [ReplicationDirective]) {
         let key = change.id.key
         let oldKey = change.renamedFrom ?? key
-        if !change.invalidate, change.loadedVersion != .zero, store.sessions[oldKey] == nil,
-           store.isEnded(key: oldKey, version: change.loadedVersion) {
+        // (Tombstones first: usually none matches, and the table's check copies nothing.)
+        if !change.invalidate, change.loadedVersion != .zero, store.isEnded(key: oldKey, version: change.loadedVersion),
+           !store.sessions.contains(oldKey) {
             statistics.writesOnEndedSessions += 1
             return (LocalCommit(session: nil, awaiting: nil), [])
         }

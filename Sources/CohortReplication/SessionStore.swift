@@ -27,7 +27,7 @@ public struct SessionStore: Hashable, Sendable {
 
     /// Whether `version` of session `key` is older than (or as old as) its end.
     func isEnded(key: String, version: SessionVersion) -> Bool {
-        guard let tombstone = tombstones[key] else { return false }
+        guard !tombstones.isEmpty, let tombstone = tombstones[key] else { return false }  // (no hashing when none)
         return version <= tombstone.version
     }
 

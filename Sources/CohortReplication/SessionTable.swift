@@ -39,6 +39,11 @@ public struct SessionTable: Sendable, Hashable, Sequence {
         }
     }
 
+    /// Whether a session is held under `key` (without copying it out, as the subscript does).
+    public func contains(_ key: String) -> Bool {
+        storage.index(forKey: key) != nil
+    }
+
     /// Changes the session under `key` in place and returns what `body` returns; `nil`,
     /// without calling `body`, when no session is held under `key`. Neither the box nor
     /// the session's attributes are copied unless another copy of the table or of the
