@@ -151,14 +151,16 @@ public final class ClusterNode: Service, Sendable {
     /// idle timeout or lifetime.
     ///
     /// With `verify` (the caller takes the session over because its route node cannot
-    /// serve it), or while this node is not ready (state transfer still running), the
-    /// held copy is not trusted alone: every reachable owner is asked and the newest copy
-    /// wins, so a write acknowledged while this node lagged is never served stale.
+    /// serve it), while this node is not ready (state transfer still running), or when it
+    /// is not one of the session's owners (`--placement owners:N`: its copy gets no
+    /// deltas), the held copy is not trusted alone: every reachable owner is asked and the
+    /// newest copy wins, so a write acknowledged while this node lagged is never served stale.
     public func load(id: SessionID, verify: Bool = false) async -> Session? {
         let key = id.key
         let now = self.now
         let held: Session?? = state.withLockedValue { state in
-            guard !verify, state.engine.isReady, state.engine.session(forKey: key) != nil else { return .none }
+            guard !verify, state.engine.isReady, state.engine.ownsCopy(of: id), state.engine.session(forKey: key) != nil
+            else { return .none }
             return .some(state.engine.usableSession(forKey: key, now: now))
         }
         if let held { return held }
@@ -166,7 +168,7 @@ public final class ClusterNode: Service, Sendable {
             var effects: [NodeEffect] = []
             let immediate: Session?? = state.withLockedValue { state in
                 let holds = state.engine.session(forKey: key) != nil
-                let checkPeers = verify || !state.engine.isReady
+                let checkPeers = verify || !state.engine.isReady || !state.engine.ownsCopy(of: id)
                 if holds && !checkPeers { return .some(state.engine.usableSession(forKey: key, now: now)) }
                 let (start, directives) = checkPeers
                     ? state.engine.onLocalVerify(id: id, now: now) : state.engine.onLocalMiss(id: id, now: now)

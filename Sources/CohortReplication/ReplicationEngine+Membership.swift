@@ -13,6 +13,7 @@ extension ReplicationEngine {
         if !transfer.ready, !transfer.offerEndsReceived.contains(peer) {
             transfer.awaitingOfferEnd.insert(peer)
         }
+        requeuePulls(from: peer)
         return []
     }
 
@@ -25,7 +26,7 @@ extension ReplicationEngine {
     public mutating func onPeerUnreachable(_ peer: String, now: Instant) -> [ReplicationDirective] {
         guard peers.contains(peer), unreachable.insert(peer).inserted else { return [] }
         var directives = releaseWaits(on: peer, unconfirmed: true)
-        reroutePulls(awayFrom: peer, now: now, into: &directives)
+        reroutePulls(awayFrom: peer, left: false, now: now, into: &directives)
         return directives
     }
 
@@ -37,6 +38,7 @@ extension ReplicationEngine {
         guard unreachable.remove(peer) != nil, peers.contains(peer) else { return }
         transfer.fresh.insert(peer)
         transfer.scanRequested = true
+        requeuePulls(from: peer)
     }
 
     /// `peer` is no longer live: writes stop waiting for it, fetches stop asking it, and a
@@ -50,7 +52,7 @@ extension ReplicationEngine {
         transfer.awaitingOfferEnd.remove(peer)
         transfer.offerEndsReceived.remove(peer)
         var directives = releaseWaits(on: peer, unconfirmed: false)
-        reroutePulls(awayFrom: peer, now: now, into: &directives)
+        reroutePulls(awayFrom: peer, left: true, now: now, into: &directives)
         return directives
     }
 

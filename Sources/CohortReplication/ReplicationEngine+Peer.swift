@@ -65,11 +65,13 @@ extension ReplicationEngine {
         let heldVersion = store.sessions[key]?.version
         let held = heldVersion != nil
         if let heldVersion, heldVersion >= delta.version {
-            if heldVersion.counter == delta.version.counter && heldVersion != delta.version {
-                // A concurrent write that wins the tie-break: the sender's write is lost, so
-                // it gets no ack (its commit completes degraded) but this copy, which it adopts.
+            if heldVersion != delta.version, let held = store.sessions[key], isDivergent(delta.version, from: held) {
+                // A write on another branch (two owners wrote during a partition, or one
+                // wrote on a copy that lagged) that loses to the held copy: the sender's
+                // write is lost, so it gets no ack (its commit completes degraded) but this
+                // copy, which it adopts.
                 countConflict(key: key, versions: (heldVersion, delta.version))
-                if let held = store.sessions[key] { directives.append(.send(.session(held.snapshot(now: now)), to: peer)) }
+                directives.append(.send(.session(held.snapshot(now: now)), to: peer))
                 return
             }
             statistics.duplicatesIgnored += 1  // already applied

@@ -94,7 +94,12 @@ extension ReplicationEngine {
     /// Returns what was still missing; fetch on miss covers it. The shell calls this
     /// after its readiness timeout, like Tomcat's `stateTransferTimeout`.
     public mutating func forceReady() -> (awaitingPeers: [String], pendingPulls: Int) {
-        defer { transfer.ready = true }
+        defer {
+            transfer.ready = true
+            // Copies parked for a source that never became a member are given up; those of
+            // a member that is unreachable for now wait for it (or for its departure).
+            transfer.wanted = transfer.wanted.filter { $0.value.askedFrom != nil || $0.value.sources.contains { peers.contains($0) } }
+        }
         return (transfer.awaitingOfferEnd.sorted(), transfer.wanted.count)
     }
 
@@ -303,7 +308,10 @@ extension ReplicationEngine {
                 continue
             }
             guard let source = wanted.sources.first(where: { peers.contains($0) && !unreachable.contains($0) }) else {
-                transfer.wanted[key] = nil
+                // No source can be asked now (not a member yet, or its connection broke):
+                // the copy stays wanted, parked until one can (``requeuePulls(from:)``),
+                // so this node does not report ready without it.
+                if wanted.sources.isEmpty { transfer.wanted[key] = nil }
                 continue
             }
             wanted.askedFrom = source
@@ -343,21 +351,33 @@ extension ReplicationEngine {
         pumpPulls(now: now, into: &directives)
     }
 
-    /// `peer` went away: pulls asked from it go to the next source.
-    mutating func reroutePulls(awayFrom peer: String, now: Instant, into directives: inout [ReplicationDirective]) {
+    /// `peer` went away: pulls asked from it go to the next source. A peer that `left`
+    /// (membership says it is down) is no source any more; one whose connection broke
+    /// stays one, last, to be asked again once reachable.
+    mutating func reroutePulls(awayFrom peer: String, left: Bool, now: Instant, into directives: inout [ReplicationDirective]) {
         guard !transfer.wanted.isEmpty else { return }
         for (key, var wanted) in transfer.wanted where wanted.sources.contains(peer) {
-            if wanted.askedFrom == peer {
+            let asked = wanted.askedFrom == peer
+            guard left || asked else { continue }
+            wanted.sources.removeAll { $0 == peer }
+            if !left { wanted.sources.append(peer) }
+            if asked {
                 transfer.pullsInFlight -= 1
                 wanted.askedFrom = nil
-                wanted.sources.removeAll { $0 == peer }
                 requeue(key, wanted)
             } else {
-                wanted.sources.removeAll { $0 == peer }
-                transfer.wanted[key] = wanted.sources.isEmpty && wanted.askedFrom == nil ? nil : wanted
+                transfer.wanted[key] = wanted.sources.isEmpty ? nil : wanted
             }
         }
         pumpPulls(now: now, into: &directives)
+    }
+
+    /// `peer` became a member or reachable again: the copies parked for want of a source
+    /// it offered are asked for at the next pump.
+    mutating func requeuePulls(from peer: String) {
+        for (key, wanted) in transfer.wanted where wanted.askedFrom == nil && wanted.sources.contains(peer) {
+            transfer.wantQueue.append(key)
+        }
     }
 
     /// Pulls that got no answer in time are asked again (from the next source first).

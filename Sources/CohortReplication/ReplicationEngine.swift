@@ -160,6 +160,15 @@ public struct ReplicationEngine: Sendable {
         }
     }
 
+    /// Whether this node receives every write to session `id` (it is one of its owners),
+    /// so that its copy, if it holds one, is current. A copy a non-owner holds (a stray
+    /// kept after serving a request, or a former owner's after the session moved) may
+    /// lag, and must be checked with the owners before it is served.
+    public func ownsCopy(of id: SessionID) -> Bool {
+        if case .everyNode = configuration.placement { return true }
+        return owners(of: id).contains(nodeName)
+    }
+
     /// Whether `name` holds session `id` under the current membership (cheap for
     /// ``Placement/everyNode``: every live node does).
     func isOwner(_ name: String, of id: SessionID) -> Bool {

@@ -183,4 +183,49 @@ import Testing
         #expect(late.awaiting == nil)
         #expect(n1.onLocalMiss(id: SessionID(key: "FFFFFFFFFFFFFFFFFFFFFFFFFFF", route: "n2"), now: t0).0 == .notFound)
     }
+
+    /// A delta on another branch that loses to the held copy without tying it (a lower
+    /// counter: the other side of a healed partition wrote less, or wrote on a copy that
+    /// lagged) is not acked either; a plain duplicate still is.
+    @Test func aLosingWriteFromAnotherBranchIsNotAcknowledgedAndADuplicateIs() throws {
+        var n3 = engine("n3", peers: ["n1", "n2"])
+        let v1 = SessionVersion(counter: 1, origin: "n1"), v2 = SessionVersion(counter: 2, origin: "n1")
+        let v3 = SessionVersion(counter: 3, origin: "n1")
+        for (base, version) in [(SessionVersion.zero, v1), (v1, v2), (v2, v3)] {
+            let delta = SessionDelta(id: id, base: base, version: version, changes: [.set(name: "a", value: [UInt8(version.counter)])], maxIdle: .seconds(60))
+            _ = n3.onPeerMessage(.delta(delta), from: "n1", now: t0)
+        }
+        #expect(n3.session(forKey: id.key)?.version == v3)
+
+        // n2 wrote v2@n2 on top of v1: it lost v2@n1 and v3@n1's history.
+        let losing = SessionDelta(
+            id: id, base: v1, version: SessionVersion(counter: 2, origin: "n2"), changes: [.set(name: "b", value: [9])], maxIdle: .seconds(60))
+        let answer = n3.onPeerMessage(.delta(losing), from: "n2", now: t0)
+        #expect(!answer.contains { if case .send(.ack, _) = $0 { true } else { false } }, "\(answer)")
+        #expect(answer.contains { if case .send(.session(let copy), "n2") = $0 { copy.version == v3 } else { false } })
+        #expect(n3.session(forKey: id.key)?.attributes["b"] == nil)
+
+        // A duplicate of n1's own v2 (a retransmission) is acked as before.
+        let duplicate = SessionDelta(id: id, base: v1, version: v2, changes: [.set(name: "a", value: [2])], maxIdle: .seconds(60))
+        #expect(n3.onPeerMessage(.delta(duplicate), from: "n1", now: t0) == [.send(.ack(key: id.key, version: v2), to: "n1")])
+    }
+
+    /// Under `owners:N` a node that is not an owner gets no deltas: its copy may lag, and
+    /// the node knows not to serve it unchecked.
+    @Test func onlyOwnersTrustTheirCopies() {
+        var configuration = ReplicationEngine.Configuration()
+        configuration.placement = .owners(2)
+        var engines: [String: ReplicationEngine] = [:]
+        for name in ["n1", "n2", "n3"] {
+            var engine = ReplicationEngine(nodeName: name, configuration: configuration)
+            for peer in ["n1", "n2", "n3"] where peer != name { _ = engine.onPeerUp(peer, now: t0) }
+            engines[name] = engine
+        }
+        let owners = engines["n1"]!.owners(of: id)
+        #expect(owners.count == 2)
+        for (name, engine) in engines {
+            #expect(engine.ownsCopy(of: id) == owners.contains(name), "\(name)")
+        }
+        #expect(engine("n1", peers: ["n2", "n3"]).ownsCopy(of: id), "every node owns every session by default")
+    }
 }
