@@ -78,6 +78,11 @@ struct UpstreamHeadTests {
         let given = try Self.head([("Cohort-Request-Id", "client-chosen-id-0001")])
             .upstreamHead(bodyLength: 0, client: .init(ip: nil), requestID: RequestID(prefix: "0123456789abcdef-", serial: 2))
         #expect(Self.fields(given).filter { $0.hasPrefix("cohort-request-id") } == ["cohort-request-id: client-chosen-id-0001"])
+        // A client's id it also names in Connection is hop-by-hop, so it is dropped: the
+        // request must still go upstream with an id (ours), or a retry could apply it twice.
+        let hopByHop = try Self.head([("Connection", "Cohort-Request-Id"), ("Cohort-Request-Id", "client-chosen-id-0001")])
+            .upstreamHead(bodyLength: 0, client: .init(ip: nil), requestID: RequestID(prefix: "0123456789abcdef-", serial: 3))
+        #expect(Self.fields(hopByHop).filter { $0.hasPrefix("cohort-request-id") } == ["cohort-request-id: 0123456789abcdef-3"])
     }
 
     @Test("a request id is written as its text: prefix, then the serial in lowercase hex without leading zeros")

@@ -56,6 +56,16 @@ struct HostileClientTests {
     }
 
     /// The balancer still answers, and no backend slot is left taken.
+    @Test("an HTTP/1.0 request that expects 100-continue gets no interim response, only its answer")
+    func noContinueForHTTP10() async throws {
+        try await withHarness { (h: Harness) async throws in
+            let request = "POST /p HTTP/1.0\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi"
+            let answer = try #require(try await sendRaw(port: h.balancer.listenAddress.port, bytes: Array(request.utf8), group: h.group))
+            #expect(answer.hasPrefix("HTTP/1.0 200") || answer.hasPrefix("HTTP/1.1 200"), "\(answer.prefix(80))")
+            #expect(!answer.contains(" 100 Continue"), "\(answer.prefix(80))")
+        }
+    }
+
     private func expectHealthy(_ h: Harness) async throws {
         #expect(try await h.get(route: "a").status == 200)
         try await h.waitUntil("every request slot freed") {
