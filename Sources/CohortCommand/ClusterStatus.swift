@@ -95,12 +95,11 @@ struct ClusterStatus {
     func isHealthy(expecting expected: Int?) -> Bool {
         guard !views.isEmpty, answers.allSatisfy({ if case .view = $0.answer { true } else { false } }) else { return false }
         let byName = viewsByName
-        let ready = members.filter { $0.status == Membership.Status.alive.description && byName[$0.name]?.ready == true }
-        guard ready.count >= expected ?? 0 else { return false }
-        return members.allSatisfy { member in
-            member.status == Membership.Status.left.description
-                || (member.status == Membership.Status.alive.description && byName[member.name]?.ready == true)
+        let isReady = { (member: DemoApp.ClusterInfo.MemberInfo) in
+            member.status == Membership.Status.alive.description && byName[member.name]?.ready == true
         }
+        guard members.filter(isReady).count >= expected ?? 0 else { return false }
+        return members.allSatisfy { $0.status == Membership.Status.left.description || isReady($0) }
     }
 
     /// The table `cohort status` prints, then one line per node with problems.

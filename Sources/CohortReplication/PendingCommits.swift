@@ -9,6 +9,9 @@ struct PendingCommit: Hashable, Sendable {
     /// Peers that stopped holding the write back because their connection broke before
     /// they acked: the write may never have reached them.
     var unconfirmed: [String] = []
+
+    /// Every peer that has not confirmed the write, in name order.
+    var missing: [String] { (Array(waitingFor) + unconfirmed).sorted() }
 }
 
 /// The local writes waiting for acks, by commit id and by session key.

@@ -63,7 +63,7 @@ extension ReplicationEngine {
         stopped = true
         var directives: [ReplicationDirective] = []
         pendingCommits.expire(now: Instant(nanoseconds: .max)) { id, pending in
-            directives.append(.commitCompleted(id, .degraded(missing: (Array(pending.waitingFor) + pending.unconfirmed).sorted())))
+            directives.append(.commitCompleted(id, .degraded(missing: pending.missing)))
         }
         for key in pendingFetches.keys.sorted() {
             directives.append(.fetchCompleted(key: key, store.sessions[key]))
@@ -79,7 +79,7 @@ extension ReplicationEngine {
     private mutating func releaseWaits(on peer: String, unconfirmed: Bool) -> [ReplicationDirective] {
         var directives: [ReplicationDirective] = []
         pendingCommits.release(peer: peer, unconfirmed: unconfirmed) { id, missing in
-            directives.append(.commitCompleted(id, missing.isEmpty ? .acknowledged : .degraded(missing: missing.sorted())))
+            directives.append(.commitCompleted(id, CommitOutcome(unconfirmed: missing)))
         }
         for key in pendingFetches.keys.sorted() {
             guard var pending = pendingFetches[key], pending.waitingFor.remove(peer) != nil else { continue }

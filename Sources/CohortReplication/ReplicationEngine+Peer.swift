@@ -231,7 +231,7 @@ extension ReplicationEngine {
     private mutating func onAck(key: String, version: SessionVersion, from peer: String, now: Instant, into directives: inout [ReplicationDirective]) {
         handoffAcked(key: key, version: version, from: peer)
         pendingCommits.acknowledge(key: key, version: version, by: peer) { id, unconfirmed in
-            directives.append(.commitCompleted(id, unconfirmed.isEmpty ? .acknowledged : .degraded(missing: unconfirmed.sorted())))
+            directives.append(.commitCompleted(id, CommitOutcome(unconfirmed: unconfirmed)))
         }
     }
 }

@@ -34,7 +34,7 @@ extension ReplicationEngine {
         var timedOut = 0
         pendingCommits.expire(now: now) { id, pending in
             timedOut += 1
-            directives.append(.commitCompleted(id, .degraded(missing: (Array(pending.waitingFor) + pending.unconfirmed).sorted())))
+            directives.append(.commitCompleted(id, .degraded(missing: pending.missing)))
         }
         statistics.ackTimeouts += timedOut
         if !pendingFetches.isEmpty {
@@ -69,10 +69,6 @@ extension ReplicationEngine {
         }
     }
 
-    /// When session `session` must next be looked at, on this node's clock: its primary
-    /// expires it after `maxIdle` idle or at the end of its lifetime; other owners only
-    /// well after that (`copyExpiryFactor`), in case the primary died; a copy this node
-    /// does not own is handed over after `strayRetention` idle.
     /// When the tombstone of a session that ended now is forgotten: after
     /// ``Configuration/tombstoneRetention``, and not before a copy of it that missed the
     /// end would have expired by itself on another node.
@@ -80,6 +76,10 @@ extension ReplicationEngine {
         now + max(configuration.tombstoneRetention, (maxIdle ?? .zero) * configuration.copyExpiryFactor)
     }
 
+    /// When session `session` must next be looked at, on this node's clock: its primary
+    /// expires it after `maxIdle` idle or at the end of its lifetime; other owners only
+    /// well after that (`copyExpiryFactor`), in case the primary died; a copy this node
+    /// does not own is handed over after `strayRetention` idle.
     func deadline(of session: Session) -> Instant {
         let owners = self.owners(of: session.id)
         let primary = owners.first == nodeName

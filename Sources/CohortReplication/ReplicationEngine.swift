@@ -75,6 +75,12 @@ public struct ReplicationEngine: Sendable {
         /// These owners did not confirm: the ack timeout passed first, or their connection
         /// broke before they acked. The write is held by this node and the owners that did.
         case degraded(missing: [String])
+
+        /// A write every awaited peer confirmed, except the `unconfirmed` ones released
+        /// from it (their connection broke).
+        init(unconfirmed: [String]) {
+            self = unconfirmed.isEmpty ? .acknowledged : .degraded(missing: unconfirmed.sorted())
+        }
     }
 
     public let nodeName: String
@@ -165,8 +171,7 @@ public struct ReplicationEngine: Sendable {
     /// kept after serving a request, or a former owner's after the session moved) may
     /// lag, and must be checked with the owners before it is served.
     public func ownsCopy(of id: SessionID) -> Bool {
-        if case .everyNode = configuration.placement { return true }
-        return owners(of: id).contains(nodeName)
+        isOwner(nodeName, of: id)
     }
 
     /// Whether `name` holds session `id` under the current membership (cheap for
