@@ -31,6 +31,12 @@ enum AttemptOutcome {
 /// timeout is retried once for idempotent methods. Each backend is tried at most once per
 /// request. A streamed body is never resent once any body byte was sent. A failure after
 /// the response started closes the client connection.
+///
+/// A streamed body keeps flowing after the response head arrives, and that response is
+/// relayed at once, not held (full duplex: a backend may answer while it reads, and its
+/// client may wait for the answer). A response that completes before the body's end closes
+/// the client connection after it, lingering (see `ProxyHandler.finishResponse`), and
+/// the backend's connection, which is not at a request boundary.
 final class ProxyExchange: UpstreamResponseDelegate {
     private struct Attempt {
         let choice: BackendTable.Choice
@@ -212,7 +218,9 @@ final class ProxyExchange: UpstreamResponseDelegate {
             return abort(log: "request head inside a body")
         }
         stream.pending.append(part)
-        if let attempt, !requestSent, responseHead == nil {
+        // Also once the response started: a backend may answer while it reads the body
+        // (an echo, a streamed transform), and would wait for the rest of it.
+        if let attempt, !requestSent {
             sendPending(stream, on: attempt.connection.handler)
         } else {
             owner.pauseReads()
@@ -221,11 +229,12 @@ final class ProxyExchange: UpstreamResponseDelegate {
 
     private func bodyTooLarge() {
         // The client's fault, not the backend's.
+        environment.refusals.record(.bodyTooLarge, client: clientIP, logger: environment.logger)
+        if relaying { return abort(log: "request body too large") }  // a 413 cannot follow a response begun
         isFinished = true
         disarmTimer()
         closeUpstream(finished: true)
         if let connecting { environment.table.withLockedValue { $0.onRequestFinished(connecting.name) } }
-        environment.refusals.record(.bodyTooLarge, client: clientIP, logger: environment.logger)
         owner.respond(status: .payloadTooLarge, isHTTP10: head.isHTTP10, keepAlive: false)
     }
 
@@ -274,6 +283,9 @@ final class ProxyExchange: UpstreamResponseDelegate {
         case .head(let candidate):
             // Interim 1xx responses were skipped by the framer (the balancer answered `Expect` itself).
             responseHead = candidate
+            // A response that starts before the upload ends goes out at once: its client may
+            // wait for it before it sends the rest (full duplex).
+            if !body.isFinished { startRelaying() }
         case .body(var chunk):
             if relaying { return writeBody(chunk) }
             if var buffer = held.take() {  // taken, so the append does not copy it

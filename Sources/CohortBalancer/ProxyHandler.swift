@@ -53,6 +53,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var readHeld = false
     /// The idle timer is running from the first byte of a head not read whole yet.
     private var headDeadlineSet = false
+    /// The current (or last) request was read to its end: nothing of it is still to come.
+    private var requestEndRead = true
     /// The current exchange's response timeout. One per connection, armed and disarmed by
     /// the exchanges in turn, so that a request costs no scheduled task.
     private(set) var responseTimer = DeadlineTimer(.response)
@@ -161,6 +163,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         switch state {
         case .idle:
             guard case .head(let head) = part else { return close(context) }
+            requestEndRead = false
             startRequest(head, context: context)
         case .buffering(let head, var body):
             state = .closing  // keeps `body` uniquely referenced while it grows
@@ -174,11 +177,13 @@ final class ProxyHandler: ChannelDuplexHandler {
                     state = .buffering(head: head, body: body)
                 }
             case .end:
+                requestEndRead = true
                 startExchange(head, body: .buffered(body), context: context)
             case .head:
                 close(context)
             }
         case .exchanging(let exchange):
+            if case .end = part { requestEndRead = true }
             exchange.client(sent: part)
         case .closing:
             break
@@ -337,7 +342,9 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     /// Ends the current response (every other byte of it is written; `end`: its last
     /// bytes, if any) and goes on with the next request, or closes the connection once the
-    /// end is written when `keepAlive` is false or the balancer is shutting down.
+    /// end is written when `keepAlive` is false or the balancer is shutting down. If the
+    /// client may still be sending its request (a refusal, or a response that came before
+    /// the body's end), the close lingers: see `lingerThenClose`.
     func finishResponse(end: ByteBuffer?, keepAlive: Bool) {
         guard let context else { return }
         readsPaused = false
@@ -350,11 +357,30 @@ final class ProxyHandler: ChannelDuplexHandler {
             frameRequests(context: context)  // a pipelined request, if one was read
         } else {
             let last = end ?? Self.noBytes
+            let linger = !requestEndRead
             state = .closing
             unframed = Self.noBytes
             armIdleTimer()  // a client that never reads the last bytes is closed all the same
-            context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { [self] _ in close(context) }
+            context.writeAndFlush(wrapOutboundOut(last)).assumeIsolated().whenComplete { [self] result in
+                guard linger, case .success = result else { return close(context) }
+                lingerThenClose(context)
+            }
         }
+    }
+
+    /// How long a closing connection keeps reading (and discarding) what its client still
+    /// sends, at most (nginx's `lingering_timeout` is 5 s too).
+    static let lingerTimeout = TimeAmount.seconds(5)
+
+    /// Closes the connection's output only, then reads and discards what the client still
+    /// sends until it closes its side or `lingerTimeout` passes. Closing at once with
+    /// unread bytes in the socket would send a reset, which can destroy the response in
+    /// the client's receive buffer before the client reads it (a 413 for an upload would
+    /// show as a broken connection). The channel is in `.closing`, which discards input.
+    private func lingerThenClose(_ context: ChannelHandlerContext) {
+        idleTimer.arm(after: min(Self.lingerTimeout, environment.clientIdleTimeout), on: context.eventLoop, owner: self)
+        context.close(mode: .output).assumeIsolated().whenFailure { [self] _ in close(context) }
+        readIfHeld()
     }
 
     /// Shutting down: closes the connection now if it waits for a request (once what was

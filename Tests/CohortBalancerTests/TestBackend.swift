@@ -6,7 +6,8 @@ import NIOPosix
 /// A tiny HTTP/1.1 backend for tests: answers every request with
 /// `name=<name> route=<route|-> method=<METHOD> body=<bytes> xff=<X-Forwarded-For|-> fwd=<Forwarded|-> rid=<Cohort-Request-Id|->`
 /// (header `x-backend: <name>`), and `GET /health` with 200; `/big/<n>`, `/chunked/<n>`
-/// and `/switch` (a 101 and nothing else) test response framing. `stop()` closes the listening
+/// and `/switch` (a 101 and nothing else) test response framing, and `POST /echo` answers
+/// while it reads (its response starts at the head and returns each body part as it arrives). `stop()` closes the listening
 /// socket and every open connection, like a crashed node. ``requests`` lists what it read
 /// (health checks left out); with `dropsFirstPost` it closes the connection of the first
 /// POST once that POST was read, without answering (a node that died mid-request).
@@ -75,6 +76,8 @@ final class TestBackend: Sendable {
         let requests: NIOLockedValueBox<[ReceivedRequest]>
         var head: HTTPRequestHead?
         var bodyBytes = 0
+        /// `POST /echo`: the response started at the head, and each body part goes back as it arrives.
+        var echoing = false
 
         init(name: String, silent: Bool, dropsFirstPost: Bool, received: NIOLockedValueBox<Int>,
              requests: NIOLockedValueBox<[ReceivedRequest]>) {
@@ -90,11 +93,22 @@ final class TestBackend: Sendable {
             case .head(let head):
                 self.head = head
                 bodyBytes = 0
+                echoing = head.uri == "/echo"
+                if echoing {
+                    let response = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["transfer-encoding": "chunked", "x-backend": name])
+                    context.writeAndFlush(wrapOutboundOut(.head(response)), promise: nil)
+                }
             case .body(let chunk):
                 bodyBytes += chunk.readableBytes
                 received.withLockedValue { $0 += chunk.readableBytes }
+                if echoing { context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: nil) }
             case .end:
                 guard let head else { return }
+                if echoing {
+                    echoing = false
+                    self.head = nil
+                    return context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                }
                 if head.uri != "/health" {
                     let firstPost = requests.withLockedValue { requests in
                         defer { requests.append(ReceivedRequest(method: head.method, requestIDs: head.headers["cohort-request-id"])) }
@@ -171,6 +185,8 @@ struct TestResponse: Sendable {
     var status: Int
     var headers: HTTPHeaders
     var body: String
+    /// Writing the request failed (the server closed before taking all of it).
+    var sendFailed = false
     var backend: String? { headers.first(name: "x-backend") }
 }
 
@@ -214,10 +230,13 @@ func sendRequest(port: Int, method: HTTPMethod = .GET, path: String = "/", heade
 /// A POST of `chunks` body parts of `chunkSize` bytes on a fresh connection, with
 /// `Content-Length` (or chunked when `chunked`). `beforeLast` runs before the last part is
 /// written, e.g. to check that the backend already received data.
-func sendStreamingPost(port: Int, chunks: Int, chunkSize: Int, chunked: Bool = false, route: String? = nil,
+func sendStreamingPost(port: Int, path: String = "/upload", chunks: Int, chunkSize: Int, chunked: Bool = false, route: String? = nil,
                        group: any EventLoopGroup,
                        beforeLast: @Sendable () async throws -> Void = {}) async throws -> TestResponse {
-    let channel = try await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port) { channel in
+    // Half-closure allowed: a server that answers early and closes its side only (lingering)
+    // is still sent the rest of the body, as a browser does until it reads the response.
+    let channel = try await ClientBootstrap(group: group).channelOption(.allowRemoteHalfClosure, value: true)
+        .connect(host: "127.0.0.1", port: port) { channel in
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHTTPClientHandlers()
             return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
@@ -233,7 +252,7 @@ func sendStreamingPost(port: Int, chunks: Int, chunkSize: Int, chunked: Bool = f
         } else {
             headers.add(name: "content-length", value: String(chunks * chunkSize))
         }
-        try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/upload", headers: headers)))
+        try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers)))
         let chunk = ByteBuffer(repeating: UInt8(ascii: "x"), count: chunkSize)
         var response = TestResponse(status: 0, headers: [:], body: "")
         do {
@@ -244,6 +263,7 @@ func sendStreamingPost(port: Int, chunks: Int, chunkSize: Int, chunked: Bool = f
             try await outbound.write(.end(nil))
         } catch {
             // The server answered early and closed; read what it sent.
+            response.sendFailed = true
         }
         do {
             for try await part in inbound {
