@@ -65,31 +65,44 @@ extension NodeState {
                 // Observers (balancers) hold no sessions: they neither replicate nor are
                 // replicated to.
                 guard membership.myself.role == .node, member.role == .node, member.id.name != engine.nodeName else { continue }
-                let name = member.id.name
                 if member.status.isLive, firstPeerSeenAt == nil { firstPeerSeenAt = now }
-                if member.status.isLive {
-                    if let link = links[name] {
-                        if link.peer.uid == member.id.uid {
-                            // The link may have been opened early, to answer the peer.
-                            if !engine.isPeer(name) { absorb(engine.onPeerUp(name, now: now), into: &effects) }
-                            continue
-                        }
-                        // The same name with a new uid: a restarted process.
-                        links[name] = nil
-                        effects.append(.closeLink(link))
-                        absorb(engine.onPeerDown(name, now: now), into: &effects)
-                    }
-                    let link = makeLink(member.id)
-                    links[name] = link
-                    effects.append(.startLink(link))
-                    absorb(engine.onPeerUp(name, now: now), into: &effects)
-                } else if let link = links[name], link.peer.uid == member.id.uid {
-                    links[name] = nil
-                    effects.append(.closeLink(link))
-                    absorb(engine.onPeerDown(name, now: now), into: &effects)
-                }
+                reconcileLink(named: member.id.name, now: now, makeLink: makeLink, into: &effects)
             }
         }
+    }
+
+    /// Makes the link and the replication group for `name` follow the process membership
+    /// holds current for that name (``Membership/Instance/member(named:)``), whichever of
+    /// its uids the event was about. Two processes of one name can be live at once for a
+    /// while (a node restarted at another address, before its earlier life is found dead),
+    /// and an event about the earlier one (suspected, refuting, declared dead) must not
+    /// move the link away from the current one.
+    private mutating func reconcileLink(named name: String, now: Instant, makeLink: (NodeID) -> PeerLink,
+                                        into effects: inout [NodeEffect]) {
+        guard let current = membership.member(named: name), current.status.isLive, current.role == .node else {
+            // No live process of that name. A link membership does not know of stays: it
+            // was opened to answer a process not admitted yet (`ensureReplyLink`).
+            guard let link = links[name], membership.member(link.peer) != nil else { return }
+            links[name] = nil
+            effects.append(.closeLink(link))
+            if engine.isPeer(name) { absorb(engine.onPeerDown(name, now: now), into: &effects) }
+            return
+        }
+        if let link = links[name] {
+            if link.peer.uid == current.id.uid {
+                // The link may have been opened early, to answer the peer.
+                if !engine.isPeer(name) { absorb(engine.onPeerUp(name, now: now), into: &effects) }
+                return
+            }
+            // The same name with another uid: a restarted process. Its copies are gone.
+            links[name] = nil
+            effects.append(.closeLink(link))
+            if engine.isPeer(name) { absorb(engine.onPeerDown(name, now: now), into: &effects) }
+        }
+        let link = makeLink(current.id)
+        links[name] = link
+        effects.append(.startLink(link))
+        absorb(engine.onPeerUp(name, now: now), into: &effects)
     }
 
     /// A peer whose messages arrive before membership reports it (it just started or
