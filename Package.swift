@@ -190,7 +190,11 @@ let package = Package(
         ),
         .testTarget(
             name: "CohortCommandTests",
-            dependencies: ["CohortCommand", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "CohortCommand", "CohortBalancer", "CohortBalancerCore", "CohortCore", "CohortMembership",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Spawns real `cohort` processes; talks to them over sockets only (Foundation + Glibc).

@@ -57,6 +57,9 @@ struct BalancerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "HOST:PORT for this balancer's own cluster traffic when joined (port 0: any free port).")
     var cluster: String = "127.0.0.1:0"
 
+    @Option(name: .long, help: "HOST[:PORT] the nodes reach this balancer's cluster traffic on when joined (default: --cluster; the port defaults to --cluster's). Needed when --cluster listens on 0.0.0.0.")
+    var advertise: String?
+
     @Option(name: .long, help: "This balancer's member name when joined.")
     var name: String = "balancer"
 
@@ -83,8 +86,21 @@ struct BalancerCommand: AsyncParsableCommand {
             throw ValidationError("give at least one --backend NAME=HOST:PORT, or --join HOST:PORT to learn them from the cluster")
         }
         for value in join where Address(parsing: value) == nil { throw ValidationError("--join must be HOST:PORT: \(value)") }
+        guard backend.isEmpty || join.isEmpty else {
+            // Membership replaces the whole backend set: static backends would be dropped at once.
+            throw ValidationError("give either --backend (a fixed set) or --join (backends learned from the cluster), not both")
+        }
         if !join.isEmpty {
-            guard Address(parsing: cluster) != nil else { throw ValidationError("--cluster must be HOST:PORT") }
+            guard let clusterAddress = Address(parsing: cluster) else { throw ValidationError("--cluster must be HOST:PORT") }
+            if let advertise, NodeCommand.address(advertise, defaultPort: 0) == nil {
+                throw ValidationError("--advertise must be HOST or HOST:PORT")
+            }
+            let announced = advertise.flatMap { NodeCommand.address($0, defaultPort: clusterAddress.port) } ?? clusterAddress
+            // The nodes answer the address this balancer announces: one on this machine only
+            // cannot be answered from another host.
+            if announced.isLoopback, join.contains(where: { Address(parsing: $0).map { !$0.isLoopback } ?? false }) {
+                throw ValidationError("--join names a node on another host, but this balancer would announce \(announced), which only this host can reach: give --cluster (or --advertise) an address the nodes can reach")
+            }
             guard NodeID.isValidName(name) else { throw ValidationError("--name must be 1-64 characters from A-Z a-z 0-9 - _") }
             if keyFile == nil && !insecure {
                 throw ValidationError("joining the cluster needs its key: --key-file PATH (or --insecure if the nodes run without one)")
@@ -135,10 +151,12 @@ struct BalancerCommand: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if !join.isEmpty, let clusterAddress = Address(parsing: cluster) {
             let protection: FrameProtection = try keyFile.map { .keyring(try KeyFile.read($0)) } ?? .insecure
+            if let keyFile, let exposure = KeyFile.exposure(of: keyFile) { logger.warning("\(exposure)") }
             var nodeConfiguration = ClusterNode.Configuration(
                 name: name, clusterAddress: clusterAddress, seeds: join.compactMap { Address(parsing: $0) }, protection: protection
             )
             nodeConfiguration.role = .observer
+            nodeConfiguration.advertisedAddress = advertise.flatMap { NodeCommand.address($0, defaultPort: clusterAddress.port) }
             nodeConfiguration.tls = try tls.load()
             let observer = try await ClusterNode.bind(configuration: nodeConfiguration, logger: logger)
             BalancerMembership.connect(observer, to: balancer)

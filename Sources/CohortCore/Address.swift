@@ -39,6 +39,12 @@ public struct Address: Hashable, Sendable, CustomStringConvertible {
         host == "0.0.0.0" || host == "::" || host == "0:0:0:0:0:0:0:0"
     }
 
+    /// Whether the host names this machine only (`127.0.0.0/8`, `::1`, `localhost`): an
+    /// address that a process on another host cannot reach.
+    public var isLoopback: Bool {
+        host.hasPrefix("127.") || host == "::1" || host == "0:0:0:0:0:0:0:1" || host.lowercased() == "localhost"
+    }
+
     public var description: String {
         host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)"
     }

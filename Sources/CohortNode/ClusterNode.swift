@@ -265,6 +265,17 @@ public final class ClusterNode: Service, Sendable {
         state.withLockedValue { $0.membership.members }
     }
 
+    /// For each name but this node's, the process membership holds current for it (its
+    /// newest live one, else its newest): see ``Membership/Instance/member(named:)``.
+    /// Sorted by name.
+    public var currentMembers: [Membership.Member] {
+        state.withLockedValue { state in
+            let membership = state.membership
+            let names = Set(membership.members.lazy.map(\.id.name)).subtracting([membership.myself.id.name])
+            return names.sorted().compactMap { membership.member(named: $0) }
+        }
+    }
+
     /// Calls `observer` (on a network thread; keep it short) each time a member is first
     /// seen or changes status, in order. A balancer joined as an observer uses it to keep
     /// its backend table in step with membership.
