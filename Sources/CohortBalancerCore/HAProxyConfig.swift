@@ -100,9 +100,12 @@ public struct HAProxyConfig: Sendable {
                 "    # Non-idempotent requests carry a request id, the same on a retry: a node that",
                 "    # already applied the write answers a retry (empty-response: the first node",
                 "    # died) with the recorded response, so a POST is retried like a GET.",
-                "    # The client's own id, if it sent one, is kept (its retries are exactly-once too).",
-                "    acl cohort_has_request_id req.hdr(\(ExternalBalancerConfig.requestIDHeader)) -m found",
-                "    http-request set-header \(ExternalBalancerConfig.requestIDHeader) %[uuid()] unless cohort_idempotent || cohort_has_request_id",
+                "    # The client's own id is kept if a node would accept it: exactly one, of 16 to",
+                "    # 64 characters from A-Z a-z 0-9 - _ (its retries are exactly-once too).",
+                "    acl cohort_one_request_id req.hdr_cnt(\(ExternalBalancerConfig.requestIDHeader)) eq 1",
+                "    acl cohort_request_id_chars req.hdr(\(ExternalBalancerConfig.requestIDHeader)) -m reg ^[A-Za-z0-9_-]+$",
+                "    acl cohort_request_id_length req.hdr(\(ExternalBalancerConfig.requestIDHeader)),length 16:64",
+                "    http-request set-header \(ExternalBalancerConfig.requestIDHeader) %[uuid()] unless cohort_idempotent || cohort_one_request_id cohort_request_id_chars cohort_request_id_length",
             ]
         } else {
             lines += [

@@ -20,10 +20,10 @@
 ///   non_idempotent` (without ``ExternalBalancerConfig/requestIDs``: no id and no
 ///   `non_idempotent`, so a POST that reached a node is never retried): with the id, a POST that reached a node which then died is retried
 ///   on another one (the client gets an answer, not a 502), like an idempotent request.
-///   One difference from `cohort balancer`, which never retries a non-idempotent request
-///   after a timeout: nginx cannot tell the two apart, so a POST whose handler runs longer
-///   than `proxy_read_timeout` (60 s) is sent to the next node while the first may still
-///   commit it. The node that serves a session whose route names another node rebinds the
+///   After `responseTimeoutSeconds` without an answer nginx retries nothing (its retry
+///   budget, `proxy_next_upstream_timeout`, is spent by then): a POST is never applied
+///   twice by a retry after a timeout, and a GET gets 504 where `cohort balancer` retries
+///   it once on another node. The node that serves a session whose route names another node rebinds the
 ///   route (`<random>.<itself>`), so the next request sticks to the new node.
 /// - A node that failed once is skipped for `failTimeoutSeconds` in that upstream group;
 ///   the shared `zone` makes all worker processes see it. Open-source nginx has no active
@@ -43,6 +43,11 @@ public struct NginxConfig: Sendable {
     public var connectTimeoutSeconds = 1
     /// `fail_timeout`: how long a node that failed is left out of an upstream group.
     public var failTimeoutSeconds = 5
+    /// `proxy_read_timeout` and `proxy_next_upstream_timeout` (`cohort balancer`'s response
+    /// timeout): a node that takes longer to answer gets the client a 504. nginx counts the
+    /// retry budget from the request's start, so a request whose node timed out is never
+    /// retried, while one whose connect failed (within `connectTimeoutSeconds`) is.
+    public var responseTimeoutSeconds = 10
 
     public init(balancer: ExternalBalancerConfig, prefix: String? = nil) {
         self.balancer = balancer
@@ -61,11 +66,11 @@ public struct NginxConfig: Sendable {
             "",
             "    # Non-idempotent requests carry a request id, the same on every retry: a node",
             "    # that already applied the write answers a retry with the recorded response.",
-            "    # The client's own id, if it sent one, is kept (its own retries are then",
-            "    # exactly-once too). An empty value sends no header.",
+            "    # The client's own id is kept if a node would accept it (its own retries are",
+            "    # then exactly-once too); any other gets nginx's. An empty value sends no header.",
             "    map $http_cohort_request_id \(generatedIDVariable) {",
-            "        \"\" $request_id;",
-            "        default $http_cohort_request_id;",
+            "        \"~^[A-Za-z0-9_-]{16,64}$\" $http_cohort_request_id;",
+            "        default $request_id;",
             "    }",
             "    map $request_method \(requestIDVariable) {",
             "        default \(generatedIDVariable);",
@@ -80,7 +85,7 @@ public struct NginxConfig: Sendable {
     /// The `map` variable holding the request id sent upstream: the client's, else for a
     /// non-idempotent method ``generatedIDVariable``, else empty (no header).
     static let requestIDVariable = "$cohort_request_id"
-    /// The client's request id, or nginx's `$request_id` if it sent none.
+    /// The client's request id if a node accepts it (``RequestIDSyntax``), else nginx's `$request_id`.
     static let generatedIDVariable = "$cohort_request_id_or_new"
 
     /// The whole file. Throws if the balancer configuration or the prefix is not safe to
@@ -184,8 +189,9 @@ public struct NginxConfig: Sendable {
                 "            # Failover, POSTs included (`non_idempotent`): a POST that reached a node which",
                 "            # died is retried with the same request id, so a node that has the write",
                 "            # replicated answers with its recorded response and nothing is applied twice.",
-                "            # Caveat: a POST is also retried after proxy_read_timeout (60 s); a handler",
-                "            # still running on the first node by then could apply it a second time.",
+                "            # No request is retried after proxy_read_timeout: the retry budget",
+                "            # (proxy_next_upstream_timeout) is spent by then, so a slow handler still",
+                "            # running on the first node is never run a second time elsewhere.",
                 "            proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;",
             ]
         } else {
@@ -199,8 +205,9 @@ public struct NginxConfig: Sendable {
             ]
         }
         lines += [
+            "            proxy_read_timeout \(responseTimeoutSeconds)s;",
             "            proxy_next_upstream_tries \(balancer.nodes.count);",
-            "            proxy_next_upstream_timeout 10s;",
+            "            proxy_next_upstream_timeout \(responseTimeoutSeconds)s;",
             "        }",
             "    }",
             "}",

@@ -1,3 +1,4 @@
+import CohortCore
 import NIOCore
 
 /// The client as the forwarding headers name it (RFC 7239); made once per client connection.
@@ -20,7 +21,9 @@ extension RequestHead {
     /// answers it), the client's framing and `X-Forwarded-Proto` removed; `Content-Length`
     /// set to `bodyLength` (nil: unknown, sent chunked); then the forwarding fields
     /// (`X-Forwarded-For` extending an earlier proxy's, `X-Forwarded-Proto: http`,
-    /// `Forwarded`, `Via`) and `Cohort-Request-Id: requestID` unless the client sent one.
+    /// `Forwarded`, `Via`) and the request id: the client's `Cohort-Request-Id` if it sent
+    /// exactly one that a node accepts (``RequestIDSyntax``), else `requestID` (a client's
+    /// malformed id would leave a retried write unrecognised, so applied twice).
     /// The other field lines are copied byte for byte, in order. Every line written is
     /// well-formed: copied ones were validated, added ones are built from digits, hex,
     /// fixed text and the peer's IP address.
@@ -30,7 +33,8 @@ extension RequestHead {
         if var requestLine = methodAndTarget { out.writeBuffer(&requestLine) }
         out.writeStaticString(" HTTP/1.1\r\n")
         var forwardedFor: [Range<Int>] = []
-        var hasRequestID = false
+        var clientRequestIDs = 0
+        var clientRequestID: (line: Range<Int>, isValid: Bool)?
         forEachLine { kind, name, value, line in
             switch kind {
             case .xForwardedFor?:
@@ -42,9 +46,12 @@ extension RequestHead {
                 break
             }
             if isNamedInConnection(name) { return }
-            // Only an id that goes upstream is the request's: one the client also named in
-            // `Connection` is dropped above, and `requestID` replaces it.
-            if kind == .requestID { hasRequestID = true }
+            if kind == .requestID {  // written after the loop, if it is the only one and valid
+                clientRequestIDs += 1
+                clientRequestID = (line, bytes.getSlice(at: value.lowerBound, length: value.count)
+                    .map { RequestIDSyntax.isValid($0.readableBytesView) } ?? false)
+                return
+            }
             if var raw = bytes.getSlice(at: line.lowerBound, length: line.count) { out.writeBuffer(&raw) }
         }
         if let bodyLength {
@@ -70,7 +77,10 @@ extension RequestHead {
             out.writeString(via)
             out.writeStaticString("\r\n")
         }
-        if let requestID, !hasRequestID {
+        if clientRequestIDs == 1, let clientRequestID, clientRequestID.isValid,
+           var raw = bytes.getSlice(at: clientRequestID.line.lowerBound, length: clientRequestID.line.count) {
+            out.writeBuffer(&raw)
+        } else if let requestID {
             out.writeStaticString("cohort-request-id: ")
             requestID.write(to: &out)
             out.writeStaticString("\r\n")

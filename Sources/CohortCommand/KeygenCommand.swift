@@ -37,6 +37,17 @@ enum KeyFile {
         }
     }
 
+    /// A warning if other users may read the key file at `path` (its mode grants group or
+    /// others any access), as `ssh` warns of a private key; `nil` if not (or if it cannot
+    /// be checked). Only a warning: a mounted secret (Kubernetes' default is 0644 on a
+    /// volume only the pod sees) is not refused.
+    static func exposure(of path: String) -> String? {
+        var status = stat()
+        guard stat(path, &status) == 0, status.st_mode & 0o077 != 0 else { return nil }
+        let mode = String(status.st_mode & 0o777, radix: 8)
+        return "key file \(path) has mode \(mode): other users on this host may read the cluster key (chmod 600 \(path))"
+    }
+
     /// Reads a key file (at most 4 KiB): one key, or several (a keyring, see ``Keyring``).
     static func read(_ path: String) throws -> Keyring {
         let fd = open(path, O_RDONLY)

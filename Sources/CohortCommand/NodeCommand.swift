@@ -134,6 +134,7 @@ struct NodeCommand: AsyncParsableCommand {
         let protection: FrameProtection
         if let keyFile {
             protection = .keyring(try KeyFile.read(keyFile))
+            if let exposure = KeyFile.exposure(of: keyFile) { logger.warning("\(exposure)") }
         } else {
             logger.warning("running with --insecure: cluster traffic is not authenticated or encrypted")
             protection = .insecure

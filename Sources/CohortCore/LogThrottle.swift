@@ -5,10 +5,14 @@
 ///
 /// Pure: the caller passes the time (`Moment` is its clock's instant). Bounded: at most
 /// `capacity` keys are remembered; when full, keys whose quiet period is over are
-/// dropped, and if none is, all are (the worst case is a few extra lines).
+/// dropped, and if none is, the new keys share one entry: a flood from more sources than
+/// that (spoofed datagram senders cost nothing) still gets one line per interval, whose
+/// count is of every event left out under the shared entry.
 public struct LogThrottle<Moment: Comparable & Sendable>: Sendable {
     public let capacity: Int
     private var entries: [String: Entry] = [:]
+    /// The entry keys share while the table is full of keys still quiet.
+    private var overflow: Entry?
 
     private struct Entry: Sendable {
         var quietUntil: Moment
@@ -33,8 +37,17 @@ public struct LogThrottle<Moment: Comparable & Sendable>: Sendable {
             return entry.suppressed
         }
         if entries.count >= capacity {
+            if var shared = overflow, now < shared.quietUntil {  // checked first: a flood costs O(1) per event
+                shared.suppressed += 1
+                overflow = shared
+                return nil
+            }
             entries = entries.filter { now < $0.value.quietUntil }
-            if entries.count >= capacity { entries.removeAll() }
+            if entries.count >= capacity {
+                let left = overflow?.suppressed ?? 0
+                overflow = Entry(quietUntil: quietUntil, suppressed: 0)
+                return left
+            }
         }
         entries[key] = Entry(quietUntil: quietUntil, suppressed: 0)
         return 0

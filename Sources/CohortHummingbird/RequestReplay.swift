@@ -27,9 +27,7 @@ public enum RequestReplay {
 
     /// The request id of `request`, if it carries exactly one, well-formed.
     static func requestID(of request: Request) -> String? {
-        guard let value = request.headers.onlyValue(headerName), (16...64).contains(value.utf8.count),
-              value.utf8.allSatisfy(SessionID.isTokenByte)
-        else { return nil }
+        guard let value = request.headers.onlyValue(headerName), RequestIDSyntax.isValid(value.utf8) else { return nil }
         return value
     }
 

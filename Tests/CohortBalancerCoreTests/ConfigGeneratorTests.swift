@@ -88,11 +88,13 @@ struct NginxConfigTests {
             "proxy_set_header Cohort-Request-Id $cohort_request_id;",
             // Upstream keep-alive needs HTTP/1.1 and an empty Connection header.
             "proxy_http_version 1.1;", #"proxy_set_header Connection "";"#,
+            // A read timeout spends the retry budget: a slow node's POST is never run twice.
+            "proxy_read_timeout 10s;", "proxy_next_upstream_timeout 10s;",
         ] {
             #expect(lines.contains(required), "missing \(required)")
         }
         #expect(block("map $http_cohort_request_id $cohort_request_id_or_new {", in: text) == [
-            "\"\" $request_id;", "default $http_cohort_request_id;",
+            "\"~^[A-Za-z0-9_-]{16,64}$\" $http_cohort_request_id;", "default $request_id;",
         ])
         #expect(block("map $request_method $cohort_request_id {", in: text) == [
             "default $cohort_request_id_or_new;", "GET $http_cohort_request_id;", "HEAD $http_cohort_request_id;",
@@ -177,8 +179,10 @@ struct HAProxyConfigTests {
             "backend cohort_nodes", "balance leastconn", "option httpchk GET /health",
             // A POST is retried like a GET: it carries a request id the nodes replay by.
             "acl cohort_idempotent method GET HEAD PUT DELETE OPTIONS TRACE",
-            "acl cohort_has_request_id req.hdr(Cohort-Request-Id) -m found",
-            "http-request set-header Cohort-Request-Id %[uuid()] unless cohort_idempotent || cohort_has_request_id",
+            "acl cohort_one_request_id req.hdr_cnt(Cohort-Request-Id) eq 1",
+            "acl cohort_request_id_chars req.hdr(Cohort-Request-Id) -m reg ^[A-Za-z0-9_-]+$",
+            "acl cohort_request_id_length req.hdr(Cohort-Request-Id),length 16:64",
+            "http-request set-header Cohort-Request-Id %[uuid()] unless cohort_idempotent || cohort_one_request_id cohort_request_id_chars cohort_request_id_length",
         ] {
             #expect(lines.contains(required), "missing \(required)")
         }

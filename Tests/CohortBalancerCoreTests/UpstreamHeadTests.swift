@@ -85,6 +85,27 @@ struct UpstreamHeadTests {
         #expect(Self.fields(hopByHop).filter { $0.hasPrefix("cohort-request-id") } == ["cohort-request-id: 0123456789abcdef-3"])
     }
 
+    @Test("a client's request id a node would ignore (malformed, too short or long, or two of them) is replaced by the balancer's")
+    func unusableClientRequestID() throws {
+        let ours = try #require(RequestID(prefix: "0123456789abcdef-", serial: 4))
+        let unusable: [[(String, String)]] = [
+            [("Cohort-Request-Id", "req:42-0123456789abcdef")],
+            [("Cohort-Request-Id", "too-short")],
+            [("Cohort-Request-Id", String(repeating: "a", count: 65))],
+            [("Cohort-Request-Id", "client-chosen-id-0001"), ("Cohort-Request-Id", "client-chosen-id-0002")],
+        ]
+        for fields in unusable {
+            let head = try Self.head(fields).upstreamHead(bodyLength: 0, client: .init(ip: nil), requestID: ours)
+            #expect(Self.fields(head).filter { $0.hasPrefix("cohort-request-id") } == ["cohort-request-id: 0123456789abcdef-4"], "\(fields)")
+            // Without an id of the balancer's (a GET, or request ids off), none goes upstream.
+            let bare = try Self.head(fields).upstreamHead(bodyLength: 0, client: .init(ip: nil))
+            #expect(!Self.fields(bare).contains { $0.hasPrefix("cohort-request-id") }, "\(fields)")
+        }
+        let longest = String(repeating: "a", count: 64)
+        let kept = try Self.head([("Cohort-Request-Id", longest)]).upstreamHead(bodyLength: 0, client: .init(ip: nil), requestID: ours)
+        #expect(Self.fields(kept).filter { $0.hasPrefix("cohort-request-id") } == ["cohort-request-id: \(longest)"])
+    }
+
     @Test("a request id is written as its text: prefix, then the serial in lowercase hex without leading zeros")
     func requestIDBytes() throws {
         for serial: UInt64 in [0, 1, 0xF, 0x10, 0xABC, 0x1234_5678_9ABC_DEF0, .max] {

@@ -122,7 +122,7 @@ struct GeneratedConfigLiveTests {
         #expect(response.status == 200, "the POST's retry was not answered: \(response.status) \(response.body)")
         #expect(posts.count == 2, "the POST reached the nodes \(posts.count) times, not once and a retry")
         let id = try #require(posts.first?.requestIDs.first, "the POST carried no Cohort-Request-Id")
-        #expect((16...64).contains(id.utf8.count) && id.utf8.allSatisfy(SessionID.isTokenByte), "not a valid request id: \(id)")
+        #expect(RequestIDSyntax.isValid(id.utf8), "not a valid request id: \(id)")
         #expect(posts.allSatisfy { $0.requestIDs == [id] }, "the retry carried another id: \(posts)")
         if kind == "nginx" { #expect(response.backend == "b", "nginx retried on \(response.backend ?? "?"), not a's backup") }
 
@@ -135,6 +135,13 @@ struct GeneratedConfigLiveTests {
         #expect(Self.requestID(try await sendRequest(port: port, headers: Self.routeA + own, group: group)) == "client-chosen-0123456789")
         #expect(Self.requestID(try await sendRequest(port: port, method: .POST, headers: Self.routeA + own, body: "x", group: group))
                 == "client-chosen-0123456789")
+        // A client's id a node would ignore is replaced on a POST, which may be retried.
+        for unusable in ["req:42", "short", "client-chosen-0123456789, client-chosen-9876543210"] {
+            let sent = try await sendRequest(port: port, method: .POST, headers: Self.routeA + [("cohort-request-id", unusable)],
+                                             body: "x", group: group)
+            let used = try #require(Self.requestID(sent))
+            #expect(RequestIDSyntax.isValid(used.utf8), "\(kind) sent \(used) for a client's \(unusable)")
+        }
     }
 
     private func scenarioWithoutIDs(kind: String, port: Int, a: TestBackend, b: TestBackend, group: any EventLoopGroup) async throws {

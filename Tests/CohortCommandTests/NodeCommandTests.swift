@@ -1,4 +1,5 @@
 import CohortCore
+import Foundation
 import Testing
 
 @testable import CohortCommand
@@ -12,5 +13,17 @@ import Testing
         #expect(NodeCommand.address("[fd00::1]:7101", defaultPort: 7001) == Address(host: "fd00::1", port: 7101))
         #expect(NodeCommand.address("", defaultPort: 7001) == nil)
         #expect(NodeCommand.address("host:99999", defaultPort: 7001) == nil)
+    }
+
+    @Test("a key file other users may read is reported; one only its owner reads is not")
+    func keyFileExposure() throws {
+        let path = NSTemporaryDirectory() + "cohort-key-\(UInt64.random(in: 0...UInt64.max)).key"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try KeyFile.write("unused", to: path)
+        #expect(KeyFile.exposure(of: path) == nil, "keygen writes 0600")
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
+        #expect(KeyFile.exposure(of: path)?.contains("mode 644") == true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: path)
+        #expect(KeyFile.exposure(of: path)?.contains("mode 640") == true)
     }
 }
