@@ -19,6 +19,8 @@ final class ProxyEnvironment: Sendable {
     let maxRequestBodyBytes: Int
     let responseBufferBytes: Int
     let retryWithRequestID: Bool
+    /// Clients whose `X-Forwarded-Proto: https` is passed on (see `Configuration.trustedProxies`).
+    let trustedProxies: Set<String>
 
     let table: NIOLockedValueBox<BackendTable>
     let pool: UpstreamPool
@@ -40,6 +42,7 @@ final class ProxyEnvironment: Sendable {
         self.maxRequestBodyBytes = configuration.maxRequestBodyBytes
         self.responseBufferBytes = configuration.responseBufferBytes
         self.retryWithRequestID = configuration.retryWithRequestID
+        self.trustedProxies = configuration.trustedProxies
         self.table = table
         self.pool = pool
         self.connections = connections

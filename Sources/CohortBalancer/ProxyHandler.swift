@@ -69,7 +69,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         clientIP = context.channel.remoteAddress?.ipAddress
-        forwardingClient = ForwardingClient(ip: clientIP)
+        forwardingClient = ForwardingClient(ip: clientIP, isTrustedProxy: clientIP.map(environment.trustedProxies.contains) ?? false)
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         if !environment.connections.register(context.channel, closeIfIdle: { handler.value.closeIfIdle() }) {
             context.close(promise: nil)

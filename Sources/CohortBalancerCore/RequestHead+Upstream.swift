@@ -7,11 +7,17 @@ public struct ForwardingClient: Sendable {
     public let address: String
     /// Its `Forwarded` field: `for=<address>;proto=http`, an IPv6 address quoted in brackets.
     public let forwarded: String
+    /// The same with `proto=https`, for a trusted proxy's request that came over TLS.
+    public let forwardedHTTPS: String
+    /// A TLS terminator in front of the balancer: its `X-Forwarded-Proto: https` is believed.
+    public let isTrustedProxy: Bool
 
-    public init(ip: String?) {
+    public init(ip: String?, isTrustedProxy: Bool = false) {
         address = ip ?? "unknown"
         let node = address.contains(":") ? "\"[\(address)]\"" : address
         forwarded = "for=\(node);proto=http"
+        forwardedHTTPS = "for=\(node);proto=https"
+        self.isTrustedProxy = isTrustedProxy
     }
 }
 
@@ -20,8 +26,8 @@ extension RequestHead {
     /// the hop-by-hop fields (and those named in `Connection`), `Expect` (the balancer
     /// answers it), the client's framing and `X-Forwarded-Proto` removed; `Content-Length`
     /// set to `bodyLength` (nil: unknown, sent chunked); then the forwarding fields
-    /// (`X-Forwarded-For` extending an earlier proxy's, `X-Forwarded-Proto: http`,
-    /// `Forwarded`, `Via`) and the request id: the client's `Cohort-Request-Id` if it sent
+    /// (`X-Forwarded-For` extending an earlier proxy's, `X-Forwarded-Proto: http` (`https`
+    /// when a trusted proxy says so), `Forwarded`, `Via`) and the request id: the client's `Cohort-Request-Id` if it sent
     /// exactly one that a node accepts (``RequestIDSyntax``), else `requestID` (a client's
     /// malformed id would leave a retried write unrecognised, so applied twice).
     /// The other field lines are copied byte for byte, in order. Every line written is
@@ -35,12 +41,16 @@ extension RequestHead {
         var forwardedFor: [Range<Int>] = []
         var clientRequestIDs = 0
         var clientRequestID: (line: Range<Int>, isValid: Bool)?
+        var overTLS = false
         forEachLine { kind, name, value, line in
             switch kind {
             case .xForwardedFor?:
                 if !value.isEmpty { forwardedFor.append(value) }
                 return
-            case .contentLength?, .transferEncoding?, .connection?, .hopByHop?, .expect?, .xForwardedProto?:
+            case .xForwardedProto?:
+                if client.isTrustedProxy { overTLS = HTTPSyntax.token(bytes, value, is: "https") }
+                return
+            case .contentLength?, .transferEncoding?, .connection?, .hopByHop?, .expect?:
                 return
             case .requestID?, .cookie?, .via?, nil:
                 break
@@ -69,8 +79,13 @@ extension RequestHead {
             out.writeStaticString(", ")
         }
         out.writeString(client.address)
-        out.writeStaticString("\r\nx-forwarded-proto: http\r\nforwarded: ")
-        out.writeString(client.forwarded)
+        if overTLS {
+            out.writeStaticString("\r\nx-forwarded-proto: https\r\nforwarded: ")
+            out.writeString(client.forwardedHTTPS)
+        } else {
+            out.writeStaticString("\r\nx-forwarded-proto: http\r\nforwarded: ")
+            out.writeString(client.forwarded)
+        }
         out.writeStaticString("\r\n")
         if let via {
             out.writeStaticString("via: ")

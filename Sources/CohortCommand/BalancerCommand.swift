@@ -57,6 +57,9 @@ struct BalancerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "HOST:PORT for this balancer's own cluster traffic when joined (port 0: any free port).")
     var cluster: String = "127.0.0.1:0"
 
+    @Option(name: .customLong("trusted-proxy"), help: "IP address of a TLS terminator in front of this balancer, whose X-Forwarded-Proto: https is passed on to the nodes (so session cookies get Secure); repeatable. Anyone else's is replaced by http.")
+    var trustedProxy: [String] = []
+
     @Option(name: .long, help: "HOST[:PORT] the nodes reach this balancer's cluster traffic on when joined (default: --cluster; the port defaults to --cluster's). Needed when --cluster listens on 0.0.0.0.")
     var advertise: String?
 
@@ -120,6 +123,9 @@ struct BalancerCommand: AsyncParsableCommand {
             throw ValidationError("--cookie-name must be a non-empty cookie token")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        for value in trustedProxy where IPAddressText.canonical(value) == nil {
+            throw ValidationError("--trusted-proxy must be an IP address (no names or ranges): \(value)")
+        }
         guard Placement(argument: placement) != nil else { throw ValidationError("--placement must be every or owners:N (N from 1 to 64)") }
     }
 
@@ -142,6 +148,7 @@ struct BalancerCommand: AsyncParsableCommand {
         configuration.maxRequestBodyBytes = maxBodyBytes
         configuration.maxIdleConnectionsPerBackend = maxIdlePerBackend
         configuration.retryWithRequestID = requestIds
+        configuration.trustedProxies = Set(trustedProxy.compactMap(IPAddressText.canonical))
         let balancer = try await BalancerServer.bind(
             configuration: configuration,
             clock: ContinuousClock(),

@@ -46,6 +46,9 @@ struct NodeLimitOptions: ParsableArguments {
         }
         guard maxPendingBytesPerPeer >= maxFrameBytes else { throw ValidationError("--max-pending-bytes-per-peer must be at least --max-frame-bytes") }
         guard ["auto", "always", "never"].contains(secureCookies) else { throw ValidationError("--secure-cookies must be auto, always or never") }
+        for value in trustedProxy where IPAddressText.canonical(value) == nil {
+            throw ValidationError("--trusted-proxy must be an IP address (no names or ranges): \(value)")
+        }
     }
 
     /// Puts the bounds into the node's and the middleware's configurations.
@@ -59,7 +62,7 @@ struct NodeLimitOptions: ParsableArguments {
         switch secureCookies {
         case "always": sessions.secureCookies = .always
         case "never": sessions.secureCookies = .never
-        default: sessions.secureCookies = trustedProxy.isEmpty ? .default : .automatic(trustedProxies: Set(trustedProxy))
+        default: sessions.secureCookies = trustedProxy.isEmpty ? .default : .automatic(trustedProxies: Set(trustedProxy.compactMap(IPAddressText.canonical)))
         }
     }
 }

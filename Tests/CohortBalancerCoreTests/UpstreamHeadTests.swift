@@ -55,6 +55,20 @@ struct UpstreamHeadTests {
         ])
     }
 
+    @Test("a trusted proxy's X-Forwarded-Proto: https (a TLS terminator in front) is passed on; anything else is http")
+    func trustedProxyProto() throws {
+        let terminator = ForwardingClient(ip: "10.0.0.5", isTrustedProxy: true)
+        let overTLS = try Self.head([("X-Forwarded-Proto", "HTTPS")], method: "GET").upstreamHead(bodyLength: 0, client: terminator)
+        #expect(Self.fields(overTLS).suffix(2) == ["x-forwarded-proto: https", "forwarded: for=10.0.0.5;proto=https"])
+        for value in ["http", "https, http", "ftp"] {
+            let other = try Self.head([("X-Forwarded-Proto", value)], method: "GET").upstreamHead(bodyLength: 0, client: terminator)
+            #expect(Self.fields(other).suffix(2) == ["x-forwarded-proto: http", "forwarded: for=10.0.0.5;proto=http"], "\(value)")
+        }
+        let untrusted = try Self.head([("X-Forwarded-Proto", "https")], method: "GET")
+            .upstreamHead(bodyLength: 0, client: .init(ip: "10.0.0.5"))
+        #expect(Self.fields(untrusted).suffix(2) == ["x-forwarded-proto: http", "forwarded: for=10.0.0.5;proto=http"])
+    }
+
     @Test("the body's framing: its length, none for an empty body without one, chunked when unknown")
     func framing() throws {
         let unknown = try Self.head([("Transfer-Encoding", "chunked")]).upstreamHead(bodyLength: nil, client: .init(ip: nil))

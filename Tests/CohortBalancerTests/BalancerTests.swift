@@ -150,6 +150,16 @@ struct BalancerTests {
             let response = try await h.get(headers: [("x-forwarded-for", "10.0.0.1")])
             #expect(response.body.contains("xff=10.0.0.1, 127.0.0.1"))
             #expect(response.body.contains("fwd=for=127.0.0.1;proto=http"))
+            // Not a trusted proxy: its claim of https is replaced.
+            #expect(try await h.get(headers: [("x-forwarded-proto", "https")]).body.contains("fwd=for=127.0.0.1;proto=http"))
+        }
+    }
+
+    @Test("behind a trusted TLS terminator, its X-Forwarded-Proto: https reaches the nodes (so cookies get Secure)")
+    func trustedTerminator() async throws {
+        try await withHarness(configure: { $0.trustedProxies = ["127.0.0.1"] }) { (h: Harness) async throws in
+            #expect(try await h.get(headers: [("x-forwarded-proto", "https")]).body.contains("fwd=for=127.0.0.1;proto=https"))
+            #expect(try await h.get().body.contains("fwd=for=127.0.0.1;proto=http "))
         }
     }
 

@@ -25,6 +25,15 @@ import Testing
         #expect(Self.refusal(["--backend", "n1=127.0.0.1:8081"]) == nil)
     }
 
+    @Test("--trusted-proxy takes IP addresses only, and compares them as NIO prints a peer's")
+    func trustedProxyAddresses() {
+        #expect(Self.refusal(["--backend", "n1=127.0.0.1:8081", "--trusted-proxy", "10.0.0.0/8"])?.contains("IP address") == true)
+        #expect(Self.refusal(["--backend", "n1=127.0.0.1:8081", "--trusted-proxy", "proxy.internal"])?.contains("IP address") == true)
+        #expect(Self.refusal(["--backend", "n1=127.0.0.1:8081", "--trusted-proxy", "10.0.0.5", "--trusted-proxy", "::1"]) == nil)
+        #expect(IPAddressText.canonical("0:0:0:0:0:0:0:1") == "::1")
+        #expect(IPAddressText.canonical("10.0.0.5") == "10.0.0.5")
+    }
+
     @Test("joining a node on another host needs an address that host can answer")
     func joiningAnotherHostNeedsAReachableAddress() {
         #expect(Self.refusal(["--join", "10.0.0.1:7001", "--insecure"])?.contains("only this host can reach") == true)
