@@ -78,7 +78,10 @@ enum ClusterTransport {
 
 /// Reads an inbound replication connection: the first frame must be `hello` (at most
 /// ``ClusterFrameDecoder/maxHelloLength`` bytes, within ``helloTimeout``), then every
-/// frame is a replication message from that peer. With TLS, an accepted hello is answered
+/// frame is a replication message from that peer. A sequenced frame must follow the hello
+/// within another ``helloTimeout`` (peer links send an empty `touched` at once): hellos
+/// carry no sequence number, so an eavesdropper could replay one on new connections, but
+/// it has no fresh sequenced frame to follow it with, and those connections close. With TLS, an accepted hello is answered
 /// with this node's hello (the only frame ever sent on an inbound connection). Any bad frame closes this connection
 /// (and only this one) and is counted, and so does a connection that sends no hello in
 /// time: a stranger can hold neither memory nor a socket for long.
@@ -88,8 +91,11 @@ final class ReplicationInboundHandler: ChannelInboundHandler {
     private let handle: NodeHandle
     private let requiresCertificate: Bool
     private var peer: NodeID?
+    /// A sequenced frame, admitted by the replay check, followed the hello.
+    private var proven = false
 
-    /// How long a new connection may take to deliver its hello.
+    /// How long a new connection may take to deliver its hello, and then its first
+    /// sequenced frame.
     static let helloTimeout: TimeAmount = .seconds(5)
 
     init(handle: NodeHandle, requiresCertificate: Bool = false) {
@@ -141,12 +147,15 @@ final class ReplicationInboundHandler: ChannelInboundHandler {
                 context.writeAndFlush(wrapOutboundOut(node.helloFrame(for: id)), promise: nil)
             }
             peer = id
+            expectProof(context: context)
         case (let peer?, .replication(let replication)):
+            proven = true
             node.onReplicationMessages(CollectionOfOne(replication), from: peer)
         case (let peer?, .replicationBatch(let messages)):
+            proven = true
             node.onReplicationMessages(messages, from: peer)
         case (_?, .unknown):
-            break  // A newer peer's message type: skip it.
+            proven = true  // A newer peer's message type: skip it.
         default:
             node.rejectedFrame(ProtocolViolation(), from: context.remoteAddress)
             context.close(promise: nil)
@@ -157,11 +166,27 @@ final class ReplicationInboundHandler: ChannelInboundHandler {
         handle.node?.rejectedFrame(error, from: context.remoteAddress)
         context.close(promise: nil)
     }
+
+    /// Closes the connection unless a sequenced frame follows the hello in time.
+    private func expectProof(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: Self.helloTimeout) {
+            let (handler, context) = loopBound.value
+            guard !handler.proven, context.channel.isActive else { return }
+            handler.handle.node?.rejectedFrame(NoFrameAfterHello(), from: context.remoteAddress)
+            context.close(promise: nil)
+        }
+    }
 }
 
 /// A connection that sent no hello within ``ReplicationInboundHandler/helloTimeout``.
 struct HelloTimeout: Error, CustomStringConvertible {
     var description: String { "no hello within \(ReplicationInboundHandler.helloTimeout)" }
+}
+
+/// A hello not followed by a sequenced frame in time: a replayed hello, most likely.
+struct NoFrameAfterHello: Error, CustomStringConvertible {
+    var description: String { "no sequenced frame within \(ReplicationInboundHandler.helloTimeout) of the hello" }
 }
 
 /// A hello naming another node than the connection's TLS certificate.

@@ -23,7 +23,8 @@ import NIOTLS
 ///   link is closed (the peer left or died).
 ///
 /// Every connection starts with a `hello` frame naming this node, encoded when the
-/// connection is made (so it is sealed with the key current at that moment).
+/// connection is made (so it is sealed with the key current at that moment), followed by
+/// a sequenced frame (at least an empty `touched`) that proves the hello is no replay.
 final class PeerLink: Sendable {
     /// A batch is sealed once it holds this many bytes…
     static let maxBatchBytes = 64 * 1024
@@ -195,6 +196,9 @@ final class PeerLink: Sendable {
             guard !state.closed else { return false }
             state.channel = channel
             if tls == nil { state.failedAttempts = 0 }
+            // The receiver keeps the connection once a sequenced frame follows the hello
+            // (a replayed hello has none): an empty `touched`, sealed after what waits.
+            state.batch.append(.touched(keys: []))
             return true
         }
         guard accepted else {

@@ -69,6 +69,26 @@ struct ReplayTests {
         }
     }
 
+    @Test("a replayed hello holds no connection: without a sequenced frame after it, the node closes it")
+    func aReplayedHelloAloneIsClosed() async throws {
+        let node = try await Self.makeNode()
+        try await InProcessClusterTests.withRunning([node]) {
+            let hello = Self.frame(.hello(Self.peer), to: node.id.uid, sequence: 0)
+            // What an eavesdropper can send: a hello it captured, and nothing after it.
+            let replayed = try RawSocket.Stream(to: node.id.address, receiveTimeout: .seconds(9))
+            try replayed.send(hello)
+            // A peer that holds the key follows its hello with a sequenced frame.
+            let genuine = try RawSocket.Stream(to: node.id.address, receiveTimeout: .seconds(2))
+            try genuine.send(hello + Self.frame(.replication(.touched(keys: [])), to: node.id.uid, sequence: 1))
+            let clock = ContinuousClock()
+            let start = clock.now
+            #expect(replayed.waitForClose(), "a hello alone kept its connection open")
+            #expect(clock.now - start >= .seconds(3), "closed before the hello's grace period")
+            #expect(node.counters.framesRejected == 1)
+            #expect(!genuine.waitForClose(), "a connection whose hello was followed by a sequenced frame was closed")
+        }
+    }
+
     @Test func replayedAndTooOldDatagramsAreRejectedReorderedOnesAccepted() async throws {
         let node = try await Self.makeNode()
         try await InProcessClusterTests.withRunning([node]) {
