@@ -83,16 +83,24 @@ extension Membership.Instance {
         return directives
     }
 
-    /// Escalates or concludes the probe in progress.
+    /// Escalates or concludes the probe in progress. A probe is never concluded before
+    /// others were asked: a tick that comes late (a busy process) sends the ping requests
+    /// and gives them the rest of the probe's time from now, so one lost packet does not
+    /// become a suspicion because the shell's timer slipped.
     mutating func advanceProbe(now: Instant, into directives: inout [Membership.Directive]) {
         guard var current = probe.current else { return }
-        if now - current.startedAt >= configuration.probeTimeout {
+        if current.askedOthers && now - current.startedAt >= configuration.probeTimeout {
             probe.current = nil
             probeFailed(current, now: now, into: &directives)
             return
         }
         if !current.askedOthers && now - current.startedAt >= configuration.pingTimeout {
             current.askedOthers = true
+            if now - current.startedAt > configuration.pingTimeout {  // late: the indirect answers get their full time
+                current.startedAt = now - configuration.pingTimeout
+                let concludeAt = current.startedAt + configuration.probeTimeout
+                if probe.nextProbeAt < concludeAt { probe.nextProbeAt = concludeAt }
+            }
             probe.current = current
             for helper in indirectProbeHelpers(excluding: current.target) {
                 send(.pingRequest(sequence: current.sequence, target: current.target), to: helper, into: &directives)

@@ -48,6 +48,41 @@ struct MembershipProbeTests {
         #expect(deadAt == start + config.probeTimeout + config.suspicionTimeout(clusterSize: 3))
     }
 
+    @Test("a tick that comes after the probe timeout still asks others first, and suspects only when they did not answer in time")
+    func lateTickAsksOthersFirst() {
+        var a = F.knowing(["b", "c"], seed: 3)
+        let config = F.configuration
+        // Tick until a probes b (c answers every ping directly).
+        var start: Instant?
+        var ms: Int64 = 20
+        while start == nil && ms < 3_000 {
+            for (packet, address) in F.sends(a.onTick(now: F.time(ms))) {
+                guard case .ping(let sequence) = packet.message else { continue }
+                if address == F.id("b").address {
+                    start = F.time(ms)
+                } else {
+                    _ = a.onPacket(Membership.Packet(from: F.member("c", 0, .alive), message: .ack(sequence: sequence, target: F.member("c", 0, .alive))), now: F.time(ms))
+                }
+            }
+            ms += 20
+        }
+        guard let start else {
+            Issue.record("b was never probed")
+            return
+        }
+        // The next tick comes late: past the whole probe timeout (a stalled process).
+        let late = start + config.probeTimeout + .milliseconds(40)
+        let directives = a.onTick(now: late)
+        #expect(F.sends(directives).contains { if case .pingRequest = $0.packet.message { true } else { false } },
+                "no ping request: the probe was concluded without asking others")
+        #expect(!F.changes(directives).contains { $0.member.id.name == "b" }, "b suspected on a late tick")
+        // The helpers' answers have the rest of the probe's time; without one, b is suspected then.
+        let before = a.onTick(now: late + config.probeTimeout - config.pingTimeout - .milliseconds(1))
+        #expect(!F.changes(before).contains { $0.member.id.name == "b" })
+        let after = a.onTick(now: late + config.probeTimeout - config.pingTimeout)
+        #expect(F.changes(after).contains { $0.member.id.name == "b" && $0.member.status == .suspect })
+    }
+
     @Test("every live member is probed once per round")
     func roundRobin() {
         let names = ["b", "c", "d", "e", "f"]
