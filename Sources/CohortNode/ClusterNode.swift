@@ -283,6 +283,9 @@ public final class ClusterNode: Service, Sendable {
         memberObservers.withLockedValue { $0.append(observer) }
     }
 
+    /// How long ``placementReport()`` reuses its role counts.
+    static let roleCountsMaxAge: Duration = .seconds(1)
+
     /// Sessions this node holds (all copies).
     public var sessionCount: Int {
         state.withLockedValue { $0.engine.store.count }
@@ -294,10 +297,20 @@ public final class ClusterNode: Service, Sendable {
         state.withLockedValue { $0.engine.isReady }
     }
 
-    /// What the node holds and is sending, for `/cluster`. Counting roles is O(sessions).
+    /// What the node holds and is sending, for `/cluster`. Counting roles is O(sessions)
+    /// under the node's lock (which every request needs), so the counts are reused for
+    /// ``roleCountsMaxAge``: a client that asks in a loop cannot stall the node.
     public func placementReport() -> PlacementReport {
+        let now = self.now
         let (roles, links, pulls, handoffs) = state.withLockedValue { state in
-            (state.engine.roleCounts(), state.links, state.engine.pendingPulls, state.engine.pendingHandoffs)
+            let roles: ReplicationEngine.RoleCounts
+            if let cached = state.roleCounts, now - cached.at < Self.roleCountsMaxAge {
+                roles = cached.counts
+            } else {
+                roles = state.engine.roleCounts()
+                state.roleCounts = (now, roles)
+            }
+            return (roles, state.links, state.engine.pendingPulls, state.engine.pendingHandoffs)
         }
         var queues: [String: Int] = [:]
         for (name, link) in links { queues[name] = link.pendingBytes }

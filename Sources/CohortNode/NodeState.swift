@@ -24,6 +24,8 @@ struct NodeState: Sendable {
     /// Nodes being verified before membership admits them (mutual TLS); bounded by
     /// membership's own bound on pending verifications.
     var verifying: Set<NodeID> = []
+    /// The last role counts `/cluster` computed, and when (see `ClusterNode.placementReport`).
+    var roleCounts: (at: Instant, counts: ReplicationEngine.RoleCounts)?
 }
 
 /// IO and wake-ups decided under the lock, carried out after it is released.

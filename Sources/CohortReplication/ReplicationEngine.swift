@@ -189,9 +189,12 @@ public struct ReplicationEngine: Sendable {
         }
     }
 
+    /// How many sessions this node holds as primary, as backup, and as a stray copy.
+    public typealias RoleCounts = (primary: Int, backup: Int, stray: Int)
+
     /// What this node is for the sessions it holds: (primary, backup, stray) counts.
     /// O(sessions), with no allocation per session under ``Placement/everyNode``.
-    public func roleCounts() -> (primary: Int, backup: Int, stray: Int) {
+    public func roleCounts() -> RoleCounts {
         var counts = (primary: 0, backup: 0, stray: 0)
         let live = Set(view.map(\.name))
         for session in store.sessions.values {
