@@ -9,7 +9,10 @@ extension BalancerServer {
     /// - `GET /_cohort/backends` → `{"backends":[{"name":…,"address":…,"state":"up|down|draining",
     ///   "outstanding":N,"consecutiveFailures":N}]}`
     /// - `POST /_cohort/drain/NAME`, `POST /_cohort/undrain/NAME` → 200 with the backend's row, 404 if unknown.
-    /// Request bodies are read and ignored (at most `retryBufferBytes`).
+    /// Request bodies are read and ignored (at most `retryBufferBytes`). A request with an
+    /// `Origin` field gets 403: browsers send one with every cross-site POST (and fetch),
+    /// command-line tools do not, so a web page open on the operator's machine cannot
+    /// drain nodes or read the table (also through DNS rebinding).
     func serveAdmin(_ connection: HTTPServerConnection) async {
         do {
             try await connection.executeThenClose { inbound, outbound in
@@ -24,7 +27,9 @@ extension BalancerServer {
                         }
                         if case .end = part { break }
                     }
-                    let (status, json) = adminResponse(method: head.method, path: head.uri)
+                    let (status, json) = head.headers.contains(name: "origin")
+                        ? (.forbidden, #"{"error":"requests from browsers are refused"}"#)
+                        : adminResponse(method: head.method, path: head.uri)
                     let keepAlive = head.isKeepAlive && !connections.isShuttingDown
                     try await respond(outbound, status: status, version: head.version, keepAlive: keepAlive,
                                       contentType: "application/json", body: json + "\n")

@@ -304,6 +304,12 @@ struct BalancerTests {
             #expect(table.status == 200)
             #expect(table.body.contains(#"{"name":"b""#))
             #expect(try await h.admin(.POST, "/_cohort/drain/nope").status == 404)
+            // A web page's cross-site POST (a browser adds Origin) is refused: no drain.
+            let admin = try #require(h.balancer.adminAddress)
+            let fromPage = try await sendRequest(port: admin.port, method: .POST, path: "/_cohort/drain/c",
+                                                 headers: [("origin", "http://evil.example")], group: h.group)
+            #expect(fromPage.status == 403)
+            #expect(h.state(of: "c") == .up)
             #expect(try await h.admin(.POST, "/_cohort/undrain/b").status == 200)
             var served: Set<String> = []
             for _ in 0..<3 { served.insert(try await h.get().backend ?? "?") }
