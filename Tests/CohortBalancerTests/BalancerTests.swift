@@ -443,6 +443,37 @@ struct BalancerTests {
         }
     }
 
+    @Test("a close-delimited response cut by a reset is not relayed as complete; one that ends with a clean close is")
+    func closeDelimitedResponses() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // Larger than the hold buffer (64 KiB), so the response is being relayed when the reset comes.
+        let resetting = try await ResettingBackend.start(bytes: 256 * 1024, group: group)
+        let clean = try await ResettingBackend.start(bytes: 256 * 1024, cleanClose: true, group: group)
+        do {
+            try await withHarness(extraBackends: [
+                Backend(name: "cut", address: Address(host: "127.0.0.1", port: resetting.port)),
+                Backend(name: "whole", address: Address(host: "127.0.0.1", port: clean.port)),
+            ]) { (h: Harness) async throws in
+                let whole = try await h.get(route: "whole")
+                #expect(whole.status == 200)
+                #expect(whole.body.utf8.count == 256 * 1024, "a clean close ends the body")
+                // Re-chunked for an HTTP/1.1 client, the cut response must end without its
+                // last chunk (the client sees an error), never as a complete, shorter body.
+                let cut = try? await h.get(route: "cut")
+                #expect(cut.map { $0.status == 200 && $0.body.utf8.count < 256 * 1024 } != true,
+                        "a truncated body was relayed with a clean end")
+            }
+        } catch {
+            await resetting.stop()
+            await clean.stop()
+            try await group.shutdownGracefully()
+            throw error
+        }
+        await resetting.stop()
+        await clean.stop()
+        try await group.shutdownGracefully()
+    }
+
     @Test("with every backend gone, the client gets 503, and a backend reported up again is used")
     func noLiveBackend() async throws {
         try await withHarness { (h: Harness) async throws in

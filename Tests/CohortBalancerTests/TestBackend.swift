@@ -374,3 +374,71 @@ final class RawCollector: ChannelInboundHandler {
         context.close(promise: nil)  // a reset: what arrived before it is kept
     }
 }
+
+/// A backend that answers every request with a close-delimited response (no length) of
+/// `bytes` bytes of `r`, then resets the connection (`SO_LINGER` 0) instead of closing it
+/// cleanly: a node that crashed mid-response. With `cleanClose`, it closes normally (the
+/// body's end).
+final class ResettingBackend: Sendable {
+    let port: Int
+    private let channel: any Channel
+
+    private init(port: Int, channel: any Channel) {
+        self.port = port
+        self.channel = channel
+    }
+
+    static func start(bytes: Int, cleanClose: Bool = false, group: any EventLoopGroup) async throws -> ResettingBackend {
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Handler(bytes: bytes, cleanClose: cleanClose))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        guard let port = channel.localAddress?.port else { throw ChannelError.unknownLocalAddress }
+        return ResettingBackend(port: port, channel: channel)
+    }
+
+    func stop() async {
+        try? await channel.close()
+    }
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        let bytes: Int
+        let cleanClose: Bool
+        var request = ""
+        var answered = false
+
+        init(bytes: Int, cleanClose: Bool) {
+            self.bytes = bytes
+            self.cleanClose = cleanClose
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            request += String(buffer: unwrapInboundIn(data))
+            guard !answered, request.contains("\r\n\r\n") else { return }
+            answered = true
+            if request.hasPrefix("GET /health") {
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")), promise: nil)
+                request = ""
+                answered = false
+                return
+            }
+            var response = ByteBuffer(string: "HTTP/1.1 200 OK\r\nx-backend: resetting\r\nconnection: close\r\n\r\n")
+            response.writeRepeatingByte(UInt8(ascii: "r"), count: bytes)
+            let channel = context.channel
+            let cleanClose = self.cleanClose
+            context.writeAndFlush(wrapOutboundOut(response)).whenComplete { _ in
+                if cleanClose { return channel.close(promise: nil) }
+                guard let provider = channel as? any SocketOptionProvider else { return channel.close(promise: nil) }
+                provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in
+                    channel.close(promise: nil)
+                }
+            }
+        }
+    }
+}
