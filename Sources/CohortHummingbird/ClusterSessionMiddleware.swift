@@ -143,7 +143,10 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
         guard report.session != nil else {
             // The session ended while this request ran (logged out or rotated by another
             // request, or expired): the node refused to bring it back with these changes.
-            if requested != nil { response.setCookie(expiredCookie(secure: secure)) }
+            // The cookie goes after a logout or expiry; after a rotation it stays: the
+            // browser has (or is about to get) the new id, and clearing the cookie would
+            // log out a user who just logged in.
+            if requested != nil, report.refusedBecause != .rotated { response.setCookie(expiredCookie(secure: secure)) }
             return response
         }
         if case .degraded(let missing) = report.outcome {

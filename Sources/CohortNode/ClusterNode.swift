@@ -195,6 +195,9 @@ public final class ClusterNode: Service, Sendable {
         public var session: Session?
         /// `nil` for async durability or when there was no peer to wait for.
         public var outcome: ReplicationEngine.CommitOutcome?
+        /// Why the write was refused: the session it was based on ended while the request
+        /// ran (logged out, rotated or expired by then). `nil` for a write that was made.
+        public var refusedBecause: EndReason?
     }
 
     /// Commits one request's changes and replicates them. With acknowledged durability it
@@ -214,11 +217,12 @@ public final class ClusterNode: Service, Sendable {
                 return commit
             }
             perform(effects)
-            return CommitReport(session: commit.session, outcome: nil)
+            return CommitReport(session: commit.session, outcome: nil, refusedBecause: commit.refusedBecause)
         }
         // The waiter is registered under the same lock as the commit, so no completion
         // (an ack, a peer going down, a timeout) can slip in between.
         var session: Session?
+        var refusedBecause: EndReason?
         let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<ReplicationEngine.CommitOutcome?, Never>) in
             var effects: [NodeEffect] = []
             let commit = state.withLockedValue { state in
@@ -230,10 +234,11 @@ public final class ClusterNode: Service, Sendable {
                 return commit
             }
             session = commit.session
+            refusedBecause = commit.refusedBecause
             if commit.awaiting == nil { continuation.resume(returning: nil) }
             perform(effects)
         }
-        return CommitReport(session: session, outcome: outcome)
+        return CommitReport(session: session, outcome: outcome, refusedBecause: refusedBecause)
     }
 
     /// This node's own copy of session `key`, without asking peers.

@@ -8,6 +8,14 @@ extension ReplicationEngine {
         /// Set when the caller must wait for ``ReplicationDirective/commitCompleted(_:_:)``
         /// with this id before answering (acknowledged durability with reachable owners).
         public var awaiting: CommitID?
+        /// Why the write was refused, when the session it was based on ended meanwhile.
+        public var refusedBecause: EndReason?
+
+        public init(session: Session?, awaiting: CommitID?, refusedBecause: EndReason? = nil) {
+            self.session = session
+            self.awaiting = awaiting
+            self.refusedBecause = refusedBecause
+        }
     }
 
     /// Commits the changes one request made to one session and replicates them.
@@ -29,7 +37,7 @@ extension ReplicationEngine {
         if !change.invalidate, change.loadedVersion != .zero, store.isEnded(key: oldKey, version: change.loadedVersion),
            !store.sessions.contains(oldKey) {
             statistics.writesOnEndedSessions += 1
-            return (LocalCommit(session: nil, awaiting: nil), [])
+            return (LocalCommit(session: nil, awaiting: nil, refusedBecause: store.tombstones[oldKey]?.reason ?? .expired), [])
         }
         let targets = replicaTargets(of: change.id)
         var directives: [ReplicationDirective] = []

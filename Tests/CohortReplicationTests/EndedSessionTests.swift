@@ -84,6 +84,7 @@ import Testing
         let (late, directives) = n1.onLocalCommit(write("b", 2, loaded: loaded), durability: .acknowledged, now: t0)
         #expect(late.session == nil)
         #expect(late.awaiting == nil)
+        #expect(late.refusedBecause == (rotated ? .rotated : .invalidated))
         #expect(directives.isEmpty, "nothing of the refused write is replicated")
         #expect(n1.session(forKey: id.key) == nil)
         #expect(n1.statistics.writesOnEndedSessions == 1)
