@@ -68,13 +68,13 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             node.recordRefusal(refused.reason == .nodeFull ? .nodeFull : .sessionLimit, detail: refused.reason.rawValue, from: Self.remoteIP(context))
             throw refused
         }
-        if let requestID, session.hasChanges {
+        // Only a body of known, small length is collected to be recorded: a streamed one
+        // (server-sent events, an export) goes out as it is made, unrecorded.
+        if let requestID, session.hasChanges, let length = response.body.contentLength, length <= RequestReplay.maxRecordedBody {
             let (collected, body) = try await RequestReplay.collect(response)
             response = collected
-            if body.readableBytes <= RequestReplay.maxRecordedBody {
-                session.record(RequestReplay.Record.encode(
-                    requestID: requestID, status: Int(response.status.code), fields: response.headers, body: body.readableBytesView))
-            }
+            session.record(RequestReplay.Record.encode(
+                requestID: requestID, status: Int(response.status.code), fields: response.headers, body: body.readableBytesView))
         }
         return try await finish(response, session: session, requested: requested, request: request, context: context)
     }
@@ -126,7 +126,11 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             if requested != nil { response.setCookie(expiredCookie(secure: secure)) }
             return response
         }
-        guard !outcome.changes.isEmpty || outcome.idChanged || outcome.renamedFrom != nil else {
+        // A session that does not exist yet is stored only if something was set in it: a
+        // rotation alone (a login handler that rotates before checking the password) must
+        // not store an empty session per cookie-less request, past `maxSessions` at that.
+        let storesNothing = outcome.loadedVersion == .zero && outcome.changes.isEmpty
+        guard !storesNothing, !outcome.changes.isEmpty || outcome.idChanged || outcome.renamedFrom != nil else {
             if let id = outcome.id, outcome.loadedVersion != .zero { node.recordAccess(key: id.key) }
             return response
         }

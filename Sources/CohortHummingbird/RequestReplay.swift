@@ -22,7 +22,8 @@ public enum RequestReplay {
     public static let headerName = HTTPField.Name("Cohort-Request-Id")!
     /// The reserved session attribute holding the last write's record.
     static let attributeName = "cohort.request"
-    /// Responses larger than this are not recorded (the retry then runs the handler).
+    /// Responses larger than this, or of unknown length (streamed), are not recorded (the
+    /// retry then runs the handler): recording would hold the whole body in memory first.
     static let maxRecordedBody = 64 * 1024
 
     /// The request id of `request`, if it carries exactly one, well-formed.

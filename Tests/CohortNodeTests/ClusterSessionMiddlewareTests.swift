@@ -22,10 +22,23 @@ import Testing
         router.get("/read") { _, context -> String in
             "\(try context.session.get(Int.self, forKey: "count") ?? -1)"
         }
+        router.post("/stream") { _, context -> Response in
+            let count = try context.session.get(Int.self, forKey: "count") ?? 0
+            try context.session.set(count + 1, forKey: "count")
+            // A streamed body (unknown length): server-sent events, an export.
+            return Response(status: .ok, body: ResponseBody { writer in
+                for _ in 0..<4 { try await writer.write(ByteBuffer(string: "chunk \(count + 1)\n")) }
+                try await writer.finish(nil)
+            })
+        }
         router.post("/login") { _, context -> String in
             try context.session.set("alice", forKey: "user")
             context.session.rotateID()
             return "welcome"
+        }
+        router.post("/rotate-only") { _, context -> String in
+            context.session.rotateID()
+            return "rotated"
         }
         router.post("/logout") { _, context -> String in
             context.session.invalidate()
@@ -105,6 +118,21 @@ import Testing
         }
     }
 
+    @Test("a streamed response (unknown length) is sent as made, not collected to be recorded: its retry runs again")
+    func aStreamedResponseIsNotRecorded() async throws {
+        let (app, node) = try await Self.makeApp()
+        try await app.test(.router) { client in
+            let first = try await client.execute(uri: "/count", method: .post)
+            let id = try #require(Self.cookieValue(first).flatMap { SessionID(parsing: $0) })
+            let headers: HTTPFields = [.cookie: "COHORTSESSION=\(id)", RequestReplay.headerName: "request-0000000003"]
+            let streamed = try await client.execute(uri: "/stream", method: .post, headers: headers)
+            #expect(String(buffer: streamed.body) == String(repeating: "chunk 2\n", count: 4))
+            let retry = try await client.execute(uri: "/stream", method: .post, headers: headers)
+            #expect(String(buffer: retry.body) == String(repeating: "chunk 3\n", count: 4), "a streamed response was recorded")
+            #expect(node.localSession(forKey: id.key)?.version.counter == 3)
+        }
+    }
+
     @Test func onlyChangedAttributesAreCommittedAndReadsDoNotBumpTheVersion() async throws {
         let (app, node) = try await Self.makeApp()
         try await app.test(.router) { client in
@@ -151,6 +179,19 @@ import Testing
             #expect(String(buffer: stale.body) == "-1")
             let current = try await client.execute(uri: "/read", method: .get, headers: [.cookie: "COHORTSESSION=\(fresh)"])
             #expect(String(buffer: current.body) == "1")
+        }
+    }
+
+    @Test("a rotation alone on a request without a session stores nothing and sets no cookie")
+    func aRotationAloneCreatesNoSession() async throws {
+        let (app, node) = try await Self.makeApp()
+        try await app.test(.router) { client in
+            for _ in 0..<3 {
+                let response = try await client.execute(uri: "/rotate-only", method: .post)
+                #expect(response.status == .ok)
+                #expect(response.headers[.setCookie] == nil)
+            }
+            #expect(node.sessionCount == 0)
         }
     }
 
