@@ -223,9 +223,10 @@ public final class BalancerServer<C: Clock>: Service, Sendable where C.Duration 
         return found
     }
 
-    /// Feeds a membership view: `up: false` marks `name` down at once, `up: true` marks it up.
-    public func setMembershipState(name: String, up: Bool) {
-        let outcome = table.withLockedValue { $0.setMembershipState(name: name, up: up) }
+    /// Feeds a membership view: `up: false` marks `name` down at once, `up: true` marks it
+    /// up (with `awaitingHealthCheck`, once a health check passes: see `BackendTable`).
+    public func setMembershipState(name: String, up: Bool, awaitingHealthCheck: Bool = false) {
+        let outcome = table.withLockedValue { $0.setMembershipState(name: name, up: up, awaitingHealthCheck: awaitingHealthCheck) }
         logHealth(outcome, name: name, cause: "membership")
     }
 

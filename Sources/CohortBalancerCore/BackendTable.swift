@@ -189,15 +189,19 @@ extension BackendTable {
     }
 
     /// The seam for cluster membership: a member's liveness as membership sees it.
-    /// `up: false` marks the backend down at once; `up: true` marks it up and resets failures.
+    /// `up: false` marks the backend down at once; `up: true` marks it up and resets failures,
+    /// or, with `awaitingHealthCheck` (a process membership has just seen start, whose HTTP
+    /// may not serve yet), lifts membership's veto and leaves it down until a health check
+    /// passes.
     @discardableResult
-    public mutating func setMembershipState(name: String, up: Bool) -> HealthOutcome {
+    public mutating func setMembershipState(name: String, up: Bool, awaitingHealthCheck: Bool = false) -> HealthOutcome {
         guard let index = index(of: name) else { return .unknownBackend }
         let wasHealthy = backends[index].isHealthy
-        backends[index].isHealthy = up
+        let healthy = up && !awaitingHealthCheck
+        backends[index].isHealthy = healthy
         backends[index].isMembershipDown = !up
         if up { backends[index].consecutiveFailures = 0 }
-        switch (wasHealthy, up) {
+        switch (wasHealthy, healthy) {
         case (false, true): return .markedUp
         case (true, false): return .markedDown
         default: return .unchanged

@@ -173,9 +173,7 @@ struct BalancerCommand: AsyncParsableCommand {
             }
         }
         services.append(.init(service: balancer))
-        let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        )
+        let group = ServiceGroup(configuration: .command(services: services, logger: logger))
         try await group.run()
     }
 

@@ -8,7 +8,9 @@ import NIOConcurrencyHelpers
 /// Keeps a balancer's backend table in step with cluster membership, for a balancer that
 /// joined the cluster as an observer: nodes (with an HTTP address) become backends as
 /// they are seen, and are marked down the moment membership suspects them, declares them
-/// dead, or sees them leave, with no timeouts of the balancer's own.
+/// dead, or sees them leave, with no timeouts of the balancer's own; a process seen for the
+/// first time waits for a passing health check (its `/health` is 503 until it holds what
+/// it should).
 ///
 /// Membership events arrive on more than one thread. Each sync reads the view and applies
 /// it under one lock, so an older view is never applied after a newer one. A backend's
@@ -52,7 +54,10 @@ final class BalancerMembership: Sendable {
         for member in current {
             let last = applied[member.id.name]
             guard last?.id != member.id || last?.status != member.status else { continue }
-            balancer.setMembershipState(name: member.id.name, up: member.status == .alive)
+            // A process not seen before (a node that just started or restarted) may not serve
+            // HTTP yet, or hold its sessions (its /health says when): it gets requests once
+            // a health check passes. A known process that refuted a suspicion is up at once.
+            balancer.setMembershipState(name: member.id.name, up: member.status == .alive, awaitingHealthCheck: last?.id != member.id)
         }
     }
 }

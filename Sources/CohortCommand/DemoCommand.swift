@@ -91,13 +91,7 @@ struct DemoCommand: AsyncParsableCommand {
             say("  \(nodeCount) nodes (\(summary)), logs in \(directory)\(keep ? "" : " (removed at exit; --keep-files keeps them)")")
             say("  open the URL, press Increment, then 'Crash this node'; Ctrl-C stops everything")
         }
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: supervisor), .init(service: balancer)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
-        )
+        let group = ServiceGroup(configuration: .command(services: [.init(service: supervisor), .init(service: balancer)], logger: logger))
         try await group.run()
     }
 

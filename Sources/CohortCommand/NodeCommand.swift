@@ -179,13 +179,7 @@ struct NodeCommand: AsyncParsableCommand {
         if let keyFile {
             services.append(.init(service: KeyReloadService(keyFile: keyFile, node: node, logger: logger)))
         }
-        let group = ServiceGroup(
-            configuration: .init(
-                services: services,
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
-        )
+        let group = ServiceGroup(configuration: .command(services: services, logger: logger))
         try await group.run()
     }
 }

@@ -21,6 +21,7 @@ extension ClusterNode {
             "cluster.protection": "\(configuration.protection.isSealed ? "sealed" : "INSECURE")",
         ])
         input { state, now, effects in
+            state.startedAt = now  // loads from now on wait for discovery (see `load`)
             state.absorb(state.membership.start(now: now), now: now, makeLink: makeLink, into: &effects)
         }
         do {
@@ -63,7 +64,13 @@ extension ClusterNode {
                 // Discovery is done when there is nobody to ask, shortly after the first
                 // peer answered (gossip brings the rest with it), or after the grace.
                 let settled = state.firstPeerSeenAt.map { now - $0 >= configuration.membership.probeInterval * 3 } ?? false
-                if !hasSeeds || settled || now - started >= grace { state.engine.markDiscovered() }
+                if !hasSeeds || settled || now - started >= grace {
+                    state.engine.markDiscovered()
+                    if !state.discoveryWaiters.isEmpty {
+                        effects.append(.resumeDiscovery(state.discoveryWaiters))
+                        state.discoveryWaiters = []
+                    }
+                }
                 if now - started >= readinessTimeout {
                     let missing = state.engine.forceReady()
                     effects.append(.readinessTimedOut(awaiting: missing.awaitingPeers, pulls: missing.pendingPulls))
@@ -85,6 +92,10 @@ extension ClusterNode {
         input { state, now, effects in
             guard !state.stopping else { return }
             state.stopping = true
+            if !state.discoveryWaiters.isEmpty {
+                effects.append(.resumeDiscovery(state.discoveryWaiters))
+                state.discoveryWaiters = []
+            }
             for directive in state.membership.leave(now: now) {
                 if case .send(let packet, let address) = directive {
                     effects.append(.datagram(packet, to: address))
@@ -244,7 +255,11 @@ extension ClusterNode {
                 continuation.resume(returning: outcome)
             case .resumeFetch(let continuations, let session):
                 for continuation in continuations { continuation.resume(returning: session) }
+            case .resumeDiscovery(let continuations):
+                for continuation in continuations { continuation.resume() }
             case .memberChanged(let member, let previous):
+                // A process first seen at a name: the name may point somewhere new.
+                if previous == nil { datagramTargets.forget(member.id.address) }
                 logMemberChange(member, previous: previous)
                 for observer in memberObservers.withLockedValue({ $0 }) { observer(member, previous) }
             case .event(let event):
@@ -280,18 +295,6 @@ extension ClusterNode {
     }
 
     private func sendDatagram(_ packet: Membership.Packet, to address: Address) {
-        let target: SocketAddress? = resolvedAddresses.withLockedValue { cache in
-            if let cached = cache[address] { return cached }
-            guard let resolved = try? SocketAddress.makeAddressResolvingHost(address.host, port: address.port) else { return nil }
-            if cache.count > 4096 { cache.removeAll() }
-            cache[address] = resolved
-            return resolved
-        }
-        guard let target else {
-            logger.debug("cannot resolve member address", metadata: ["cluster.remote": "\(address)"])
-            return
-        }
-        let buffer = datagramFrame(packet)
-        udpChannel.writeAndFlush(AddressedEnvelope(remoteAddress: target, data: buffer), promise: nil)
+        datagramTargets.send(datagramFrame(packet), to: address)
     }
 }

@@ -35,7 +35,8 @@ public final class ClusterNode: Service, Sendable {
     /// The multicast discovery socket and group, when enabled.
     let beacon: (channel: any Channel, target: SocketAddress)?
     let handle: NodeHandle
-    let resolvedAddresses = NIOLockedValueBox<[Address: SocketAddress]>([:])
+    /// Members' addresses as socket addresses, for membership datagrams.
+    let datagramTargets: DatagramTargets
     let memberObservers = NIOLockedValueBox<[@Sendable (Membership.Member, Membership.Status?) -> Void]>([])
     let eventListeners = SessionEventListeners()
     /// Replay protection: the numbers stamped on frames sent, the windows of frames received.
@@ -115,6 +116,7 @@ public final class ClusterNode: Service, Sendable {
         self.origin = clock.now
         self.tcpChannel = tcp
         self.udpChannel = udp
+        self.datagramTargets = DatagramTargets(channel: udp)
         self.beacon = beacon
         self.handle = handle
         // With mutual TLS, a node takes part in membership only once its certificate was
@@ -164,6 +166,7 @@ public final class ClusterNode: Service, Sendable {
             return .some(state.engine.usableSession(forKey: key, now: now))
         }
         if let held { return held }
+        await awaitDiscovery()
         let fetched = await withCheckedContinuation { (continuation: CheckedContinuation<Session?, Never>) in
             var effects: [NodeEffect] = []
             let immediate: Session?? = state.withLockedValue { state in
@@ -187,6 +190,28 @@ public final class ClusterNode: Service, Sendable {
         }
         guard let fetched, !fetched.isExpired(now: self.now) else { return nil }
         return fetched
+    }
+
+    /// Whether ``run()`` began and the discovery phase has not ended yet: the node may not
+    /// know the peers holding a session, so a load that finds nothing here waits for it.
+    public var isDiscovering: Bool {
+        state.withLockedValue { state in !state.engine.isDiscovered && state.startedAt != nil && !state.stopping }
+    }
+
+    /// Returns once this node's discovery ended (its seeds answered, or the grace passed),
+    /// at once if it has or is not running. Until then it may not know the peers holding
+    /// a session yet, and "nobody has it" would start a new one: the user logged out by
+    /// a node that just started.
+    private func awaitDiscovery() async {
+        guard isDiscovering else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let waits = state.withLockedValue { state -> Bool in
+                guard !state.engine.isDiscovered, !state.stopping else { return false }
+                state.discoveryWaiters.append(continuation)
+                return true
+            }
+            if !waits { continuation.resume() }
+        }
     }
 
     /// What a commit did.

@@ -15,6 +15,8 @@ struct NodeState: Sendable {
     var links: [String: PeerLink] = [:]
     var commitWaiters: [ReplicationEngine.CommitID: CheckedContinuation<ReplicationEngine.CommitOutcome?, Never>] = [:]
     var fetchWaiters: [String: [CheckedContinuation<Session?, Never>]] = [:]
+    /// Loads waiting for discovery to end before they conclude a session does not exist.
+    var discoveryWaiters: [CheckedContinuation<Void, Never>] = []
     var counters = NodeCounters()
     var stopping = false
     var nextBeacon: Instant = .zero
@@ -38,6 +40,7 @@ enum NodeEffect: Sendable {
     case verifyMember(NodeID)
     case resumeCommit(CheckedContinuation<ReplicationEngine.CommitOutcome?, Never>, ReplicationEngine.CommitOutcome)
     case resumeFetch([CheckedContinuation<Session?, Never>], Session?)
+    case resumeDiscovery([CheckedContinuation<Void, Never>])
     case memberChanged(Membership.Member, previous: Membership.Status?)
     case commitDegraded(missing: [String])
     case event(SessionEvent)

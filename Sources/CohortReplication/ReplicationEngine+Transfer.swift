@@ -83,6 +83,9 @@ extension ReplicationEngine {
     /// Whether a placement scan is running or about to start.
     public var isScanning: Bool { transfer.scan != nil || transfer.scanRequested }
 
+    /// Whether the shell's discovery phase ended (see ``markDiscovered()``).
+    public var isDiscovered: Bool { transfer.discovered }
+
     /// The shell's discovery phase ended (the seeds answered, or none was configured, or
     /// the startup grace passed): readiness now depends only on the peers it knows.
     public mutating func markDiscovered() {

@@ -167,6 +167,18 @@ struct BackendTableHealthTests {
         #expect(t.setMembershipState(name: "x", up: true) == .unknownBackend)
     }
 
+    @Test("a process membership has just seen start stays down until a health check passes")
+    func membershipNewProcessWaitsForHealth() {
+        var t = table()
+        #expect(t.setMembershipState(name: "a", up: false) == .markedDown)
+        #expect(t.setMembershipState(name: "a", up: true, awaitingHealthCheck: true) == .unchanged)
+        #expect(t.backend(named: "a")?.state == .down)
+        #expect(t.onHealthCheck("a", healthy: false) == .unchanged, "its /health says not ready")
+        #expect(t.backend(named: "a")?.state == .down)
+        #expect(t.onHealthCheck("a", healthy: true) == .markedUp, "membership no longer vetoes it")
+        #expect(t.setMembershipState(name: "b", up: true, awaitingHealthCheck: true) == .markedDown, "a live backend replaced by a new process")
+    }
+
     @Test("updateBackends keeps the state of known names and adds new ones up")
     func update() {
         var t = table()

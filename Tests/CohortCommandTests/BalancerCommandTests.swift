@@ -54,6 +54,8 @@ import Testing
         func isUp() -> Bool { balancer.backends().first { $0.name == "n2" }?.state == .up }
 
         BalancerMembership.apply([n2], since: [:], to: balancer)
+        #expect(!isUp(), "a process seen for the first time waits for a health check (its HTTP may not serve yet)")
+        _ = balancer.table.withLockedValue { $0.onHealthCheck("n2", healthy: true) }
         #expect(isUp())
         // The balancer's own checks find n2 failing (say, /health answers 503).
         for _ in 0..<10 { _ = balancer.table.withLockedValue { $0.onHealthCheck("n2", healthy: false) } }
