@@ -153,6 +153,13 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             if requested != nil, report.refusedBecause != .rotated { response.setCookie(expiredCookie(secure: secure)) }
             return response
         }
+        if case .superseded = report.outcome {
+            // Another node served this session at the same moment and its write won: this
+            // request's changes are gone, so its response must not say it succeeded.
+            context.logger.warning("session write lost to a concurrent write on another node", metadata: ["session.id_hash": "\(id.logTag)"])
+            return Response(status: .conflict, headers: [.contentType: "text/plain; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: "409 Conflict: the session changed at the same time on another node; try again\n")))
+        }
         if case .degraded(let missing) = report.outcome {
             context.logger.warning("session write not acknowledged by every peer", metadata: [
                 "session.id_hash": "\(id.logTag)", "cluster.peers.missing": "\(missing.joined(separator: ","))",

@@ -92,6 +92,22 @@ struct PendingCommits: Sendable {
         }
     }
 
+    /// Removes the writes of `key` for which `isLost` holds (a copy that does not include
+    /// them replaced this node's) and calls `lost` for each, in commit order.
+    mutating func supersede(key: String, isLost: (SessionVersion) -> Bool, lost: (ReplicationEngine.CommitID) -> Void) {
+        var previous: ReplicationEngine.CommitID?
+        var cursor = byKey[key]?.first
+        while let id = cursor, let index = byID.index(forKey: id) {
+            cursor = byID.values[index].next
+            if isLost(byID.values[index].commit.version) {
+                unlink(id, key: key, previous: previous, next: cursor)
+                lost(id)
+                continue
+            }
+            previous = id
+        }
+    }
+
     /// Removes the writes whose deadline is at or before `now` and calls `expired` for each,
     /// in commit order.
     mutating func expire(now: Instant, expired: (ReplicationEngine.CommitID, PendingCommit) -> Void) {

@@ -191,7 +191,15 @@ extension ReplicationEngine {
 
     private mutating func onSession(_ snapshot: SessionSnapshot, from peer: String, now: Instant, into directives: inout [ReplicationDirective]) {
         let key = snapshot.id.key
-        adopt(snapshot, now: now)
+        if adopt(snapshot, now: now), let adopted = store.sessions[key] {
+            // This node's own writes in flight that the adopted copy does not include (a
+            // concurrent write on another node won the tie-break) are lost: say so now,
+            // rather than let them time out as merely unconfirmed.
+            let base = adopted.base  // (`isDivergent`, without reading self during the change)
+            pendingCommits.supersede(key: key, isLost: { $0 != base && $0.counter >= base.counter }) { id in
+                directives.append(.commitCompleted(id, .superseded))
+            }
+        }
         // Ack the peers whose delta this copy now covers. A whole session pushed earlier
         // (or by another peer) may be older than what a waiting peer needs: those keep
         // waiting for the answer to the fetch (or the repair's deadline).

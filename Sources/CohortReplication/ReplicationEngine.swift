@@ -75,6 +75,10 @@ public struct ReplicationEngine: Sendable {
         /// These owners did not confirm: the ack timeout passed first, or their connection
         /// broke before they acked. The write is held by this node and the owners that did.
         case degraded(missing: [String])
+        /// A concurrent write to the same session on another node won (two nodes served
+        /// the session at once, e.g. during a failover), and its copy replaced this node's:
+        /// this write is lost everywhere. The caller must not report it as done.
+        case superseded
 
         /// A write every awaited peer confirmed, except the `unconfirmed` ones released
         /// from it (their connection broke).
