@@ -14,9 +14,14 @@ import Hummingbird
 /// same response again instead of running the handler twice. Under acknowledged
 /// durability this makes a retried POST neither lost nor applied twice.
 ///
-/// A session keeps the record of its latest write only: when two writes to one session
-/// run at once and the node dies before answering the earlier, that one's retry runs
-/// again. (Keeping several records would replicate each with every write.)
+/// Where a retry runs the handler again (the node died after committing, before answering):
+/// - a session keeps the record of its latest write only: of two writes to one session
+///   at once, the earlier one's retry runs again (keeping several records would
+///   replicate each with every write);
+/// - a write that created its session: the retry carries no cookie to find it by;
+/// - a write that rotated the session id: the retry carries the old id, which ended (the
+///   user ends up in a new session; a login simply runs again);
+/// - a response of unknown length (streamed) or over ``maxRecordedBody``: not recorded.
 public enum RequestReplay {
     /// The header carrying the request id (16...64 characters from `A-Z a-z 0-9 - _`).
     public static let headerName = HTTPField.Name("Cohort-Request-Id")!
