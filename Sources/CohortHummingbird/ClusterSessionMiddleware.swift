@@ -54,7 +54,7 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             context.session = ClusterSession(newID: node.makeSessionID(), limits: configuration.limits, refuseNew: full)
         }
         let session = context.session
-        let requestID = RequestReplay.requestID(of: request)
+        let requestID = RequestReplay.recordKey(of: request)
         if let requestID, let recorded = session.recordedRequest(requestID) {
             // A retry of a write this session already committed (on a node that then died):
             // the same response, nothing applied again, the id as the first attempt left it.

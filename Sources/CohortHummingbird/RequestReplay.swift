@@ -37,6 +37,26 @@ public enum RequestReplay {
         return value
     }
 
+    /// What a record is filed under: the request id and a fingerprint of the method and
+    /// path (with query). A client that reuses one id for another request (a fixed id in
+    /// a fetch wrapper) gets that request run, not the other one's recorded response, as
+    /// idempotency keys elsewhere refuse a key reused with other parameters. (Records of
+    /// nodes of an earlier release carry the id alone: a retry across an upgrade runs again.)
+    static func recordKey(of request: Request) -> String? {
+        guard let id = requestID(of: request) else { return nil }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a, 64 bits
+        func mix(_ bytes: some Sequence<UInt8>) {
+            for byte in bytes {
+                hash ^= UInt64(byte)
+                hash &*= 0x100_0000_01b3
+            }
+        }
+        mix(request.method.rawValue.utf8)
+        mix(CollectionOfOne(0x20))
+        mix((request.head.path ?? "").utf8)
+        return id + "." + String(hash, radix: 16)
+    }
+
     /// A recorded response: what a write answered, to answer a retry the same way.
     struct Record: Equatable {
         var requestID: String

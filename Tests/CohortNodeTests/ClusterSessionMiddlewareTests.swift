@@ -115,6 +115,11 @@ import Testing
                 uri: "/count", method: .post, headers: [.cookie: cookie, RequestReplay.headerName: "request-0000000002"])
             #expect(String(buffer: next.body) == "3")
             #expect(node.localSession(forKey: id.key)?.version.counter == 3)
+            // A client that reuses that id for another request gets it run, not the
+            // recorded response of the first.
+            let other = try await client.execute(
+                uri: "/count?again=1", method: .post, headers: [.cookie: cookie, RequestReplay.headerName: "request-0000000002"])
+            #expect(String(buffer: other.body) == "4")
         }
     }
 
