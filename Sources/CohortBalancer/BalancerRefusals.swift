@@ -4,8 +4,9 @@ import Metrics
 import NIOConcurrencyHelpers
 
 /// Requests the balancer refused at its own limits (header size and count: 431; body
-/// size: 413; a request that already passed through this balancer: 508): counted per reason (`cohort_balancer_refusals_total{reason=…}`, and on the
-/// admin endpoint) and logged at most once per client address and reason per 10 s.
+/// size: 413; a request that already passed through this balancer: 508): counted per
+/// reason (`cohort_balancer_refusals_total{reason=…}`, the case name: `headersTooLarge`,
+/// `bodyTooLarge`, `loop`) and logged at most once per client address and reason per 10 s.
 public final class BalancerRefusals: Sendable {
     public enum Reason: String, Sendable, CaseIterable {
         case headersTooLarge = "headers too large"

@@ -10,8 +10,8 @@ import ServiceLifecycle
 
 /// `cohort balancer`: the sticky HTTP/1.1 reverse proxy in front of the nodes.
 ///
-/// Backends are static for now (`--backend NAME=HOST:PORT`); joining the cluster as an
-/// observer will feed `BalancerServer.setMembershipState(name:up:)` / `updateBackends(_:)`.
+/// Backends are either fixed (`--backend NAME=HOST:PORT`) or learned from membership
+/// (`--join`: the balancer joins the cluster as an observer, see `BalancerMembership`).
 struct BalancerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "balancer",

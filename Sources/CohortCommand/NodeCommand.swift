@@ -54,7 +54,7 @@ struct NodeCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Run without a cluster key: cluster traffic is neither authenticated nor encrypted.")
     var insecure = false
 
-    @Option(name: .long, help: "acknowledged (respond after every peer applied the write) or async.")
+    @Option(name: .long, help: "acknowledged (respond after every reachable node holding a copy applied the write) or async.")
     var durability: String = "acknowledged"
 
     @Option(name: .customLong("idle-timeout"), help: "Seconds a session may stay unused (sliding).")

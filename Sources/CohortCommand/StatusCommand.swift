@@ -9,7 +9,8 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "Show the cluster: members, readiness, sessions, replication queues and problem counters.",
         discussion: """
-            Asks the nodes given with --node, then every member they list with an HTTP address. \
+            Asks the nodes given with --node, then every live member they list with an HTTP \
+            address (at most 256 nodes). \
             Exits 0 when every node asked answered and every member is alive and ready (and, with \
             --expect N, at least N nodes are), 1 otherwise (a script can wait on it).
             """
