@@ -197,9 +197,9 @@ public final class ClusterSession: Sendable {
     /// The write this session last recorded for replay (see ``RequestReplay``), if it was
     /// the request `requestID`. (Every write carries a new id, so the record is decoded only
     /// for a retry.)
-    func recordedRequest(_ requestID: String) -> RequestReplay.Record? {
+    func recordedRequest(_ key: RequestReplay.RecordKey) -> RequestReplay.Record? {
         guard let bytes = state.withLockedValue({ $0.value(forKey: RequestReplay.attributeName) }),
-              RequestReplay.Record.hasRequestID(requestID, encoded: bytes)
+              RequestReplay.Record.isFiled(under: key, encoded: bytes)
         else { return nil }
         return RequestReplay.Record(decoding: Array(bytes))
     }

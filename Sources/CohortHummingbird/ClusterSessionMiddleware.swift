@@ -54,8 +54,8 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             context.session = ClusterSession(newID: node.makeSessionID(), limits: configuration.limits, refuseNew: full)
         }
         let session = context.session
-        let requestID = RequestReplay.recordKey(of: request)
-        if let requestID, let recorded = session.recordedRequest(requestID) {
+        let recordKey = RequestReplay.recordKey(of: request)
+        if let recordKey, let recorded = session.recordedRequest(recordKey) {
             // A retry of a write this session already committed (on a node that then died):
             // the same response, nothing applied again, the id as the first attempt left it.
             session.keepOriginalID()
@@ -70,11 +70,11 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
         }
         // Only a body of known, small length is collected to be recorded: a streamed one
         // (server-sent events, an export) goes out as it is made, unrecorded.
-        if let requestID, session.hasChanges, let length = response.body.contentLength, length <= RequestReplay.maxRecordedBody {
+        if let recordKey, session.hasChanges, let length = response.body.contentLength, length <= RequestReplay.maxRecordedBody {
             let (collected, body) = try await RequestReplay.collect(response)
             response = collected
             session.record(RequestReplay.Record.encode(
-                requestID: requestID, status: Int(response.status.code), fields: response.headers, body: body.readableBytesView))
+                key: recordKey, status: Int(response.status.code), fields: response.headers, body: body.readableBytesView))
         }
         return try await finish(response, session: session, requested: requested, request: request, context: context)
     }

@@ -42,7 +42,7 @@ public enum RequestReplay {
     /// a fetch wrapper) gets that request run, not the other one's recorded response, as
     /// idempotency keys elsewhere refuse a key reused with other parameters. (Records of
     /// nodes of an earlier release carry the id alone: a retry across an upgrade runs again.)
-    static func recordKey(of request: Request) -> String? {
+    static func recordKey(of request: Request) -> RecordKey? {
         guard let id = requestID(of: request) else { return nil }
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a, 64 bits
         func mix(_ bytes: some Sequence<UInt8>) {
@@ -53,8 +53,46 @@ public enum RequestReplay {
         }
         mix(request.method.rawValue.utf8)
         mix(CollectionOfOne(0x20))
-        mix((request.head.path ?? "").utf8)
-        return id + "." + String(hash, radix: 16)
+        mix(request.uri.string.utf8)  // stored (the head's `path` makes a new string per call)
+        return RecordKey(id: id, fingerprint: hash)
+    }
+
+    /// A record's key as it is written: `<id>.<fingerprint in 16 hex digits>`, or the id
+    /// alone without a fingerprint. Written and compared byte by byte, never made into a
+    /// string: a write with a request id costs no allocation for it.
+    struct RecordKey: Sendable {
+        var id: String
+        var fingerprint: UInt64?
+
+        var byteCount: Int { id.utf8.count + (fingerprint == nil ? 0 : 17) }
+
+        func append(to bytes: inout [UInt8]) {
+            bytes.append(contentsOf: id.utf8)
+            guard let fingerprint else { return }
+            bytes.append(UInt8(ascii: "."))
+            for shift in stride(from: 60, through: 0, by: -4) {
+                bytes.append(Self.hexDigit(UInt8(truncatingIfNeeded: fingerprint >> UInt64(shift)) & 0xF))
+            }
+        }
+
+        /// Whether `bytes` are this key as ``append(to:)`` writes it.
+        func matches(_ bytes: some Collection<UInt8>) -> Bool {
+            guard bytes.count == byteCount else { return false }
+            let idBytes = id.utf8
+            guard bytes.prefix(idBytes.count).elementsEqual(idBytes) else { return false }
+            guard let fingerprint else { return true }
+            var index = bytes.index(bytes.startIndex, offsetBy: idBytes.count)
+            guard bytes[index] == UInt8(ascii: ".") else { return false }
+            for shift in stride(from: 60, through: 0, by: -4) {
+                index = bytes.index(after: index)
+                guard bytes[index] == Self.hexDigit(UInt8(truncatingIfNeeded: fingerprint >> UInt64(shift)) & 0xF) else { return false }
+            }
+            return true
+        }
+
+        private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+            nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+        }
     }
 
     /// A recorded response: what a write answered, to answer a retry the same way.
@@ -81,12 +119,12 @@ public enum RequestReplay {
 
         /// The encoding of a record, made straight from a response:
         /// `0x01 | len8 id | u16 status | u16 count | count × (len8 name | len16 value) | body`.
-        static func encode(requestID: String, status: Int, fields: HTTPFields, body: some Collection<UInt8>) -> [UInt8] {
+        static func encode(key: RecordKey, status: Int, fields: HTTPFields, body: some Collection<UInt8>) -> [UInt8] {
             var bytes: [UInt8] = []
-            bytes.reserveCapacity(8 + requestID.utf8.count + body.count + 64)
+            bytes.reserveCapacity(8 + key.byteCount + body.count + 64)
             bytes.append(format)
-            bytes.append(UInt8(truncatingIfNeeded: requestID.utf8.count))
-            bytes.append(contentsOf: requestID.utf8)
+            bytes.append(UInt8(truncatingIfNeeded: key.byteCount))
+            key.append(to: &bytes)
             append16(status, to: &bytes)
             let countIndex = bytes.count
             append16(0, to: &bytes)
@@ -113,16 +151,15 @@ public enum RequestReplay {
             bytes.append(UInt8(truncatingIfNeeded: value))
         }
 
-        /// Whether `bytes`, as ``encode(requestID:status:fields:body:)`` wrote them (or the
-        /// first encoding), record the request `requestID` (compared without decoding).
-        static func hasRequestID(_ requestID: String, encoded bytes: some Collection<UInt8>) -> Bool {
-            let id = requestID.utf8
+        /// Whether `bytes`, as ``encode(key:status:fields:body:)`` wrote them (or the first
+        /// encoding), record the request filed under `key` (compared without decoding).
+        static func isFiled(under key: RecordKey, encoded bytes: some Collection<UInt8>) -> Bool {
             let rest = bytes.first == format ? bytes.dropFirst() : bytes[...]
-            guard let length = rest.first, Int(length) == id.count else { return false }
-            return rest.dropFirst().prefix(id.count).elementsEqual(id)
+            guard let length = rest.first else { return false }
+            return key.matches(rest.dropFirst().prefix(Int(length)))
         }
 
-        /// Decodes what ``encode(requestID:status:fields:body:)`` wrote, or the first
+        /// Decodes what ``encode(key:status:fields:body:)`` wrote, or the first
         /// encoding (`len8 id | u16 status | len16 content type (0xFFFF: none) | body`,
         /// from nodes of an earlier release); `nil` for anything else.
         init?(decoding bytes: [UInt8]) {

@@ -14,7 +14,7 @@ struct RequestReplayRecordTests {
         fields.append(HTTPField(name: .setCookie, value: "theme=dark; Path=/"))
         fields.append(HTTPField(name: .contentLength, value: "11"))
         fields.append(HTTPField(name: .connection, value: "close"))
-        let bytes = RequestReplay.Record.encode(requestID: "0123456789abcdef-1", status: 303, fields: fields, body: body)
+        let bytes = RequestReplay.Record.encode(key: .init(id: "0123456789abcdef-1"), status: 303, fields: fields, body: body)
         let record = try #require(RequestReplay.Record(decoding: bytes))
         #expect(record.requestID == "0123456789abcdef-1")
         #expect(record.status == 303)
@@ -39,7 +39,7 @@ struct RequestReplayRecordTests {
             bytes += [0xFF, 0xFF]
         }
         bytes += [7, 8]
-        #expect(RequestReplay.Record.hasRequestID(id, encoded: bytes))
+        #expect(RequestReplay.Record.isFiled(under: .init(id: id), encoded: bytes))
         let record = try #require(RequestReplay.Record(decoding: bytes))
         #expect(record.requestID == id)
         #expect(record.status == 201)
@@ -51,11 +51,11 @@ struct RequestReplayRecordTests {
         var fields = HTTPFields()
         for index in 0..<200 { fields.append(HTTPField(name: HTTPField.Name("x-field-\(index)")!, value: "v")) }
         let many = try #require(RequestReplay.Record(decoding: RequestReplay.Record.encode(
-            requestID: "0123456789abcdef-1", status: 200, fields: fields, body: [])))
+            key: .init(id: "0123456789abcdef-1"), status: 200, fields: fields, body: [])))
         #expect(many.fields.count == RequestReplay.Record.maxFields)
         let large: HTTPFields = [.location: String(repeating: "a", count: 20_000), .contentType: "text/plain"]
         let big = try #require(RequestReplay.Record(decoding: RequestReplay.Record.encode(
-            requestID: "0123456789abcdef-1", status: 200, fields: large, body: [1])))
+            key: .init(id: "0123456789abcdef-1"), status: 200, fields: large, body: [1])))
         #expect(big.fields.isEmpty, "fields are kept in order while they fit")
         #expect(big.body == [1])
     }
@@ -89,9 +89,20 @@ struct RequestReplayRecordTests {
         #expect(RequestReplay.requestID(of: request) == expected)
     }
 
+    @Test("a record filed under an id and a request's fingerprint answers only that id with that fingerprint")
+    func recordKeysCompareIdAndFingerprint() throws {
+        let key = RequestReplay.RecordKey(id: "0123456789abcdef-1", fingerprint: 0x0123_4567_89ab_cdef)
+        let bytes = RequestReplay.Record.encode(key: key, status: 200, fields: [:], body: [1])
+        #expect(RequestReplay.Record.isFiled(under: key, encoded: bytes))
+        #expect(try #require(RequestReplay.Record(decoding: bytes)).requestID == "0123456789abcdef-1.0123456789abcdef")
+        #expect(!RequestReplay.Record.isFiled(under: .init(id: key.id, fingerprint: 0x0123_4567_89ab_cdee), encoded: bytes))
+        #expect(!RequestReplay.Record.isFiled(under: .init(id: key.id), encoded: bytes), "the id alone is another key")
+        #expect(!RequestReplay.Record.isFiled(under: .init(id: "0123456789abcdef-2", fingerprint: key.fingerprint), encoded: bytes))
+    }
+
     @Test func truncatedRecordsDoNotDecode() {
         let bytes = RequestReplay.Record.encode(
-            requestID: "0123456789abcdef-1", status: 200, fields: [.contentType: "text/plain"], body: [])
+            key: .init(id: "0123456789abcdef-1"), status: 200, fields: [.contentType: "text/plain"], body: [])
         for length in 0..<bytes.count {
             #expect(RequestReplay.Record(decoding: Array(bytes.prefix(length))) == nil, "\(length) of \(bytes.count) bytes")
         }
