@@ -116,6 +116,19 @@ struct NodeCommand: AsyncParsableCommand {
     }
 
     /// `HOST:PORT`, or a bare `HOST` (an IPv6 one in brackets) with `defaultPort`.
+    /// Throws a clear error if nothing can listen on `address` (in use, or not this host's).
+    static func checkAvailable(_ address: Address) async throws {
+        let channel: any Channel
+        do {
+            channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: address.host, port: address.port).get()
+        } catch {
+            throw ValidationError("cannot listen for HTTP on \(address): \(error)")
+        }
+        try? await channel.close()
+    }
+
     static func address(_ text: String, defaultPort: Int) -> Address? {
         if text.hasPrefix("["), text.hasSuffix("]") {
             return Address(host: String(text.dropFirst().dropLast()), port: defaultPort)
@@ -173,6 +186,10 @@ struct NodeCommand: AsyncParsableCommand {
         sessions.rebindRoutes = !noRebind
         limits.apply(to: &configuration, sessions: &sessions)
         configuration.tls = try tls.load()
+        // The HTTP port is bound by the application once the node runs; a port already in
+        // use would then stop a node that already joined (its peers scan and rebalance for
+        // nothing). Checked first, so the node never joins.
+        try await Self.checkAvailable(httpAddress)
         let node = try await ClusterNode.bind(configuration: configuration, logger: logger)
         let app = DemoApp.make(node: node, sessions: sessions, address: httpAddress, demo: demo, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: node), .init(service: app)]

@@ -1,5 +1,7 @@
 import CohortCore
 import Foundation
+import NIOCore
+import NIOPosix
 import Testing
 
 @testable import CohortCommand
@@ -13,6 +15,15 @@ import Testing
         #expect(NodeCommand.address("[fd00::1]:7101", defaultPort: 7001) == Address(host: "fd00::1", port: 7101))
         #expect(NodeCommand.address("", defaultPort: 7001) == nil)
         #expect(NodeCommand.address("host:99999", defaultPort: 7001) == nil)
+    }
+
+    @Test("an HTTP port already in use is found before the node joins the cluster")
+    func httpPortInUseIsCaughtFirst() async throws {
+        let taken = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(taken.localAddress?.port)
+        await #expect(throws: (any Error).self) { try await NodeCommand.checkAvailable(Address(host: "127.0.0.1", port: port)) }
+        try await taken.close()
+        try await NodeCommand.checkAvailable(Address(host: "127.0.0.1", port: port))
     }
 
     @Test("a key file other users may read is reported; one only its owner reads is not")
