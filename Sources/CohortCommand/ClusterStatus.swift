@@ -99,6 +99,8 @@ struct ClusterStatus {
             member.status == Membership.Status.alive.description && byName[member.name]?.ready == true
         }
         guard members.filter(isReady).count >= expected ?? 0 else { return false }
+        // Copies still moving: stopping another node now could lose the only other one.
+        guard views.allSatisfy({ $0.pendingPulls == 0 && $0.pendingHandoffs == 0 }) else { return false }
         return members.allSatisfy { $0.status == Membership.Status.left.description || isReady($0) }
     }
 
@@ -131,6 +133,7 @@ struct ClusterStatus {
             var problems = Self.problemCounters(view.counters).filter { $0.1 > 0 }.map { "\($0.0) \($0.1)" }
             if view.pendingPulls > 0 { problems.append("pulls pending \(view.pendingPulls)") }
             if view.pendingHandoffs > 0 { problems.append("hand-overs pending \(view.pendingHandoffs)") }
+            if let note = view.readinessNote { problems.append(note) }
             if !problems.isEmpty { lines.append("\(view.node): " + problems.joined(separator: ", ")) }
         }
         return lines.map(Self.printable).joined(separator: "\n")

@@ -90,6 +90,8 @@ enum DemoApp {
         }
         var node: String
         var ready: Bool
+        /// How it became ready without a complete state transfer (`ClusterNode.readinessNote`).
+        var readinessNote: String? = nil
         var placement: String
         var members: [MemberInfo]
         /// Every copy this node holds.
@@ -232,6 +234,7 @@ enum DemoApp {
         return ClusterInfo(
             node: node.configuration.name,
             ready: node.isReady,
+            readinessNote: node.readinessNote,
             placement: report.placement.description,
             members: currentMembers(node).map { member in
                 .init(

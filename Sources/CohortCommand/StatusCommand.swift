@@ -11,8 +11,9 @@ struct StatusCommand: AsyncParsableCommand {
         discussion: """
             Asks the nodes given with --node, then every live member they list with an HTTP \
             address (at most 256 nodes). \
-            Exits 0 when every node asked answered and every member is alive and ready (and, with \
-            --expect N, at least N nodes are), 1 otherwise (a script can wait on it).
+            Exits 0 when every node asked answered, every member is alive and ready, no copies \
+            are still being pulled or handed over (and, with --expect N, at least N nodes are \
+            ready), 1 otherwise: a rolling restart can wait on it before stopping the next node.
             """
     )
 

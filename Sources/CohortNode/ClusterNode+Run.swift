@@ -65,6 +65,9 @@ extension ClusterNode {
                 // peer answered (gossip brings the rest with it), or after the grace.
                 let settled = state.firstPeerSeenAt.map { now - $0 >= configuration.membership.probeInterval * 3 } ?? false
                 if !hasSeeds || settled || now - started >= grace {
+                    if hasSeeds, state.firstPeerSeenAt == nil, !state.engine.isDiscovered {
+                        state.readinessNote = "no seed answered within \(grace); ready without a state transfer"
+                    }
                     state.engine.markDiscovered()
                     if !state.discoveryWaiters.isEmpty {
                         effects.append(.resumeDiscovery(state.discoveryWaiters))
@@ -73,6 +76,8 @@ extension ClusterNode {
                 }
                 if now - started >= readinessTimeout {
                     let missing = state.engine.forceReady()
+                    state.readinessNote = "state transfer timed out after \(readinessTimeout) with \(missing.pendingPulls) copies not pulled"
+                        + (missing.awaitingPeers.isEmpty ? "" : " (no offer end from \(missing.awaitingPeers.joined(separator: ",")))")
                     effects.append(.readinessTimedOut(awaiting: missing.awaitingPeers, pulls: missing.pendingPulls))
                 }
             }

@@ -192,6 +192,14 @@ public final class ClusterNode: Service, Sendable {
         return fetched
     }
 
+    /// Set when this node became ready without a complete state transfer: no seed answered
+    /// within the discovery grace (it may be the first node, or its seeds were unreachable),
+    /// or the readiness timeout passed with copies not pulled. `nil` otherwise. Before
+    /// stopping another node in a rolling restart, check it (`cohort status` does).
+    public var readinessNote: String? {
+        state.withLockedValue { $0.readinessNote }
+    }
+
     /// Whether ``run()`` began and the discovery phase has not ended yet: the node may not
     /// know the peers holding a session, so a load that finds nothing here waits for it.
     public var isDiscovering: Bool {

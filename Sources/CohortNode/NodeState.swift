@@ -26,6 +26,9 @@ struct NodeState: Sendable {
     /// Nodes being verified before membership admits them (mutual TLS); bounded by
     /// membership's own bound on pending verifications.
     var verifying: Set<NodeID> = []
+    /// How the node became ready, when it did without holding what its peers hold (see
+    /// `ClusterNode.readinessNote`).
+    var readinessNote: String?
     /// The last role counts `/cluster` computed, and when (see `ClusterNode.placementReport`).
     var roleCounts: (at: Instant, counts: ReplicationEngine.RoleCounts)?
 }
