@@ -9,11 +9,15 @@ import Testing
 
 /// The middleware against one real node (no peers): cookies, creation, commits.
 @Suite struct ClusterSessionMiddlewareTests {
-    static func makeApp() async throws -> (some ApplicationProtocol, ClusterNode) {
+    /// The routes below on one node; `addRoutes` adds a test's own.
+    static func makeApp(
+        addRoutes: (Router<BasicClusterSessionRequestContext>) -> Void = { _ in }
+    ) async throws -> (some ApplicationProtocol, ClusterNode) {
         let node = try await ClusterNode.bind(configuration: .init(
             name: "n1", clusterAddress: Address(host: "127.0.0.1", port: 0), protection: .insecure, durability: .async))
         let router = Router(context: BasicClusterSessionRequestContext.self)
         router.add(middleware: ClusterSessionMiddleware(node: node))
+        addRoutes(router)
         router.post("/count") { _, context -> String in
             let count = try context.session.get(Int.self, forKey: "count") ?? 0
             try context.session.set(count + 1, forKey: "count")

@@ -30,32 +30,16 @@ import Testing
         }
     }
 
+    /// The middleware tests' app, plus `/slow-count`, held at `gate` between its read and its write.
     static func makeApp(gate: Gate) async throws -> some ApplicationProtocol {
-        let node = try await ClusterNode.bind(configuration: .init(
-            name: "n1", clusterAddress: Address(host: "127.0.0.1", port: 0), protection: .insecure, durability: .async))
-        let router = Router(context: BasicClusterSessionRequestContext.self)
-        router.add(middleware: ClusterSessionMiddleware(node: node))
-        router.post("/count") { _, context -> String in
-            let count = try context.session.get(Int.self, forKey: "count") ?? 0
-            try context.session.set(count + 1, forKey: "count")
-            return "\(count + 1)"
-        }
-        router.post("/slow-count") { _, context -> String in
-            let count = try context.session.get(Int.self, forKey: "count") ?? 0
-            await gate.pass()
-            try context.session.set(count + 1, forKey: "count")
-            return "\(count + 1)"
-        }
-        router.post("/login") { _, context -> String in
-            try context.session.set("alice", forKey: "user")
-            context.session.rotateID()
-            return "welcome"
-        }
-        router.post("/logout") { _, context -> String in
-            context.session.invalidate()
-            return "bye"
-        }
-        return Application(router: router)
+        try await ClusterSessionMiddlewareTests.makeApp { router in
+            router.post("/slow-count") { _, context -> String in
+                let count = try context.session.get(Int.self, forKey: "count") ?? 0
+                await gate.pass()
+                try context.session.set(count + 1, forKey: "count")
+                return "\(count + 1)"
+            }
+        }.0
     }
 
     @Test("a write refused because a login rotated the id meanwhile keeps the cookie; one refused after a logout clears it",
