@@ -2,7 +2,6 @@ import CohortBalancerCore
 import CohortCore
 import Logging
 import NIOCore
-import NIOHTTP1
 
 extension BalancerServer {
     /// Active health checks: every `healthCheckInterval`, `GET healthCheckPath` on every
@@ -16,9 +15,11 @@ extension BalancerServer {
             await withDiscardingTaskGroup { group in
                 for target in targets {
                     group.addTask {
-                        let healthy = await self.check(target.address, backend: target.name)
-                        let outcome = self.table.withLockedValue { $0.onHealthCheck(target.name, healthy: healthy) }
-                        self.logHealth(outcome, name: target.name, cause: "health check")
+                        let answer = await self.check(target.address, backend: target.name)
+                        let outcome = self.table.withLockedValue { table in
+                            answer == .draining ? table.onDrainingAnswer(target.name) : table.onHealthCheck(target.name, healthy: answer == .healthy)
+                        }
+                        self.logHealth(outcome, name: target.name, cause: answer == .draining ? "draining" : "health check")
                     }
                 }
             }
@@ -30,31 +31,49 @@ extension BalancerServer {
         }
     }
 
-    /// One health check; `true` for a 2xx answer in time.
-    func check(_ address: Address, backend: String) async -> Bool {
+    /// What one health check found.
+    enum HealthAnswer: Equatable {
+        /// A 2xx answer in time.
+        case healthy
+        /// The node says it is stopping: `Cohort-Draining` in a non-2xx answer.
+        case draining
+        /// Anything else: another status, no answer, no connection.
+        case failed
+    }
+
+    /// One health check.
+    func check(_ address: Address, backend: String) async -> HealthAnswer {
         let loop = group.next()
         let timeout = configuration.healthCheckTimeout
         let head = ByteBuffer(string: "GET \(configuration.healthCheckPath) HTTP/1.1\r\nhost: \(address)\r\nconnection: close\r\n"
             + "user-agent: cohort-balancer-health\r\n\r\n")
         do {
-            let status = try await UpstreamConnection.connect(to: address, on: loop, timeout: timeout)
+            let answer = try await UpstreamConnection.connect(to: address, on: loop, timeout: timeout)
                 .flatMap { connection in
                     HealthCheckExchange.run(head, on: connection, timeout: .nanoseconds(timeout.nanosecondsClamped))
                 }
                 .get()
-            return (200..<300).contains(status.code)
+            if (200..<300).contains(answer.status) { return .healthy }
+            return answer.draining ? .draining : .failed
         } catch {
             logger.debug("health check failed", metadata: ["balancer.backend": "\(backend)", "balancer.error": "\(error)"])
-            return false
+            return .failed
         }
     }
 }
 
-/// One health-check request on its own connection: the final response head's status,
+/// What a health check's final response head says: its status, and whether it carries
+/// `Cohort-Draining` (the node is stopping).
+struct HealthCheckAnswer: Sendable {
+    var status: Int
+    var draining: Bool
+}
+
+/// One health-check request on its own connection: the final response head's answer,
 /// or a failure (closed, or no head within the timeout). Closes the connection.
 private final class HealthCheckExchange: UpstreamResponseDelegate {
     private let connection: UpstreamConnection
-    private let promise: EventLoopPromise<HTTPResponseStatus>
+    private let promise: EventLoopPromise<HealthCheckAnswer>
     private var isFinished = false
 
     private init(connection: UpstreamConnection) {
@@ -63,7 +82,7 @@ private final class HealthCheckExchange: UpstreamResponseDelegate {
     }
 
     /// Runs on the connection's loop (the future from `connect` completes there).
-    static func run(_ head: ByteBuffer, on connection: UpstreamConnection, timeout: TimeAmount) -> EventLoopFuture<HTTPResponseStatus> {
+    static func run(_ head: ByteBuffer, on connection: UpstreamConnection, timeout: TimeAmount) -> EventLoopFuture<HealthCheckAnswer> {
         let exchange = HealthCheckExchange(connection: connection)
         let handler = connection.handler
         guard handler.attach(exchange, toHEAD: false) else {
@@ -84,14 +103,16 @@ private final class HealthCheckExchange: UpstreamResponseDelegate {
         return result
     }
 
-    private func finish(_ result: Result<HTTPResponseStatus, any Error>) {
+    private func finish(_ result: Result<HealthCheckAnswer, any Error>) {
         guard !isFinished else { return }
         isFinished = true
         promise.completeWith(result)
     }
 
     func upstream(received part: ResponseFramer.Part) {
-        if case .head(let head) = part { finish(.success(HTTPResponseStatus(statusCode: head.status))) }
+        if case .head(let head) = part {
+            finish(.success(HealthCheckAnswer(status: head.status, draining: head.hasField(named: "cohort-draining"))))
+        }
     }
 
     func upstreamReadComplete() {}

@@ -188,6 +188,19 @@ extension BackendTable {
         return .markedUp
     }
 
+    /// A backend's health check answered that it is draining (it stops soon, and said so):
+    /// it is marked down at once, without waiting for `failureThreshold` failures, so its
+    /// sessions move to the others while it still answers the requests it has. A later
+    /// passing check (the restarted process) marks it up again.
+    @discardableResult
+    public mutating func onDrainingAnswer(_ name: String) -> HealthOutcome {
+        guard let index = index(of: name) else { return .unknownBackend }
+        backends[index].consecutiveFailures = max(backends[index].consecutiveFailures, configuration.failureThreshold)
+        guard backends[index].isHealthy else { return .unchanged }
+        backends[index].isHealthy = false
+        return .markedDown
+    }
+
     /// The seam for cluster membership: a member's liveness as membership sees it.
     /// `up: false` marks the backend down at once; `up: true` marks it up and resets failures,
     /// or, with `awaitingHealthCheck` (a process membership has just seen start, whose HTTP

@@ -83,6 +83,19 @@ public struct ResponseHead {
         self.connection = connection
     }
 
+    /// Whether a field named `lowercaseName` is present (names compared ASCII
+    /// case-insensitively).
+    public func hasField(named lowercaseName: String) -> Bool {
+        let names = [(Array(lowercaseName.utf8), true)]
+        var index = bytes.readerIndex + fieldsStart
+        let end = bytes.writerIndex - 2
+        while index < end, let line = HTTPSyntax.fieldLine(in: bytes, at: index, end: end) {
+            if HTTPSyntax.lookup(nameAt: line.name, in: bytes, among: names) != nil { return true }
+            index = line.next
+        }
+        return false
+    }
+
     /// `HTTP/1.x SP 3DIGIT` at the start of `bytes`, read in place.
     private static func statusLine(_ bytes: ByteBuffer) -> (isHTTP10: Bool, status: Int)? {
         bytes.withUnsafeReadableBytes { raw -> (isHTTP10: Bool, status: Int)? in

@@ -85,8 +85,8 @@ struct ClusterStatus {
         Dictionary(views.map { ($0.node, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
-    /// Every member is alive, answered and ready, every node asked answered, and at least
-    /// one did. (Members that left are gone on purpose and do not count.)
+    /// Every member is alive, answered, ready and not draining, every node asked answered,
+    /// and at least one did. (Members that left are gone on purpose and do not count.)
     var isHealthy: Bool { isHealthy(expecting: nil) }
 
     /// ``isHealthy``, and at least `expected` nodes alive and ready: a node that died is
@@ -96,7 +96,8 @@ struct ClusterStatus {
         guard !views.isEmpty, answers.allSatisfy({ if case .view = $0.answer { true } else { false } }) else { return false }
         let byName = viewsByName
         let isReady = { (member: DemoApp.ClusterInfo.MemberInfo) in
-            member.status == Membership.Status.alive.description && byName[member.name]?.ready == true
+            // A draining node is stopping: not one to count on.
+            member.status == Membership.Status.alive.description && byName[member.name].map { $0.ready && $0.draining != true } == true
         }
         guard members.filter(isReady).count >= expected ?? 0 else { return false }
         // Copies still moving: stopping another node now could lose the only other one.
@@ -118,7 +119,7 @@ struct ClusterStatus {
         for member in members {
             if let view = byName[member.name] {
                 rows.append([
-                    member.name, member.status, view.ready ? "yes" : "no", "\(view.sessions)", "\(view.primary)", "\(view.backup)",
+                    member.name, member.status, view.draining == true ? "draining" : view.ready ? "yes" : "no", "\(view.sessions)", "\(view.primary)", "\(view.backup)",
                     Self.bytes(view.queues.reduce(0) { $0 + $1.bytes }), member.http ?? "-",
                 ])
             } else {

@@ -90,6 +90,9 @@ enum DemoApp {
         }
         var node: String
         var ready: Bool
+        /// Stopping: health answers 503 while the last requests finish (`NodeDrain`).
+        /// Absent from nodes of earlier releases.
+        var draining: Bool? = nil
         /// How it became ready without a complete state transfer (`ClusterNode.readinessNote`).
         var readinessNote: String? = nil
         var placement: String
@@ -141,8 +144,8 @@ enum DemoApp {
     static func make(node: ClusterNode, sessions: ClusterSessionConfiguration, address: Address, demo: Bool, logger: Logger) -> some ApplicationProtocol {
         let router = Router(context: Context.self)
         // 503 until this node holds what it should (state transfer), then 200; a
-        // balancer or orchestrator can wait for it.
-        router.get("/health") { _, _ in node.isReady ? HTTPResponse.Status.ok : .serviceUnavailable }
+        // balancer or orchestrator can wait for it. 503 again while it drains.
+        router.get("/health") { _, _ in node.healthResponse() }
         if demo {
             // Demo mode only: the crash button. SIGKILL, like a real crash: no leave
             // message, no flush; the response may or may not make it out.
@@ -234,6 +237,7 @@ enum DemoApp {
         return ClusterInfo(
             node: node.configuration.name,
             ready: node.isReady,
+            draining: node.isDraining,
             readinessNote: node.readinessNote,
             placement: report.placement.description,
             members: currentMembers(node).map { member in

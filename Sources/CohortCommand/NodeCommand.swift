@@ -75,6 +75,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("ack-timeout"), help: "Milliseconds an acknowledged write waits for its acks before completing degraded.")
     var ackTimeout: Int = 2000
 
+    @Option(name: .customLong("drain-timeout"), help: "On SIGTERM/SIGINT, seconds to keep serving while health answers 503 and balancers stop sending requests; the drain ends sooner once no request came for 1 s. 0: stop at once.")
+    var drainTimeout: Int = 5
+
     @Flag(name: .long, help: "Demo mode: the page gets a button that crashes this node (SIGKILL), for failover demos.")
     var demo = false
 
@@ -110,6 +113,8 @@ struct NodeCommand: AsyncParsableCommand {
         guard (20...60_000).contains(probeInterval) else { throw ValidationError("--probe-interval must be 20...60000 ms") }
         guard (1...20).contains(suspicionMultiplier) else { throw ValidationError("--suspicion-multiplier must be 1...20") }
         guard (10...600_000).contains(ackTimeout) else { throw ValidationError("--ack-timeout must be 10...600000 ms") }
+        // The graceful shutdown as a whole is bounded (CommandServiceGroup).
+        guard (0...20).contains(drainTimeout) else { throw ValidationError("--drain-timeout must be 0...20 s") }
         if keyFile == nil && !insecure {
             throw ValidationError("no cluster key: give --key-file PATH (make one with `cohort keygen --out PATH`), or --insecure to run without authentication and encryption")
         }
@@ -195,6 +200,10 @@ struct NodeCommand: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: node), .init(service: app)]
         if let keyFile {
             services.append(.init(service: KeyReloadService(keyFile: keyFile, node: node, logger: logger)))
+        }
+        // Last, so that graceful shutdown drains before the HTTP server stops.
+        if drainTimeout > 0 {
+            services.append(.init(service: NodeDrain(node: node, plan: DrainPlan(timeout: .seconds(drainTimeout)))))
         }
         let group = ServiceGroup(configuration: .command(services: services, logger: logger))
         try await group.run()

@@ -21,6 +21,8 @@ public import Hummingbird
 /// - Bounds: ``ClusterSessionConfiguration/limits`` per session (413) and
 ///   ``ClusterSessionConfiguration/maxSessions`` per node (503 for a request that would
 ///   create a session, existing ones untouched), each refusal counted on the node.
+/// - While the node drains (``ClusterNode/startDraining()``), every response carries
+///   `Connection: close` and the request is noted for ``NodeDrain``.
 /// - The cookie is HttpOnly and SameSite=Lax, and Secure per
 ///   ``ClusterSessionConfiguration/secureCookies``. The id is never logged in full (only
 ///   `SessionID.logTag`).
@@ -39,6 +41,16 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard node.isDraining else { return try await serve(request, context: context, next: next) }
+        // Draining (`NodeDrain`): the drain waits for requests to stop, and a client must
+        // not keep this connection for a next request the stopping server may not read.
+        node.noteRequestWhileDraining()
+        var response = try await serve(request, context: context, next: next)
+        response.headers[.connection] = "close"
+        return response
+    }
+
+    private func serve(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let requested = Self.sessionID(in: request, cookieName: configuration.cookieName)
         var context = context
         // Taking a session over from a node that cannot serve it: check the other owners

@@ -44,6 +44,8 @@ public final class ClusterNode: Service, Sendable {
     let replay = NIOLockedValueBox(ReplayState())
     /// Which rejections and refusals get a log line (one per remote and kind per 10 s).
     let rejectionLog = NIOLockedValueBox(LogThrottle<Instant>())
+    /// Set by ``startDraining()``; read on every request.
+    let drainSignal = DrainSignal()
 
     /// Opens the cluster port and creates the node. It does not contact anyone until
     /// ``run()``.

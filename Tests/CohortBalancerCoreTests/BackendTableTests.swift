@@ -156,6 +156,19 @@ struct BackendTableHealthTests {
         #expect(t.onHealthCheck("c", healthy: false) == .markedDown)
     }
 
+    @Test("a draining answer marks a backend down at once, whatever the threshold; a passing check brings it back")
+    func drainingAnswer() {
+        var t = table(threshold: 3)
+        #expect(t.onDrainingAnswer("b") == .markedDown)
+        #expect(t.backend(named: "b")?.state == .down)
+        #expect(t.liveBackendNames == ["a", "c"])
+        #expect(t.onDrainingAnswer("b") == .unchanged)
+        #expect(t.onSuccess("b") == .unchanged, "a request it still answers does not bring it back")
+        #expect(t.backend(named: "b")?.isHealthy == false)
+        #expect(t.onHealthCheck("b", healthy: true) == .markedUp, "the restarted process")
+        #expect(t.onDrainingAnswer("x") == .unknownBackend)
+    }
+
     @Test("membership marks down and up immediately")
     func membership() {
         var t = table()

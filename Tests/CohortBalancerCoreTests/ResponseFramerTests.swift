@@ -112,6 +112,16 @@ struct ResponseFramerTests {
         String(buffer: head.clientHead(requestIsHTTP10: http10, keepAlive: keepAlive, framing: framing, allocator: ByteBufferAllocator()))
     }
 
+    @Test("a field is found by name, case-insensitively, and only as a whole name")
+    func fieldByName() throws {
+        let head = try Self.head("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nCOHORT-Draining: true\r\n\r\n")
+        #expect(head.hasField(named: "cohort-draining"))
+        #expect(head.hasField(named: "content-length"))
+        #expect(!head.hasField(named: "cohort-drain"))
+        #expect(!head.hasField(named: "true"))
+        #expect(try !Self.head("HTTP/1.1 503 Nope\r\nX-Cohort-Draining: 1\r\n\r\n").hasField(named: "cohort-draining"))
+    }
+
     @Test("a head without hop-by-hop fields goes to an HTTP/1.1 keep-alive client as received")
     func verbatim() throws {
         let text = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nSet-Cookie: A=b.n1\r\nContent-Length: 2\r\n\r\n"

@@ -5,7 +5,8 @@ import NIOPosix
 
 /// A tiny HTTP/1.1 backend for tests: answers every request with
 /// `name=<name> route=<route|-> method=<METHOD> body=<bytes> xff=<X-Forwarded-For|-> fwd=<Forwarded|-> rid=<Cohort-Request-Id|->`
-/// (header `x-backend: <name>`), and `GET /health` with 200; `/big/<n>`, `/chunked/<n>`
+/// (header `x-backend: <name>`), and `GET /health` with 200 (503 and `Cohort-Draining` while
+/// ``draining`` is set); `/big/<n>`, `/chunked/<n>`
 /// and `/switch` (a 101 and nothing else) test response framing, and `POST /echo` answers
 /// while it reads (its response starts at the head and returns each body part as it arrives). `stop()` closes the listening
 /// socket and every open connection, like a crashed node. ``requests`` lists what it read
@@ -18,6 +19,8 @@ final class TestBackend: Sendable {
     let receivedBodyBytes: NIOLockedValueBox<Int>
     /// Every request read completely except `/health`, in order.
     let requests: NIOLockedValueBox<[ReceivedRequest]>
+    /// While set, `GET /health` answers 503 with `Cohort-Draining: true` (a node stopping).
+    let draining: NIOLockedValueBox<Bool>
     private let serverChannel: any Channel
     private let children: NIOLockedValueBox<[any Channel]>
 
@@ -29,11 +32,12 @@ final class TestBackend: Sendable {
     }
 
     private init(name: String, port: Int, received: NIOLockedValueBox<Int>, requests: NIOLockedValueBox<[ReceivedRequest]>,
-                 serverChannel: any Channel, children: NIOLockedValueBox<[any Channel]>) {
+                 draining: NIOLockedValueBox<Bool>, serverChannel: any Channel, children: NIOLockedValueBox<[any Channel]>) {
         self.name = name
         self.port = port
         self.receivedBodyBytes = received
         self.requests = requests
+        self.draining = draining
         self.serverChannel = serverChannel
         self.children = children
     }
@@ -44,6 +48,7 @@ final class TestBackend: Sendable {
         let children = NIOLockedValueBox<[any Channel]>([])
         let received = NIOLockedValueBox(0)
         let requests = NIOLockedValueBox<[ReceivedRequest]>([])
+        let draining = NIOLockedValueBox(false)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -51,12 +56,13 @@ final class TestBackend: Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Responder(
-                        name: name, silent: silent, dropsFirstPost: dropsFirstPost, received: received, requests: requests))
+                        name: name, silent: silent, dropsFirstPost: dropsFirstPost, received: received, requests: requests, draining: draining))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
         guard let port = channel.localAddress?.port else { throw ChannelError.unknownLocalAddress }
-        return TestBackend(name: name, port: port, received: received, requests: requests, serverChannel: channel, children: children)
+        return TestBackend(
+            name: name, port: port, received: received, requests: requests, draining: draining, serverChannel: channel, children: children)
     }
 
     func stop() async {
@@ -74,13 +80,15 @@ final class TestBackend: Sendable {
         let dropsFirstPost: Bool
         let received: NIOLockedValueBox<Int>
         let requests: NIOLockedValueBox<[ReceivedRequest]>
+        let draining: NIOLockedValueBox<Bool>
         var head: HTTPRequestHead?
         var bodyBytes = 0
         /// `POST /echo`: the response started at the head, and each body part goes back as it arrives.
         var echoing = false
 
         init(name: String, silent: Bool, dropsFirstPost: Bool, received: NIOLockedValueBox<Int>,
-             requests: NIOLockedValueBox<[ReceivedRequest]>) {
+             requests: NIOLockedValueBox<[ReceivedRequest]>, draining: NIOLockedValueBox<Bool>) {
+            self.draining = draining
             self.name = name
             self.silent = silent
             self.dropsFirstPost = dropsFirstPost
@@ -133,13 +141,16 @@ final class TestBackend: Sendable {
                     guard trimmed.hasPrefix("COHORTSESSION=") else { return nil }
                     return trimmed.split(separator: ".").last.map(String.init)
                 }.first ?? "-"
+                let stopping = head.uri == "/health" && draining.withLockedValue { $0 }
                 let text = head.uri == "/health"
-                    ? "ok"
+                    ? (stopping ? "draining" : "ok")
                     : "name=\(name) route=\(route) method=\(head.method.rawValue) body=\(bodyBytes) xff=\(head.headers.first(name: "x-forwarded-for") ?? "-") fwd=\(head.headers.first(name: "forwarded") ?? "-") rid=\(head.headers.first(name: "cohort-request-id") ?? "-")"
                 var headers = HTTPHeaders()
                 headers.add(name: "x-backend", value: name)
                 headers.add(name: "content-length", value: String(text.utf8.count))
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                if stopping { headers.add(name: "Cohort-Draining", value: "true") }
+                let status: HTTPResponseStatus = stopping ? .serviceUnavailable : .ok
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
                 context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
                 self.head = nil

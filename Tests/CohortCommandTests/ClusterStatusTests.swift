@@ -67,6 +67,24 @@ struct ClusterStatusTests {
                 "\(status.table)")
     }
 
+    @Test("a draining node is shown as such and makes the cluster not healthy; a node of an earlier release (no field) is not draining")
+    func draining() async {
+        let members = [Self.member("n1", "alive", port: 8081), Self.member("n2", "alive", port: 8082)]
+        var stopping = Self.view("n2", members: members)
+        stopping.draining = true
+        let status = await Self.collect([
+            "127.0.0.1:8081": .view(Self.view("n1", members: members)), "127.0.0.1:8082": .view(stopping),
+        ])
+        #expect(!status.isHealthy, "a rolling restart must wait until the stopped node is back")
+        #expect(status.table.split(separator: "\n").contains { $0.hasPrefix("n2") && $0.contains(" draining ") }, "\(status.table)")
+        var earlier = Self.view("n2", members: members)
+        earlier.draining = nil
+        let mixed = await Self.collect([
+            "127.0.0.1:8081": .view(Self.view("n1", members: members)), "127.0.0.1:8082": .view(earlier),
+        ])
+        #expect(mixed.isHealthy)
+    }
+
     @Test("a node that died and was forgotten: healthy only without --expect, never when it was asked for")
     func aForgottenNodeFailsTheExpectedCount() async {
         // n3 died a while ago: the others no longer list it.

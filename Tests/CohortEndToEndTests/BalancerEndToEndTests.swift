@@ -151,6 +151,62 @@ struct BalancerEndToEndTests {
         }
     }
 
+    /// A rolling restart under load: each node in turn is stopped with SIGTERM, started
+    /// again and waited for, while 100 clients POST through `cohort balancer
+    /// --no-request-ids`. Every POST answers 200 with the client's next count.
+    ///
+    /// Without request ids the balancer cannot resend a POST whose connection broke, so
+    /// a stopping node that closed a kept-alive connection as a request arrived would
+    /// cost that request a 502. The drain prevents it: health answers 503 with
+    /// `Cohort-Draining` (the balancer takes the node out at once), responses say
+    /// `Connection: close`, and HTTP stops only once requests stopped.
+    @Test func rollingRestartWithoutRequestIDsLosesNoRequest() async throws {
+        try await withTestCluster { cluster in
+            try await cluster.startFullMesh(durability: "acknowledged")
+            let balancer = try await cluster.startBalancer(backends: Self.trio, extraArguments: ["--no-request-ids"])
+            let load = CounterLoad(clients: 100, endpoint: balancer.endpoint)
+            let deadline = ContinuousClock.now + .seconds(90)
+            var stops: [String] = []
+            load.start(workers: 16)
+            do {
+                load.enter(phase: "3 nodes")
+                try await load.waitForMore(1_000, "with all three nodes", deadline: deadline) { try balancer.ensureRunning() }
+                for name in Self.trio {
+                    load.enter(phase: "\(name) stopping")
+                    let sentBefore = load.completedRequests
+                    let stopping = ContinuousClock.now
+                    let stopped = try await cluster.process(name).terminate(timeout: .seconds(15))
+                    #expect(stopped == .exited(0), "\(name) after SIGTERM: \(stopped.map { "\($0)" } ?? "still running after 15 s")")
+                    stops.append("\(name) stopped in \((ContinuousClock.now - stopping).readable), \(load.completedRequests - sentBefore) requests meanwhile")
+                    load.enter(phase: "\(name) down")
+                    try cluster.restart(name)
+                    try await cluster.waitUntilHealthy([name])
+                    try await cluster.waitUntilMembers(Dictionary(uniqueKeysWithValues: Self.trio.map { ($0, "alive") }), on: [name], timeout: .seconds(10))
+                    load.enter(phase: "\(name) back")
+                    try await load.waitForMore(500, "after the restart of \(name)", deadline: deadline) {
+                        try balancer.ensureRunning()
+                        try cluster.ensureRunning(Self.trio)
+                    }
+                }
+                try await load.stop()
+            } catch {
+                try? await load.stop()
+                throw error
+            }
+            let totals = load.totals
+            log("rolling restart: \(totals.requests) POSTs, violations \(totals.violations.count), slowest \(totals.slowest.readable); \(stops.joined(separator: "; "))")
+            log("per phase: \(totals.perPhase.dropFirst().map(\.description).joined(separator: "; "))")
+            #expect(totals.violations.isEmpty, """
+                \(totals.violations.count) violation(s); the first ones:
+                \(totals.violations.prefix(25).map { "  \($0)" }.joined(separator: "\n"))
+                """)
+            for name in Self.trio {
+                let phase = try #require(totals.perPhase.last { $0.name == "\(name) stopping" })
+                #expect(phase.requests > 0, "no request was answered while \(name) stopped: \(phase)")
+            }
+        }
+    }
+
     private func log(_ message: String) {
         print("[e2e] \(message)")
     }

@@ -66,6 +66,7 @@ enum ReadmeExample {
         configuration.advertisedAddress = Address(host: "10.0.0.1", port: 7001)  // what the others dial
         let node = try await ClusterNode.bind(configuration: configuration)
         let router = Router(context: BasicClusterSessionRequestContext.self)
+        router.get("/health") { _, _ in node.healthResponse() }  // before the middleware: 503 until ready, and while draining
         router.add(middleware: ClusterSessionMiddleware(node: node))
         router.post("/login") { request, context in
             try context.session.set(user.id, forKey: "user")     // any Codable value
@@ -77,7 +78,8 @@ enum ReadmeExample {
             return "bye"
         }
         let app = Application(router: router, server: .http1OnEventLoop())  // or Hummingbird's .http1()
-        try await ServiceGroup(services: [node, app], gracefulShutdownSignals: [.sigterm], logger: logger).run()
+        let drain = NodeDrain(node: node)  // last: on SIGTERM it drains first, then the app stops, then the node leaves
+        try await ServiceGroup(services: [node, app, drain], gracefulShutdownSignals: [.sigterm], logger: logger).run()
     }
 
     static func listen(node: ClusterNode, logger: Logger) async {

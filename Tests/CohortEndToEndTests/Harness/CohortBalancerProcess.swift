@@ -24,13 +24,14 @@ extension TestCluster {
     /// `GET /health` through it answers 200. Its logs are part of the cluster's report and
     /// it is killed with the cluster.
     func startBalancer(
-        backends: [String], withAdmin: Bool = false, timeout: Duration = .seconds(20)
+        backends: [String], withAdmin: Bool = false, extraArguments: [String] = [], timeout: Duration = .seconds(20)
     ) async throws -> CohortBalancerProcess {
         let listen = Endpoint.loopback(try FreePorts.tcp())
         let admin = withAdmin ? Endpoint.loopback(try FreePorts.tcp()) : nil
         var arguments = ["balancer", "--listen", "\(listen)"]
         if let admin { arguments += ["--admin", "\(admin)"] }
         for name in backends { arguments += ["--backend", "\(name)=\(http(name))"] }
+        arguments += extraArguments
         let balancer = CohortBalancerProcess(process: try spawn("balancer", arguments), endpoint: listen, admin: admin)
         try await waitUntil("cohort balancer at \(listen) answers GET /health", timeout: timeout) {
             try balancer.ensureRunning()
