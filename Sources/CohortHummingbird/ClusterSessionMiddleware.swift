@@ -41,16 +41,10 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard node.isDraining else { return try await serve(request, context: context, next: next) }
         // Draining (`NodeDrain`): the drain waits for requests to stop, and a client must
         // not keep this connection for a next request the stopping server may not read.
-        node.noteRequestWhileDraining()
-        var response = try await serve(request, context: context, next: next)
-        response.headers[.connection] = "close"
-        return response
-    }
-
-    private func serve(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let draining = node.isDraining
+        if draining { node.noteRequestWhileDraining() }
         let requested = Self.sessionID(in: request, cookieName: configuration.cookieName)
         var context = context
         // Taking a session over from a node that cannot serve it: check the other owners
@@ -71,7 +65,8 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             // A retry of a write this session already committed (on a node that then died):
             // the same response, nothing applied again, the id as the first attempt left it.
             session.keepOriginalID()
-            return try await finish(recorded.response, session: session, requested: requested, request: request, context: context)
+            let response = try await finish(recorded.response, session: session, requested: requested, request: request, context: context)
+            return Self.closing(response, if: draining)
         }
         var response: Response
         do {
@@ -88,7 +83,15 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             session.record(RequestReplay.Record.encode(
                 key: recordKey, status: Int(response.status.code), fields: response.headers, body: body.readableBytesView))
         }
-        return try await finish(response, session: session, requested: requested, request: request, context: context)
+        return Self.closing(try await finish(response, session: session, requested: requested, request: request, context: context), if: draining)
+    }
+
+    /// `response` with `Connection: close` while the node drains.
+    private static func closing(_ response: Response, if draining: Bool) -> Response {
+        guard draining else { return response }
+        var response = response
+        response.headers[.connection] = "close"
+        return response
     }
 
     /// The first well-formed session id among the request's `cookieName` cookies (one byte
