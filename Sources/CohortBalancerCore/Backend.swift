@@ -28,6 +28,9 @@ public struct Backend: Hashable, Sendable {
     public var isMembershipDown: Bool
     /// Set by the admin drain call; cleared by undrain.
     public var isDraining: Bool
+    /// The node's health check answered that it is stopping (`Cohort-Draining`): down
+    /// until a check passes again (its restarted process), whatever membership says.
+    public var isStopping: Bool
     /// Requests currently in flight to this backend (started and not yet finished).
     public var outstandingRequests: Int
     /// Failures (connect errors, resets, timeouts, failed checks) since the last success.
@@ -39,6 +42,7 @@ public struct Backend: Hashable, Sendable {
         self.isHealthy = true
         self.isMembershipDown = false
         self.isDraining = false
+        self.isStopping = false
         self.outstandingRequests = 0
         self.consecutiveFailures = 0
     }

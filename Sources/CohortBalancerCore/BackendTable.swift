@@ -183,6 +183,7 @@ extension BackendTable {
         guard let index = index(of: name) else { return .unknownBackend }
         guard healthy else { return onFailure(name) }
         backends[index].consecutiveFailures = 0
+        backends[index].isStopping = false
         if backends[index].isHealthy || backends[index].isMembershipDown { return .unchanged }
         backends[index].isHealthy = true
         return .markedUp
@@ -191,11 +192,13 @@ extension BackendTable {
     /// A backend's health check answered that it is draining (it stops soon, and said so):
     /// it is marked down at once, without waiting for `failureThreshold` failures, so its
     /// sessions move to the others while it still answers the requests it has. A later
-    /// passing check (the restarted process) marks it up again.
+    /// passing check (the restarted process) marks it up again; membership's "alive" does
+    /// not (a refuted suspicion would otherwise send it traffic again).
     @discardableResult
     public mutating func onDrainingAnswer(_ name: String) -> HealthOutcome {
         guard let index = index(of: name) else { return .unknownBackend }
         backends[index].consecutiveFailures = max(backends[index].consecutiveFailures, configuration.failureThreshold)
+        backends[index].isStopping = true
         guard backends[index].isHealthy else { return .unchanged }
         backends[index].isHealthy = false
         return .markedDown
@@ -210,7 +213,8 @@ extension BackendTable {
     public mutating func setMembershipState(name: String, up: Bool, awaitingHealthCheck: Bool = false) -> HealthOutcome {
         guard let index = index(of: name) else { return .unknownBackend }
         let wasHealthy = backends[index].isHealthy
-        let healthy = up && !awaitingHealthCheck
+        // A stopping node is still alive to membership (it serves its last requests).
+        let healthy = up && !awaitingHealthCheck && !backends[index].isStopping
         backends[index].isHealthy = healthy
         backends[index].isMembershipDown = !up
         if up { backends[index].consecutiveFailures = 0 }

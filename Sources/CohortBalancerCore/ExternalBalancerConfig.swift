@@ -61,7 +61,7 @@ public struct ExternalBalancerConfig: Hashable, Sendable {
 
     /// Returns `self` if every field is safe to write into a configuration file, and
     /// throws the first problem otherwise: no nodes, a name that is not a valid node name
-    /// or is used twice, a host that is not a DNS name, IPv4 or IPv6 literal, a port
+    /// or is used twice (ignoring case), a host that is not a DNS name, IPv4 or IPv6 literal, a port
     /// outside 1...65535, a cookie name outside the node-name alphabet, or a health-check
     /// path that does not start with `/` or holds characters outside
     /// `A-Z a-z 0-9 - . _ ~ / ? = & %`.
@@ -70,7 +70,8 @@ public struct ExternalBalancerConfig: Hashable, Sendable {
         var names: Set<String> = []
         for node in nodes {
             guard NodeID.isValidName(node.name) else { throw .invalidNodeName(node.name) }
-            guard names.insert(node.name).inserted else { throw .duplicateNodeName(node.name) }
+            // nginx compares upstream names ignoring case: `N1` and `n1` would be one group.
+            guard names.insert(node.name.lowercased()).inserted else { throw .duplicateNodeName(node.name) }
             try Self.check(node.address, role: "backend \(node.name)")
         }
         try Self.check(listen, role: "listen address")

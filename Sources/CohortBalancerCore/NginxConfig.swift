@@ -5,10 +5,10 @@
 ///
 /// - A `map` on the `Cookie` header turns the session cookie's route suffix
 ///   (`<NAME>=<random>.<route>`) into the name of an upstream group, `cohort_<route>`;
-///   anything else (no cookie, an unknown route) maps to `cohort_any`.
+///   anything else (no cookie, an unknown route) maps to `cohort-any`.
 /// - `cohort_<route>` lists that node as its only primary server and every other node as
 ///   `backup`, so requests stick to the node while it answers and move to the others
-///   (least connections first) when it does not. `cohort_any` balances all nodes by
+///   (least connections first) when it does not. `cohort-any` balances all nodes by
 ///   least connections.
 /// - Every non-idempotent request (POST, PATCH, anything but GET, HEAD, PUT, DELETE,
 ///   OPTIONS, TRACE) gets a `Cohort-Request-Id`: nginx's `$request_id` (32 hex digits from
@@ -16,10 +16,14 @@
 ///   a client's own id is passed on instead (for any method). A node that commits the
 ///   write records the id with its response, so a retry on another node gets the recorded
 ///   response instead of applying the write twice (`RequestReplay` in CohortHummingbird).
-/// - Failover is `proxy_next_upstream error timeout http_502 http_503 http_504
-///   non_idempotent` (without ``ExternalBalancerConfig/requestIDs``: no id and no
-///   `non_idempotent`, so a POST that reached a node is never retried): with the id, a POST that reached a node which then died is retried
-///   on another one (the client gets an answer, not a 502), like an idempotent request.
+/// - Failover is `proxy_next_upstream error timeout non_idempotent` (without
+///   ``ExternalBalancerConfig/requestIDs``: `error timeout http_502 http_503 http_504`, no
+///   id and no `non_idempotent`, so a POST that reached a node is never retried): with the
+///   id, a POST that reached a node which then died is retried on another one (the client
+///   gets an answer, not a 502), like an idempotent request. A node's own 5xx answer is not
+///   retried in that variant: its handler ran, and one that changed no session left no
+///   record for the retry to find, so it would run again (`cohort balancer` never retries
+///   a complete answer either).
 ///   After `responseTimeoutSeconds` without an answer nginx retries nothing (its retry
 ///   budget, `proxy_next_upstream_timeout`, is spent by then): a POST is never applied
 ///   twice by a retry after a timeout, and a GET gets 504 where `cohort balancer` retries
@@ -57,8 +61,9 @@ public struct NginxConfig: Sendable {
     /// The upstream group used for requests whose session names `node`.
     public static func upstreamName(for node: String) -> String { "cohort_\(node)" }
 
-    /// The group for requests without a (known) route.
-    public static let anyUpstreamName = "cohort_any"
+    /// The group for requests without a (known) route. Not of the form `cohort_<name>`,
+    /// so no node's group can take its name (a node may be called `any`).
+    public static let anyUpstreamName = "cohort-any"
 
     /// The two `map`s that choose the request id sent upstream (``requestIDVariable``).
     static func requestIDMaps() -> [String] {
@@ -191,8 +196,11 @@ public struct NginxConfig: Sendable {
                 "            # replicated answers with its recorded response and nothing is applied twice.",
                 "            # No request is retried after proxy_read_timeout: the retry budget",
                 "            # (proxy_next_upstream_timeout) is spent by then, so a slow handler still",
-                "            # running on the first node is never run a second time elsewhere.",
-                "            proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;",
+                "            # running on the first node is never run a second time elsewhere. A node's own",
+                "            # 502/503/504 answer is passed on, not retried: its handler ran, and a handler",
+                "            # that changed no session (a call to another service) left no record to answer",
+                "            # a retry with.",
+                "            proxy_next_upstream error timeout non_idempotent;",
             ]
         } else {
             lines += [

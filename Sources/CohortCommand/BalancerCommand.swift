@@ -164,7 +164,7 @@ struct BalancerCommand: AsyncParsableCommand {
             )
             nodeConfiguration.role = .observer
             nodeConfiguration.advertisedAddress = advertise.flatMap { NodeCommand.address($0, defaultPort: clusterAddress.port) }
-            nodeConfiguration.tls = try tls.load()
+            nodeConfiguration.tls = try tls.load(logger: logger)
             let observer = try await ClusterNode.bind(configuration: nodeConfiguration, logger: logger)
             BalancerMembership.connect(observer, to: balancer)
             services.append(.init(service: observer))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CohortCore
 import CohortNode
 
 #if canImport(Glibc)
@@ -21,6 +22,12 @@ struct CertCommand: ParsableCommand {
     @Argument(help: "Node names to issue certificates for.")
     var names: [String] = []
 
+    func validate() throws {
+        for name in names where !NodeID.isValidName(name) {
+            throw ValidationError("node names are 1-64 characters from A-Z a-z 0-9 - _: \(name)")
+        }
+    }
+
     func run() throws {
         let caCertificate = "\(dir)/ca.pem"
         let caKey = "\(dir)/ca.key"
@@ -31,28 +38,45 @@ struct CertCommand: ParsableCommand {
             print("using the CA in \(caCertificate)")
         } else {
             ca = try DevCertificateAuthority.makeCA()
-            try KeyFile.write(ca.certificatePEM, to: caCertificate)
+            // The key first: a certificate without its key would be taken for a CA next time.
             try KeyFile.write(ca.privateKeyPEM, to: caKey)
+            try KeyFile.write(ca.certificatePEM, to: caCertificate)
             print("wrote a new CA to \(caCertificate) (key \(caKey): keep it off the nodes)")
         }
         for name in names {
-            let issued = try DevCertificateAuthority.issue(nodeName: name, by: ca)
-            try KeyFile.write(issued.certificatePEM, to: "\(dir)/\(name).pem")
+            let issued: DevCertificateAuthority.Issued
+            do {
+                issued = try DevCertificateAuthority.issue(nodeName: name, by: ca)
+            } catch let refusal as DevCertificateAuthority.Refusal {
+                throw ValidationError("\(caCertificate): \(refusal); move ca.pem and ca.key away to make a new CA")
+            }
             try KeyFile.write(issued.privateKeyPEM, to: "\(dir)/\(name).key")
+            try KeyFile.write(issued.certificatePEM, to: "\(dir)/\(name).pem")
             print("wrote \(dir)/\(name).pem and \(dir)/\(name).key")
         }
     }
 }
 
 enum CertFile {
-    /// Reads a PEM file (at most 64 KiB).
+    static let maxBytes = 256 * 1024
+
+    /// Reads a PEM file whole (at most 256 KiB: a CA bundle fits; a larger file is refused,
+    /// never cut).
     static func read(_ path: String) throws -> String {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw ValidationError("cannot read \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        guard count > 0 else { throw ValidationError("\(path) is empty or unreadable") }
-        return String(decoding: buffer[0..<count], as: UTF8.self)
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw ValidationError("cannot read \(path): \(String(cString: strerror(errno)))") }
+            if count == 0 { break }
+            bytes += chunk[0..<count]
+            guard bytes.count <= maxBytes else { throw ValidationError("\(path) is larger than \(maxBytes / 1024) KiB") }
+        }
+        guard !bytes.isEmpty else { throw ValidationError("\(path) is empty") }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

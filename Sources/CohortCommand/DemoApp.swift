@@ -141,6 +141,22 @@ enum DemoApp {
         return String(decoding: (0..<bytes).map { pattern[$0 % pattern.count] }, as: UTF8.self)
     }
 
+    /// Whether `origin` (`scheme://host[:port]`) names the host of `host` (the request's
+    /// `Host`). Ports are not compared: a balancer may pass `Host` without one (nginx's
+    /// `$host`).
+    static func isSameOrigin(_ origin: String, host: String?) -> Bool {
+        guard let host, let separator = origin.range(of: "://") else { return false }
+        return hostName(origin[separator.upperBound...]) == hostName(Substring(host))
+    }
+
+    /// `authority` without its port, lowercased (`[v6]` keeps its brackets).
+    private static func hostName(_ authority: Substring) -> String {
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            return authority[...close].lowercased()
+        }
+        return (authority.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").lowercased()
+    }
+
     static func make(node: ClusterNode, sessions: ClusterSessionConfiguration, address: Address, demo: Bool, logger: Logger) -> some ApplicationProtocol {
         let router = Router(context: Context.self)
         // 503 until this node holds what it should (state transfer), then 200; a
@@ -149,12 +165,20 @@ enum DemoApp {
         if demo {
             // Demo mode only: the crash button. SIGKILL, like a real crash: no leave
             // message, no flush; the response may or may not make it out.
-            router.post("/api/crash") { _, _ in
-                logger.warning("crash requested from the demo page: SIGKILL")
-                MultiThreadedEventLoopGroup.singleton.next().scheduleTask(in: .milliseconds(20)) {
-                    kill(getpid(), SIGKILL)
+            router.post("/api/crash") { request, _ in
+                // A cross-site page's POST (browsers send Origin) must not crash a node.
+                if let origin = request.headers[.origin], !isSameOrigin(origin, host: request.head.authority) {
+                    throw HTTPError(.forbidden, message: "cross-site request")
                 }
-                return HTTPResponse.Status.accepted
+                logger.warning("crash requested from the demo page: SIGKILL")
+                // The kill waits until the answer is written: a balancer that got no answer
+                // would resend the POST, which is not recorded, and crash the next node.
+                return Response(status: .accepted, headers: [.connection: "close"], body: ResponseBody(contentLength: 0) { writer in
+                    try await writer.finish(nil)
+                    MultiThreadedEventLoopGroup.singleton.next().scheduleTask(in: .milliseconds(100)) {
+                        kill(getpid(), SIGKILL)
+                    }
+                })
             }
         }
         router.get("/cluster") { _, _ in clusterInfo(node) }

@@ -68,7 +68,10 @@ struct DemoCommand: AsyncParsableCommand {
                 name: spec.name,
                 http: spec.http,
                 arguments: ["node", "--name", spec.name, "--http", spec.http.description, "--cluster", spec.cluster.description,
-                            "--key-file", keyPath, "--durability", durability, "--demo"]
+                            "--key-file", keyPath, "--durability", durability, "--demo",
+                            // Well inside the supervisor's 5 s before SIGKILL, so a node stopped with
+                            // the demo (or a browser still polling it) still leaves the cluster.
+                            "--drain-timeout", "1"]
                     + specs.filter { $0.name != spec.name }.flatMap { ["--seed", $0.cluster.description] },
                 logPath: "\(directory)/\(spec.name).log"
             )

@@ -190,7 +190,7 @@ struct NodeCommand: AsyncParsableCommand {
         sessions.maxLifetime = maxLifetime.map { .seconds($0) }
         sessions.rebindRoutes = !noRebind
         limits.apply(to: &configuration, sessions: &sessions)
-        configuration.tls = try tls.load()
+        configuration.tls = try tls.load(logger: logger)
         // The HTTP port is bound by the application once the node runs; a port already in
         // use would then stop a node that already joined (its peers scan and rebalance for
         // nothing). Checked first, so the node never joins.

@@ -41,18 +41,39 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let timeout = TimeAmount.milliseconds(Int64(timeout * 1000))
+        let timeout = Duration.milliseconds(Int64(timeout * 1000))
+        let client = Self.makeClient()
         let status = await ClusterStatus.collect(from: nodes) { address in
-            await Self.fetch(address, timeout: timeout)
+            await Self.fetch(address, timeout: timeout, client: client)
         }
+        try await client.shutdown()
         print(json ? try Self.json(status) : status.table)
         if !status.isHealthy(expecting: expect) { throw ExitCode(1) }
     }
 
-    /// `GET http://ADDRESS/cluster`, decoded; any failure becomes its description.
-    static func fetch(_ address: String, timeout: TimeAmount) async -> ClusterStatus.Answer {
+    /// A client that follows no redirect (an answer is a node's own or none).
+    static func makeClient() -> HTTPClient {
+        HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(redirectConfiguration: .disallow))
+    }
+
+    /// `GET http://ADDRESS/cluster`, decoded; any failure becomes its description. The
+    /// whole exchange, body included, gets `timeout`: a node that sends its head and then
+    /// stalls cannot hold up a script waiting on `cohort status`.
+    static func fetch(_ address: String, timeout: Duration, client: HTTPClient) async -> ClusterStatus.Answer {
+        await withTaskGroup(of: ClusterStatus.Answer?.self) { group in
+            group.addTask { await answer(from: address, client: client) }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return await group.next().flatMap { $0 } ?? .failed("no complete answer within \(timeout)")
+        }
+    }
+
+    private static func answer(from address: String, client: HTTPClient) async -> ClusterStatus.Answer {
         do {
-            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://\(address)/cluster"), timeout: timeout)
+            let response = try await client.execute(HTTPClientRequest(url: "http://\(address)/cluster"), timeout: .hours(1))
             guard response.status == .ok else { return .failed("HTTP \(response.status.code)") }
             let body = try await response.body.collect(upTo: maxAnswerBytes)
             return .view(try JSONDecoder().decode(DemoApp.ClusterInfo.self, from: Data(body.readableBytesView)))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CohortNode
+import Logging
 
 /// `--tls-cert`, `--tls-key`, `--tls-ca`: mutual TLS on cluster connections, for nodes and
 /// for balancers that join them. All three or none.
@@ -26,11 +27,15 @@ struct TLSOptions: ParsableArguments {
         }
     }
 
-    /// The TLS configuration the files describe, `nil` without them.
-    func load() throws -> ClusterTLS? {
+    /// The TLS configuration the files describe, `nil` without them. A certificate that
+    /// has expired or expires within 30 days is logged as a warning.
+    func load(logger: Logger) throws -> ClusterTLS? {
         guard let tlsCert, let tlsKey, let tlsCA else { return nil }
-        return try ClusterTLS(
-            certificateChainPEM: try CertFile.read(tlsCert), privateKeyPEM: try CertFile.read(tlsKey),
-            trustedCAsPEM: try CertFile.read(tlsCA))
+        let certificate = try CertFile.read(tlsCert)
+        let ca = try CertFile.read(tlsCA)
+        if let warning = DevCertificateAuthority.expiryWarning([("--tls-cert \(tlsCert)", certificate), ("--tls-ca \(tlsCA)", ca)]) {
+            logger.warning("\(warning)")
+        }
+        return try ClusterTLS(certificateChainPEM: certificate, privateKeyPEM: try CertFile.read(tlsKey), trustedCAsPEM: ca)
     }
 }

@@ -16,6 +16,7 @@ extension ClusterNode {
     /// `router.get("/health") { _, _ in node.healthResponse() }`.
     public func healthResponse() -> Response {
         if isDraining {
+            noteDrainingHealthAnswer()
             return Response(status: .serviceUnavailable, headers: [Self.drainingField: "true"])
         }
         return Response(status: isReady ? .ok : .serviceUnavailable)

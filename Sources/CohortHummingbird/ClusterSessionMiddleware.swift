@@ -21,8 +21,10 @@ public import Hummingbird
 /// - Bounds: ``ClusterSessionConfiguration/limits`` per session (413) and
 ///   ``ClusterSessionConfiguration/maxSessions`` per node (503 for a request that would
 ///   create a session, existing ones untouched), each refusal counted on the node.
-/// - While the node drains (``ClusterNode/startDraining()``), every response carries
-///   `Connection: close` and the request is noted for ``NodeDrain``.
+/// - While the node drains (``ClusterNode/startDraining()``), each request is noted for
+///   ``NodeDrain``, and the responses it produces (not errors thrown past it) carry
+///   `Connection: close` for an HTTP/1 request whose context is an
+///   ``HTTPConnectionRequestContext``.
 /// - The cookie is HttpOnly and SameSite=Lax, and Secure per
 ///   ``ClusterSessionConfiguration/secureCookies``. The id is never logged in full (only
 ///   `SessionID.logTag`).
@@ -41,10 +43,8 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        // Draining (`NodeDrain`): the drain waits for requests to stop, and a client must
-        // not keep this connection for a next request the stopping server may not read.
-        let draining = node.isDraining
-        if draining { node.noteRequestWhileDraining() }
+        // Draining (`NodeDrain`): the drain waits for requests to stop.
+        if node.isDraining { node.noteRequestWhileDraining() }
         let requested = Self.sessionID(in: request, cookieName: configuration.cookieName)
         var context = context
         // Taking a session over from a node that cannot serve it: check the other owners
@@ -66,7 +66,7 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             // the same response, nothing applied again, the id as the first attempt left it.
             session.keepOriginalID()
             let response = try await finish(recorded.response, session: session, requested: requested, request: request, context: context)
-            return Self.closing(response, if: draining)
+            return closingIfDraining(response, context: context)
         }
         var response: Response
         do {
@@ -83,12 +83,14 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             session.record(RequestReplay.Record.encode(
                 key: recordKey, status: Int(response.status.code), fields: response.headers, body: body.readableBytesView))
         }
-        return Self.closing(try await finish(response, session: session, requested: requested, request: request, context: context), if: draining)
+        return closingIfDraining(try await finish(response, session: session, requested: requested, request: request, context: context), context: context)
     }
 
-    /// `response` with `Connection: close` while the node drains.
-    private static func closing(_ response: Response, if draining: Bool) -> Response {
-        guard draining else { return response }
+    /// `response` with `Connection: close` if the node drains (checked again: the drain may
+    /// have begun while the handler ran) and the request came over HTTP/1: the client must
+    /// not keep this connection for a next request the stopping server may not read.
+    private func closingIfDraining(_ response: Response, context: Context) -> Response {
+        guard node.isDraining, (context as? any HTTPConnectionRequestContext)?.isHTTP1Connection == true else { return response }
         var response = response
         response.headers[.connection] = "close"
         return response

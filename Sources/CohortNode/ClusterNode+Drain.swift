@@ -8,6 +8,8 @@ final class DrainSignal: Sendable {
     /// The node clock's nanoseconds at the latest request noted while draining, plus one
     /// (0: none yet).
     private let lastRequest = Atomic<Int64>(0)
+    /// The same for the first health check answered "draining".
+    private let firstHealthAnswer = Atomic<Int64>(0)
 
     var isDraining: Bool { draining.load(ordering: .relaxed) }
 
@@ -20,9 +22,16 @@ final class DrainSignal: Sendable {
         lastRequest.store(now.nanoseconds &+ 1, ordering: .relaxed)
     }
 
-    var lastRequestAt: Instant? {
-        let stored = lastRequest.load(ordering: .relaxed)
-        return stored == 0 ? nil : Instant(nanoseconds: stored &- 1)
+    func noteHealthAnswer(at now: Instant) {
+        _ = firstHealthAnswer.compareExchange(expected: 0, desired: now.nanoseconds &+ 1, ordering: .relaxed)
+    }
+
+    var lastRequestAt: Instant? { Self.instant(lastRequest.load(ordering: .relaxed)) }
+
+    var firstHealthAnswerAt: Instant? { Self.instant(firstHealthAnswer.load(ordering: .relaxed)) }
+
+    private static func instant(_ stored: Int64) -> Instant? {
+        stored == 0 ? nil : Instant(nanoseconds: stored &- 1)
     }
 }
 
@@ -50,6 +59,15 @@ extension ClusterNode {
         drainSignal.noteRequest(at: now)
     }
 
+    /// Tells the drain that a health check was answered "draining" (``NodeDrain`` waits
+    /// until one was, or for its timeout). CohortHummingbird's `healthResponse()` calls it.
+    public func noteDrainingHealthAnswer() {
+        drainSignal.noteHealthAnswer(at: now)
+    }
+
     /// The latest request noted while draining; `nil` if none.
     var lastRequestWhileDraining: Instant? { drainSignal.lastRequestAt }
+
+    /// The first health check answered "draining"; `nil` if none.
+    var firstDrainingHealthAnswer: Instant? { drainSignal.firstHealthAnswerAt }
 }

@@ -5,7 +5,10 @@ import CohortCore
 /// A drain lasts until no request has arrived for `quietPeriod` (the balancers have taken
 /// the node out of rotation and its last requests are answered), and at most `timeout`
 /// (a balancer without health checks, such as nginx's open-source edition, never stops
-/// sending). The quiet period counts from the drain's start when no request came since.
+/// sending). The quiet period counts from the latest of the drain's start, the latest
+/// request, and the first health check answered "draining": on an idle node it lasts
+/// until a balancer that checks health has heard, so that none still counts the node in
+/// when its server closes the connections kept alive.
 public struct DrainPlan: Sendable, Equatable {
     public var timeout: Duration
     public var quietPeriod: Duration
@@ -29,11 +32,12 @@ public struct DrainPlan: Sendable, Equatable {
         case finished(Ending)
     }
 
-    /// What to do at `now`, for a drain that started at `start` and whose latest request
-    /// arrived at `lastRequest` (`nil`: none since the start).
-    public func step(start: Instant, now: Instant, lastRequest: Instant?) -> Step {
+    /// What to do at `now`, for a drain that started at `start`, whose latest request
+    /// arrived at `lastRequest`, and whose first "draining" health answer went out at
+    /// `healthAnswered` (`nil`: none since the start).
+    public func step(start: Instant, now: Instant, lastRequest: Instant?, healthAnswered: Instant? = nil) -> Step {
         let deadline = start + timeout
-        let quietSince = max(start, lastRequest ?? start)
+        let quietSince = max(start, lastRequest ?? start, healthAnswered ?? start)
         let quietEnd = quietSince + quietPeriod
         if now >= quietEnd { return .finished(.quiet) }
         if now >= deadline { return .finished(.timedOut) }

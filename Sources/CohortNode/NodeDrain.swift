@@ -6,12 +6,14 @@ import ServiceLifecycle
 /// rolling restart costs no request an error.
 ///
 /// Put it last in the `ServiceGroup`, after the node and the application:
-/// `[node, app, NodeDrain(node: node)]`. A service group stops its services in reverse
-/// order, each after the one behind it returned, so on SIGTERM:
+/// `[node, app, NodeDrain(node: node)]` (not among Hummingbird's
+/// `Application(services:)`, which stops its own HTTP server first). A service group stops
+/// its services in reverse order, each after the one behind it returned, so on SIGTERM:
 /// 1. this service calls ``ClusterNode/startDraining()``: health checks get 503 and
 ///    responses close their connections, while the node keeps serving and replicating;
-///    it returns once no request came for ``DrainPlan/quietPeriod`` (the balancers took
-///    the node out), or after ``DrainPlan/timeout``;
+///    it returns once no request came for ``DrainPlan/quietPeriod`` since a health check
+///    was answered "draining" (the balancers took the node out), or after
+///    ``DrainPlan/timeout``;
 /// 2. the application stops: it closes its listening socket and its idle connections,
 ///    and answers the requests it is still handling;
 /// 3. the node writes what its links hold and leaves the cluster.
@@ -38,7 +40,7 @@ public struct NodeDrain: Service {
         node.startDraining()
         while true {
             let now = node.now
-            switch plan.step(start: start, now: now, lastRequest: node.lastRequestWhileDraining) {
+            switch plan.step(start: start, now: now, lastRequest: node.lastRequestWhileDraining, healthAnswered: node.firstDrainingHealthAnswer) {
             case .finished(let ending):
                 node.logger.notice("drain finished", metadata: [
                     "cluster.drain.ending": "\(ending.rawValue)", "cluster.drain.duration": "\(now - start)",

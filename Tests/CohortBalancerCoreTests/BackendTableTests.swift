@@ -163,6 +163,8 @@ struct BackendTableHealthTests {
         #expect(t.backend(named: "b")?.state == .down)
         #expect(t.liveBackendNames == ["a", "c"])
         #expect(t.onDrainingAnswer("b") == .unchanged)
+        #expect(t.setMembershipState(name: "b", up: true) == .unchanged, "still alive to membership while it stops")
+        #expect(t.backend(named: "b")?.state == .down)
         #expect(t.onSuccess("b") == .unchanged, "a request it still answers does not bring it back")
         #expect(t.backend(named: "b")?.isHealthy == false)
         #expect(t.onHealthCheck("b", healthy: true) == .markedUp, "the restarted process")

@@ -42,6 +42,7 @@ struct ExternalBalancerConfigValidationTests {
         let bad: [(ExternalBalancerConfig, ExternalBalancerConfigError)] = [
             (.init(nodes: []), .noNodes),
             (.init(nodes: [node("a", 1), node("a", 2)]), .duplicateNodeName("a")),
+            (.init(nodes: [node("n1", 1), node("N1", 2)]), .duplicateNodeName("N1")),
             (.init(nodes: [node("a", 1, host: "x;y")]), .invalidHost(role: "backend a", "x;y")),
             (.init(nodes: [node("a", 1, host: "x y")]), .invalidHost(role: "backend a", "x y")),
             (.init(nodes: [node("a", 1, host: "-x")]), .invalidHost(role: "backend a", "-x")),
@@ -73,16 +74,23 @@ struct ExternalBalancerConfigValidationTests {
 
 @Suite("nginx configuration")
 struct NginxConfigTests {
+    @Test("a node called `any` gets its own group, apart from the one for requests without a route")
+    func nodeCalledAny() throws {
+        let text = try NginxConfig(balancer: ExternalBalancerConfig(nodes: [node("any", 8081), node("b", 8082)])).render()
+        #expect(text.components(separatedBy: "upstream cohort_any {").count == 2)
+        #expect(text.components(separatedBy: "upstream cohort-any {").count == 2)
+    }
+
     @Test("a complete file: events, http, route map, one upstream per node with backups, failover")
     func structure() throws {
         let text = try NginxConfig(balancer: trio).render()
         let lines = directives(text)
         for required in [
             "events {", "http {", "pid nginx.pid;", "error_log error.log notice;", "proxy_temp_path proxy_temp;",
-            "client_body_temp_path client_body_temp;", "map $http_cookie $cohort_upstream {", "default cohort_any;",
+            "client_body_temp_path client_body_temp;", "map $http_cookie $cohort_upstream {", "default cohort-any;",
             "listen 127.0.0.1:8080;", "proxy_pass http://$cohort_upstream;", "proxy_connect_timeout 1s;",
             // With a request id, a POST that reached a node is retried: the node replays.
-            "proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;",
+            "proxy_next_upstream error timeout non_idempotent;",
             "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
             "proxy_set_header X-Forwarded-Proto $scheme;",
             "proxy_set_header Cohort-Request-Id $cohort_request_id;",
@@ -107,8 +115,8 @@ struct NginxConfigTests {
         for name in ["n1", "n2", "n3"] {
             #expect(lines.contains(#""~(?:^|;)\s*COHORTSESSION=[^;]*\.\#(name)\s*(?:;|$)" cohort_\#(name);"#))
         }
-        #expect(block("upstream cohort_any {", in: text) == [
-            "zone cohort_any 64k;", "least_conn;",
+        #expect(block("upstream cohort-any {", in: text) == [
+            "zone cohort-any 64k;", "least_conn;",
             "server 127.0.0.1:8081 max_fails=1 fail_timeout=5s;",
             "server 127.0.0.1:8082 max_fails=1 fail_timeout=5s;",
             "server 127.0.0.1:8083 max_fails=1 fail_timeout=5s;", "keepalive 32;",

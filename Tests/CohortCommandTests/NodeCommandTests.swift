@@ -17,6 +17,25 @@ import Testing
         #expect(NodeCommand.address("host:99999", defaultPort: 7001) == nil)
     }
 
+    @Test("the demo's crash button takes same-origin requests only (ports aside: nginx passes Host without one)")
+    func crashButtonOrigin() {
+        #expect(DemoApp.isSameOrigin("http://127.0.0.1:8080", host: "127.0.0.1:8080"))
+        #expect(DemoApp.isSameOrigin("http://127.0.0.1:8080", host: "127.0.0.1"))
+        #expect(DemoApp.isSameOrigin("https://Demo.Example", host: "demo.example:443"))
+        #expect(DemoApp.isSameOrigin("http://[::1]:8080", host: "[::1]:8080"))
+        #expect(!DemoApp.isSameOrigin("http://evil.example", host: "127.0.0.1:8080"))
+        #expect(!DemoApp.isSameOrigin("http://127.0.0.1.evil.example", host: "127.0.0.1"))
+        #expect(!DemoApp.isSameOrigin("null", host: "127.0.0.1"))
+        #expect(!DemoApp.isSameOrigin("http://127.0.0.1", host: nil))
+    }
+
+    @Test("cohort cert takes node names only (no path outside --dir)")
+    func certNames() throws {
+        #expect(throws: (any Error).self) { try CertCommand.parse(["--dir", "/tmp", "../x"]) }
+        #expect(throws: (any Error).self) { try CertCommand.parse(["--dir", "/tmp", "n1", "a/b"]) }
+        _ = try CertCommand.parse(["--dir", "/tmp", "n1", "node-2"])
+    }
+
     @Test("an HTTP port already in use is found before the node joins the cluster")
     func httpPortInUseIsCaughtFirst() async throws {
         let taken = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()

@@ -27,6 +27,16 @@ import Testing
             == .wait(until: start + .seconds(1)))
     }
 
+    @Test func anIdleNodeWaitsUntilAHealthCheckHeardItDrains() {
+        let answered = start + .milliseconds(1_700)
+        #expect(plan.step(start: start, now: start + .seconds(1), lastRequest: nil, healthAnswered: nil) == .finished(.quiet),
+                "no balancer checks its health (nginx): quiet from the start")
+        #expect(plan.step(start: start, now: start + .seconds(2), lastRequest: nil, healthAnswered: answered)
+            == .wait(until: answered + .seconds(1)))
+        #expect(plan.step(start: start, now: answered + .seconds(1), lastRequest: start + .milliseconds(100), healthAnswered: answered)
+            == .finished(.quiet))
+    }
+
     @Test func requestsThatNeverStopMeetTheTimeout() {
         let now = start + .milliseconds(4_900)
         #expect(plan.step(start: start, now: now, lastRequest: now) == .wait(until: start + .seconds(5)))
@@ -71,6 +81,9 @@ import Testing
                 #expect(draining.status == .serviceUnavailable)
                 #expect(draining.headers[ClusterNode.drainingField] == "true")
                 #expect(node.lastRequestWhileDraining == nil, "a health check is not traffic")
+                let answered = try #require(node.firstDrainingHealthAnswer)
+                _ = try await client.execute(uri: "/health", method: .get)
+                #expect(node.firstDrainingHealthAnswer == answered, "the first answer counts")
 
                 let during = try await client.execute(uri: "/count", method: .post)
                 #expect(during.status == .ok, "a draining node still serves")
