@@ -75,8 +75,11 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("ack-timeout"), help: "Milliseconds an acknowledged write waits for its acks before completing degraded.")
     var ackTimeout: Int = 2000
 
-    @Option(name: .customLong("drain-timeout"), help: "On SIGTERM/SIGINT, seconds to keep serving while health answers 503 and balancers stop sending requests; the drain ends sooner once no request came for 1 s. 0: stop at once.")
+    @Option(name: .customLong("drain-timeout"), help: "On SIGTERM/SIGINT, seconds to keep serving while health answers 503 and balancers stop sending requests; the drain ends sooner once no request came for --drain-quiet. 0: stop at once.")
     var drainTimeout: Int = 5
+
+    @Option(name: .customLong("drain-quiet"), help: "Milliseconds without requests (counted from the first health check answered 503) that end a drain; raise it to the health-check interval of a balancer or probe that checks less often than every second.")
+    var drainQuiet: Int = 1000
 
     @Flag(name: .long, help: "Demo mode: the page gets a button that crashes this node (SIGKILL), for failover demos.")
     var demo = false
@@ -115,6 +118,7 @@ struct NodeCommand: AsyncParsableCommand {
         guard (10...600_000).contains(ackTimeout) else { throw ValidationError("--ack-timeout must be 10...600000 ms") }
         // The graceful shutdown as a whole is bounded (CommandServiceGroup).
         guard (0...20).contains(drainTimeout) else { throw ValidationError("--drain-timeout must be 0...20 s") }
+        guard (100...20_000).contains(drainQuiet) else { throw ValidationError("--drain-quiet must be 100...20000 ms") }
         if keyFile == nil && !insecure {
             throw ValidationError("no cluster key: give --key-file PATH (make one with `cohort keygen --out PATH`), or --insecure to run without authentication and encryption")
         }
@@ -203,7 +207,8 @@ struct NodeCommand: AsyncParsableCommand {
         }
         // Last, so that graceful shutdown drains before the HTTP server stops.
         if drainTimeout > 0 {
-            services.append(.init(service: NodeDrain(node: node, plan: DrainPlan(timeout: .seconds(drainTimeout)))))
+            let plan = DrainPlan(timeout: .seconds(drainTimeout), quietPeriod: .milliseconds(drainQuiet))
+            services.append(.init(service: NodeDrain(node: node, plan: plan)))
         }
         let group = ServiceGroup(configuration: .command(services: services, logger: logger))
         try await group.run()

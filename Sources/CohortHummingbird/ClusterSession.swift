@@ -92,6 +92,10 @@ public final class ClusterSession: Sendable {
         }
     }
 
+    /// Attribute names the application may not use (the middleware's own, such as
+    /// ``RequestReplay/attributeName``).
+    static let reservedPrefix = "cohort."
+
     let state: NIOLockedValueBox<State>
     /// What ``set(_:forKey:)`` enforces.
     let limits: SessionLimits
@@ -136,8 +140,10 @@ public final class ClusterSession: Sendable {
     public var isNew: Bool { state.withLockedValue { $0.loadedVersion == .zero } }
 
     /// The value stored under `key`, decoded as `T`; `nil` if there is none.
-    /// Throws if the stored bytes are not a `T`.
+    /// Throws if the stored bytes are not a `T`, and ``ClusterSessionMisuse/reservedName(_:)``
+    /// for a name starting with `cohort.`.
     public func get<T: Decodable>(_ type: T.Type, forKey key: String) throws -> T? {
+        if key.hasPrefix(Self.reservedPrefix) { throw ClusterSessionMisuse.reservedName(key) }
         guard let bytes = state.withLockedValue({ $0.value(forKey: key) }) else { return nil }
         return try AttributeCoding.decode(T.self, from: bytes)
     }
@@ -146,10 +152,14 @@ public final class ClusterSession: Sendable {
     ///
     /// - Throws: ``SessionRefused`` if the value would break a ``SessionLimits`` bound
     ///   (413), or if this would create a session on a node that is full (503); the
-    ///   session is then unchanged. Encoding errors of `value`.
+    ///   session is then unchanged. ``ClusterSessionMisuse`` outside
+    ///   ``ClusterSessionMiddleware`` (nothing would be stored) or for a name starting with
+    ///   `cohort.` (reserved). Encoding errors of `value`.
     public func set<T: Encodable>(_ value: T, forKey key: String) throws {
+        if key.hasPrefix(Self.reservedPrefix) { throw ClusterSessionMisuse.reservedName(key) }
         let bytes = try AttributeCoding.encode(value)
-        let refusal = state.withLockedValue { state -> SessionRefused.Reason? in
+        let refusal = try state.withLockedValue { state throws(ClusterSessionMisuse) -> SessionRefused.Reason? in
+            guard state.id != nil else { throw .noMiddleware }
             if refuseNew, state.loadedVersion == .zero, !state.invalidated { return .nodeFull }
             if let reason = limits.violation(
                 setting: key, to: bytes, previousLength: state.valueLength(forKey: key), count: state.count, byteCount: state.byteCount)
@@ -162,8 +172,9 @@ public final class ClusterSession: Sendable {
         if let refusal { throw SessionRefused(refusal) }
     }
 
-    /// Removes the value stored under `key`.
+    /// Removes the value stored under `key` (a reserved `cohort.` name is left alone).
     public func remove(_ key: String) {
+        guard !key.hasPrefix(Self.reservedPrefix) else { return }
         state.withLockedValue { state in
             guard state.valueLength(forKey: key) != nil || state.changes[key] != nil else { return }
             state.change(key, to: nil)
@@ -177,7 +188,7 @@ public final class ClusterSession: Sendable {
             for (name, change) in state.changes {
                 if case .set = change { names.insert(name) } else { names.remove(name) }
             }
-            return names.filter { !$0.hasPrefix("cohort.") }.sorted()
+            return names.filter { !$0.hasPrefix(Self.reservedPrefix) }.sorted()
         }
     }
 
@@ -265,5 +276,25 @@ public final class ClusterSession: Sendable {
     /// The commit is done: reads see the session as committed (`nil`: ended).
     func committed(_ session: Session?) {
         state.withLockedValue { $0.reset(to: session?.attributes ?? [:]) }
+    }
+}
+
+/// A handler used its ``ClusterSession`` in a way that would lose what it stores. Answers
+/// 500: it is a programming error, logged with this description.
+public enum ClusterSessionMisuse: Error, CustomStringConvertible, Equatable {
+    /// The session is not one ``ClusterSessionMiddleware`` loaded (the route is not behind
+    /// the middleware, or the handler replaced `context.session`): nothing set in it would
+    /// be stored.
+    case noMiddleware
+    /// Names starting with `cohort.` belong to the middleware.
+    case reservedName(String)
+
+    public var description: String {
+        switch self {
+        case .noMiddleware:
+            "this session is not behind ClusterSessionMiddleware (route added before the middleware, or context.session replaced): nothing set would be stored"
+        case .reservedName(let name):
+            "session attribute names starting with cohort. are reserved: \(name)"
+        }
     }
 }

@@ -1,3 +1,7 @@
+import CohortCore
+public import CohortNode
+public import Hummingbird
+
 /// How sessions look to the browser.
 public struct ClusterSessionConfiguration: Sendable {
     /// The cookie's name (Tomcat: `JSESSIONID`).
@@ -12,6 +16,14 @@ public struct ClusterSessionConfiguration: Sendable {
     public var secureCookies: SecureCookiePolicy = .default
     /// Hide the cookie from scripts (on by default).
     public var httpOnly: Bool = true
+    /// The cookie's `SameSite`: `.lax` by default (sent with top-level navigations from
+    /// other sites, not with their POSTs or sub-requests). A login that returns by a
+    /// cross-site POST (OpenID Connect's `form_post`, SAML) needs `.none`, which browsers
+    /// accept only on a `Secure` cookie, so the cookie is then always `Secure`.
+    public var sameSite: Cookie.SameSite = .lax
+    /// How long the browser keeps the cookie (`Max-Age`); `nil` (the default): until it
+    /// closes. The session itself still ends after ``idleTimeout`` of disuse.
+    public var cookieMaxAge: Duration?
     /// A session unused this long ends (sliding: every request restarts it).
     public var idleTimeout: Duration = .seconds(30 * 60)
     /// A session ends this long after it was created, however busy (`nil`: never).
@@ -33,4 +45,39 @@ public struct ClusterSessionConfiguration: Sendable {
     public var maxSessions: Int = 100_000
 
     public init() {}
+}
+
+extension ClusterSessionConfiguration {
+    /// Throws the first value that cannot work with `node`: bounds beyond what its peers
+    /// accept (`node.configuration.limits`: a session that grew past them would be
+    /// refused by every peer, and never replicate), or durations and counts that are not
+    /// positive (a zero `maxLifetime` would end each session at once here and never on
+    /// the peers). ``ClusterSessionMiddleware`` checks it when it is created.
+    public func validate(for node: ClusterNode) throws(ConfigurationError) {
+        let wire = node.configuration.limits
+        guard maxSessions > 0 else { throw ConfigurationError("maxSessions must be positive: \(maxSessions)") }
+        guard idleTimeout > .zero else { throw ConfigurationError("idleTimeout must be positive: \(idleTimeout)") }
+        if let maxLifetime, maxLifetime <= .zero { throw ConfigurationError("maxLifetime must be positive: \(maxLifetime)") }
+        if let cookieMaxAge, cookieMaxAge <= .zero { throw ConfigurationError("cookieMaxAge must be positive: \(cookieMaxAge)") }
+        guard NodeID.isValidName(cookieName) else {
+            throw ConfigurationError("cookieName must be 1-64 characters from A-Z a-z 0-9 - _: \(cookieName)")
+        }
+        guard (1...wire.maxAttributes).contains(limits.maxAttributes) else {
+            throw ConfigurationError("limits.maxAttributes must be 1...\(wire.maxAttributes) (what peers accept): \(limits.maxAttributes)")
+        }
+        guard (1...wire.maxAttributeNameLength).contains(limits.maxAttributeNameBytes) else {
+            throw ConfigurationError(
+                "limits.maxAttributeNameBytes must be 1...\(wire.maxAttributeNameLength) (what peers accept): \(limits.maxAttributeNameBytes)")
+        }
+        guard (1...wire.maxAttributeValueLength).contains(limits.maxAttributeValueBytes) else {
+            throw ConfigurationError(
+                "limits.maxAttributeValueBytes must be 1...\(wire.maxAttributeValueLength) (what peers accept): \(limits.maxAttributeValueBytes)")
+        }
+        // A whole session travels in one frame: keep room for ids, versions, the
+        // exactly-once record and framing.
+        guard limits.maxSessionBytes >= limits.maxAttributeValueBytes, limits.maxSessionBytes + 64 * 1024 <= wire.maxFrameLength else {
+            throw ConfigurationError(
+                "limits.maxSessionBytes must be at least maxAttributeValueBytes and 64 KiB below the frame limit (\(wire.maxFrameLength)): \(limits.maxSessionBytes)")
+        }
+    }
 }

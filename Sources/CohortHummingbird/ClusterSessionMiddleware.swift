@@ -25,8 +25,8 @@ public import Hummingbird
 ///   ``NodeDrain``, and the responses it produces (not errors thrown past it) carry
 ///   `Connection: close` for an HTTP/1 request whose context is an
 ///   ``HTTPConnectionRequestContext``.
-/// - The cookie is HttpOnly and SameSite=Lax, and Secure per
-///   ``ClusterSessionConfiguration/secureCookies``. The id is never logged in full (only
+/// - The cookie is HttpOnly and SameSite=Lax by default (``ClusterSessionConfiguration``
+///   says otherwise), and Secure per ``ClusterSessionConfiguration/secureCookies``. The id is never logged in full (only
 ///   `SessionID.logTag`).
 /// - With ``ClusterSessionConfiguration/rebindRoutes`` (the default), a session whose route
 ///   names a node that cannot serve it (dead, suspect, unreachable, unknown) takes this
@@ -37,7 +37,15 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
     let node: ClusterNode
     let configuration: ClusterSessionConfiguration
 
+    /// - Precondition: `configuration` is valid for `node`
+    ///   (``ClusterSessionConfiguration/validate(for:)``): a bad bound is a programming
+    ///   error, caught when the app starts rather than when a session stops replicating.
     public init(node: ClusterNode, configuration: ClusterSessionConfiguration = .init()) {
+        do {
+            try configuration.validate(for: node)
+        } catch {
+            preconditionFailure("ClusterSessionConfiguration: \(error)")
+        }
         self.node = node
         self.configuration = configuration
     }
@@ -190,15 +198,18 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
 
     func cookie(for id: SessionID, secure: Bool) -> Cookie {
         Cookie(
-            name: configuration.cookieName, value: id.description, domain: configuration.cookieDomain,
-            path: configuration.cookiePath, secure: secure, httpOnly: configuration.httpOnly, sameSite: .lax
+            name: configuration.cookieName, value: id.description,
+            maxAge: configuration.cookieMaxAge.map { Int($0.components.seconds) }, domain: configuration.cookieDomain,
+            path: configuration.cookiePath, secure: secure || configuration.sameSite == .none, httpOnly: configuration.httpOnly,
+            sameSite: configuration.sameSite
         )
     }
 
     func expiredCookie(secure: Bool) -> Cookie {
         Cookie(
             name: configuration.cookieName, value: "", maxAge: 0, domain: configuration.cookieDomain,
-            path: configuration.cookiePath, secure: secure, httpOnly: configuration.httpOnly, sameSite: .lax
+            path: configuration.cookiePath, secure: secure || configuration.sameSite == .none, httpOnly: configuration.httpOnly,
+            sameSite: configuration.sameSite
         )
     }
 }

@@ -54,6 +54,7 @@ public final class ClusterNode: Service, Sendable {
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "cohort.node")
     ) async throws -> ClusterNode {
+        try configuration.validate()
         guard NodeID.isValidName(configuration.name) else {
             throw ConfigurationError("node name must be 1-64 characters from A-Z a-z 0-9 - _: \(configuration.name)")
         }

@@ -6,9 +6,11 @@ import CohortCore
 /// the node out of rotation and its last requests are answered), and at most `timeout`
 /// (a balancer without health checks, such as nginx's open-source edition, never stops
 /// sending). The quiet period counts from the latest of the drain's start, the latest
-/// request, and the first health check answered "draining": on an idle node it lasts
-/// until a balancer that checks health has heard, so that none still counts the node in
-/// when its server closes the connections kept alive.
+/// request, and the first health check answered "draining": a check that comes within
+/// the quiet period extends it, so a balancer that checks health has heard by the time
+/// the server closes its kept-alive connections. A node nothing checks or sends to ends
+/// its drain one quiet period after it began; behind a balancer that checks less often
+/// (a Kubernetes readiness probe every 10 s), raise `quietPeriod` to its interval.
 public struct DrainPlan: Sendable, Equatable {
     public var timeout: Duration
     public var quietPeriod: Duration

@@ -69,7 +69,8 @@ func withHarness(
         backends: backends.map { Backend(name: $0.name, address: Address(host: "127.0.0.1", port: $0.port)) } + extraBackends
     )
     configuration.healthCheckInterval = .milliseconds(100)
-    configuration.healthCheckTimeout = .milliseconds(500)
+    // Long enough that a stalled test process does not fail three checks in a row.
+    configuration.healthCheckTimeout = .seconds(2)
     configuration.responseTimeout = .seconds(2)
     configure(&configuration)
     var logger = Logger(label: "test.balancer")

@@ -53,7 +53,7 @@ import Testing
                 let now = forwarded(h)
                 if now != last {
                     (last, stillSince) = (now, ContinuousClock.now)
-                } else if ContinuousClock.now - stillSince >= .milliseconds(500) {
+                } else if now > 0, ContinuousClock.now - stillSince >= .milliseconds(500) {
                     break
                 }
                 try await Task.sleep(for: .milliseconds(50))

@@ -162,7 +162,9 @@ struct BalancerEndToEndTests {
     /// `Connection: close`, and HTTP stops only once requests stopped.
     @Test func rollingRestartWithoutRequestIDsLosesNoRequest() async throws {
         try await withTestCluster { cluster in
-            try await cluster.startFullMesh(durability: "acknowledged")
+            // A drain timeout far above what the drains take (1.5 s): on a loaded machine
+            // they end because requests stopped, never because time ran out.
+            try await cluster.startFullMesh(durability: "acknowledged", extraArguments: ["--drain-timeout", "15"])
             let balancer = try await cluster.startBalancer(backends: Self.trio, extraArguments: ["--no-request-ids"])
             let load = CounterLoad(clients: 100, endpoint: balancer.endpoint)
             let deadline = ContinuousClock.now + .seconds(90)
@@ -175,13 +177,23 @@ struct BalancerEndToEndTests {
                     load.enter(phase: "\(name) stopping")
                     let sentBefore = load.completedRequests
                     let stopping = ContinuousClock.now
-                    let stopped = try await cluster.process(name).terminate(timeout: .seconds(15))
-                    #expect(stopped == .exited(0), "\(name) after SIGTERM: \(stopped.map { "\($0)" } ?? "still running after 15 s")")
+                    let stopped = try await cluster.process(name).terminate(timeout: .seconds(25))
+                    #expect(stopped == .exited(0), "\(name) after SIGTERM: \(stopped.map { "\($0)" } ?? "still running after 25 s")")
                     stops.append("\(name) stopped in \((ContinuousClock.now - stopping).readable), \(load.completedRequests - sentBefore) requests meanwhile")
                     load.enter(phase: "\(name) down")
                     try cluster.restart(name)
                     try await cluster.waitUntilHealthy([name])
                     try await cluster.waitUntilMembers(Dictionary(uniqueKeysWithValues: Self.trio.map { ($0, "alive") }), on: [name], timeout: .seconds(10))
+                    // What `cohort status` waits for: no copy still moving to or from a node.
+                    try await waitUntil("no copies in transit", timeout: .seconds(20)) {
+                        for node in Self.trio {
+                            let view = try cluster.clusterView(of: node)
+                            guard view.pendingPulls ?? 0 == 0, view.pendingHandoffs ?? 0 == 0 else {
+                                throw NotYet("\(node): \(view.pendingPulls ?? 0) pulls, \(view.pendingHandoffs ?? 0) hand-overs pending")
+                            }
+                        }
+                        return true
+                    }
                     load.enter(phase: "\(name) back")
                     try await load.waitForMore(500, "after the restart of \(name)", deadline: deadline) {
                         try balancer.ensureRunning()

@@ -18,8 +18,10 @@ struct ConcurrentWriteTests {
             // Each round: both write from the same version at once. Usually neither has heard
             // of the other's write when it commits (a conflict); if one has, the second
             // write simply follows the first. Either way no write passes for done and is lost.
+            // Rounds go on (at most 100) until one conflicted: that needs both commits to start
+            // before either node heard of the other's write, which scheduling decides.
             var conflicts = 0
-            for _ in 0..<10 {
+            for round in 0..<100 where conflicts == 0 || round < 10 {
                 let id = n1.makeSessionID()
                 let created = await n1.commit(InProcessClusterTests.change(id, from: .zero, count: 1))
                 let loaded = try #require(created.session?.version)

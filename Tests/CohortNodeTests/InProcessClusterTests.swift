@@ -116,7 +116,7 @@ struct InProcessClusterTests {
                 try await Self.waitUntil("joined") { Self.aliveNames(n1) == ["n1", "n2"] }
                 inner.cancelAll()  // n2 stops: it announces that it leaves
             }
-            try await Self.waitUntil("n2 left", timeout: .seconds(2)) {
+            try await Self.waitUntil("n2 left", timeout: .seconds(10)) {
                 n1.members.contains { $0.id.name == "n2" && $0.status == .left }
             }
             #expect(!n1.members.contains { $0.id.name == "n2" && $0.status == .dead })

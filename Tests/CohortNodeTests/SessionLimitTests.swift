@@ -1,6 +1,7 @@
 import CohortCore
 import CohortHummingbird
 import CohortNode
+import CohortWire
 import Hummingbird
 import HummingbirdTesting
 import Testing
@@ -8,9 +9,13 @@ import Testing
 /// Bounds the HTTP side enforces: per-session limits (413) and sessions per node (503 for
 /// new sessions only); each refusal is counted and leaves the stored sessions untouched.
 @Suite struct SessionLimitTests {
-    static func makeApp(_ configure: (inout ClusterSessionConfiguration) -> Void) async throws -> (some ApplicationProtocol, ClusterNode) {
-        let node = try await ClusterNode.bind(configuration: .init(
-            name: "n1", clusterAddress: Address(host: "127.0.0.1", port: 0), protection: .insecure, durability: .async))
+    static func makeApp(
+        wire: (inout WireLimits) -> Void = { _ in }, _ configure: (inout ClusterSessionConfiguration) -> Void
+    ) async throws -> (some ApplicationProtocol, ClusterNode) {
+        var configuration = ClusterNode.Configuration(
+            name: "n1", clusterAddress: Address(host: "127.0.0.1", port: 0), protection: .insecure, durability: .async)
+        wire(&configuration.limits)
+        let node = try await ClusterNode.bind(configuration: configuration)
         var sessions = ClusterSessionConfiguration()
         configure(&sessions)
         let router = Router(context: BasicClusterSessionRequestContext.self)
@@ -68,7 +73,7 @@ import Testing
     /// A name longer than a frame's u16 length field could never be replicated: refused
     /// (413) even when the configured limit is higher, never a trap.
     @Test func aNameLongerThanAFrameCarriesIsRefusedWhateverTheLimit() async throws {
-        let (app, _) = try await Self.makeApp { sessions in
+        let (app, _) = try await Self.makeApp(wire: { $0.maxAttributeNameLength = 1_000_000 }) { sessions in
             sessions.limits.maxAttributeNameBytes = 1_000_000
             sessions.limits.maxSessionBytes = 1_000_000
         }

@@ -40,6 +40,9 @@ struct ClusterView: Decodable, Sendable {
     var backup: Int?
     var stray: Int?
     var ready: Bool?
+    /// Copies still being pulled from, or handed over to, peers.
+    var pendingPulls: Int?
+    var pendingHandoffs: Int?
 
     /// The statuses of every entry named `name` (usually one).
     func statuses(of name: String) -> [String] {
