@@ -86,8 +86,11 @@ private final class HealthCheckExchange: UpstreamResponseDelegate {
         let exchange = HealthCheckExchange(connection: connection)
         let handler = connection.handler
         guard handler.attach(exchange, toHEAD: false) else {
+            // The node closed the connection already (it is stopping): a failed check. The
+            // exchange's promise is completed, never dropped.
             connection.close()
-            return connection.channel.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+            exchange.finish(.failure(ChannelError.ioOnClosedChannel))
+            return exchange.promise.futureResult
         }
         handler.write(head)
         handler.flush()
