@@ -191,7 +191,8 @@ let package = Package(
         .testTarget(
             name: "CohortCommandTests",
             dependencies: [
-                "CohortCommand", "CohortBalancer", "CohortBalancerCore", "CohortCore", "CohortMembership",
+                "CohortCommand", "CohortBalancer", "CohortBalancerCore", "CohortCore", "CohortMembership", "CohortNode",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -13,17 +13,9 @@ import Glibc
 
 /// The tutorial's sample application: a per-session counter, and views of the cluster.
 enum DemoApp {
-    struct Context: ClusterSessionRequestContext, RemoteAddressRequestContext {
-        var coreContext: CoreRequestContextStorage
-        var session: ClusterSession
-        let remoteAddress: SocketAddress?
-
-        init(source: ApplicationRequestContextSource) {
-            self.coreContext = .init(source: source)
-            self.session = ClusterSession()
-            self.remoteAddress = source.channel.remoteAddress
-        }
-    }
+    /// The library's context: the remote address (trusted proxies) and whether a request
+    /// came over HTTP/1 (`Connection: close` while draining).
+    typealias Context = BasicClusterSessionRequestContext
 
     /// `GET /api/session` and `POST /api/counter`: `{"id":…,"node":…,"count":…}`.
     ///

@@ -33,16 +33,17 @@ struct NodeLimitOptions: ParsableArguments {
     func validate() throws {
         let wire = WireLimits()
         guard maxSessions > 0 else { throw ValidationError("--max-sessions must be positive") }
-        guard (1...wire.maxAttributes).contains(maxAttributes) else {
-            throw ValidationError("--max-session-attributes must be 1...\(wire.maxAttributes) (what peers accept)")
+        guard (1...(wire.maxAttributes - 1)).contains(maxAttributes) else {
+            throw ValidationError("--max-session-attributes must be 1...\(wire.maxAttributes - 1) (what peers accept, less the exactly-once record)")
         }
         guard (1...wire.maxAttributeValueLength).contains(maxAttributeBytes) else {
             throw ValidationError("--max-attribute-bytes must be 1...\(wire.maxAttributeValueLength) (what peers accept)")
         }
         guard (1024...(1 << 30)).contains(maxFrameBytes) else { throw ValidationError("--max-frame-bytes must be 1024...1073741824") }
-        // A whole session travels in one frame: keep room for ids, versions and framing.
-        guard maxSessionBytes >= maxAttributeBytes, maxSessionBytes + 64 * 1024 <= maxFrameBytes else {
-            throw ValidationError("--max-session-bytes must be at least --max-attribute-bytes and 64 KiB below --max-frame-bytes")
+        // A whole session travels in one frame: keep room for the exactly-once record
+        // (up to ~80 KiB), ids, versions and framing.
+        guard maxSessionBytes > 0, maxSessionBytes + 160 * 1024 <= maxFrameBytes else {
+            throw ValidationError("--max-session-bytes must be positive and 160 KiB below --max-frame-bytes")
         }
         guard maxPendingBytesPerPeer >= maxFrameBytes else { throw ValidationError("--max-pending-bytes-per-peer must be at least --max-frame-bytes") }
         guard ["auto", "always", "never"].contains(secureCookies) else { throw ValidationError("--secure-cookies must be auto, always or never") }

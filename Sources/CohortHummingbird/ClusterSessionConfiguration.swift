@@ -21,8 +21,10 @@ public struct ClusterSessionConfiguration: Sendable {
     /// cross-site POST (OpenID Connect's `form_post`, SAML) needs `.none`, which browsers
     /// accept only on a `Secure` cookie, so the cookie is then always `Secure`.
     public var sameSite: Cookie.SameSite = .lax
-    /// How long the browser keeps the cookie (`Max-Age`); `nil` (the default): until it
-    /// closes. The session itself still ends after ``idleTimeout`` of disuse.
+    /// How long the browser keeps the cookie (`Max-Age`, whole seconds, at least one);
+    /// `nil` (the default): until it closes. It counts from when the cookie was last set
+    /// (the session's creation, a rotation, a route rebinding), not from the last request,
+    /// and the session itself still ends after ``idleTimeout`` of disuse.
     public var cookieMaxAge: Duration?
     /// A session unused this long ends (sliding: every request restarts it).
     public var idleTimeout: Duration = .seconds(30 * 60)
@@ -41,7 +43,9 @@ public struct ClusterSessionConfiguration: Sendable {
     /// Most sessions this node may hold (its own and its copies of others'). When it holds
     /// that many, a request that would create a new session gets 503 (with `Retry-After`)
     /// and is counted; existing sessions are read and written as always. Concurrent
-    /// requests may overshoot it by their number. Default 100,000.
+    /// requests may overshoot it by their number (``limits`` cannot be overshot: each
+    /// write is checked again against the session as the node holds it when it commits).
+    /// Default 100,000.
     public var maxSessions: Int = 100_000
 
     public init() {}
@@ -58,26 +62,40 @@ extension ClusterSessionConfiguration {
         guard maxSessions > 0 else { throw ConfigurationError("maxSessions must be positive: \(maxSessions)") }
         guard idleTimeout > .zero else { throw ConfigurationError("idleTimeout must be positive: \(idleTimeout)") }
         if let maxLifetime, maxLifetime <= .zero { throw ConfigurationError("maxLifetime must be positive: \(maxLifetime)") }
-        if let cookieMaxAge, cookieMaxAge <= .zero { throw ConfigurationError("cookieMaxAge must be positive: \(cookieMaxAge)") }
-        guard NodeID.isValidName(cookieName) else {
-            throw ConfigurationError("cookieName must be 1-64 characters from A-Z a-z 0-9 - _: \(cookieName)")
+        if let cookieMaxAge, cookieMaxAge < .seconds(1) { throw ConfigurationError("cookieMaxAge must be at least a second: \(cookieMaxAge)") }
+        guard !cookieName.isEmpty, cookieName.utf8.count <= 256, cookieName.utf8.allSatisfy(Self.isTokenByte) else {
+            throw ConfigurationError("cookieName must be an HTTP token (letters, digits and !#$%&'*+-.^_`|~): \(cookieName)")
         }
-        guard (1...wire.maxAttributes).contains(limits.maxAttributes) else {
-            throw ConfigurationError("limits.maxAttributes must be 1...\(wire.maxAttributes) (what peers accept): \(limits.maxAttributes)")
+        // One attribute more: the exactly-once record, which the limits do not count.
+        guard (1...(wire.maxAttributes - 1)).contains(limits.maxAttributes) else {
+            throw ConfigurationError("limits.maxAttributes must be 1...\(wire.maxAttributes - 1) (what peers accept, less the middleware's own): \(limits.maxAttributes)")
         }
         guard (1...wire.maxAttributeNameLength).contains(limits.maxAttributeNameBytes) else {
             throw ConfigurationError(
                 "limits.maxAttributeNameBytes must be 1...\(wire.maxAttributeNameLength) (what peers accept): \(limits.maxAttributeNameBytes)")
         }
+        guard wire.maxAttributeValueLength >= RequestReplay.maxRecordBytes else {
+            throw ConfigurationError(
+                "the node's maxAttributeValueLength (\(wire.maxAttributeValueLength)) cannot carry the exactly-once record (\(RequestReplay.maxRecordBytes) bytes)")
+        }
         guard (1...wire.maxAttributeValueLength).contains(limits.maxAttributeValueBytes) else {
             throw ConfigurationError(
                 "limits.maxAttributeValueBytes must be 1...\(wire.maxAttributeValueLength) (what peers accept): \(limits.maxAttributeValueBytes)")
         }
-        // A whole session travels in one frame: keep room for ids, versions, the
-        // exactly-once record and framing.
-        guard limits.maxSessionBytes >= limits.maxAttributeValueBytes, limits.maxSessionBytes + 64 * 1024 <= wire.maxFrameLength else {
+        // A whole session travels in one frame: keep room for the exactly-once record,
+        // ids, versions and framing.
+        let room = RequestReplay.maxRecordBytes + 64 * 1024
+        guard limits.maxSessionBytes > 0, limits.maxSessionBytes + room <= wire.maxFrameLength else {
             throw ConfigurationError(
-                "limits.maxSessionBytes must be at least maxAttributeValueBytes and 64 KiB below the frame limit (\(wire.maxFrameLength)): \(limits.maxSessionBytes)")
+                "limits.maxSessionBytes must be positive and \(room / 1024) KiB below the frame limit (\(wire.maxFrameLength)): \(limits.maxSessionBytes)")
+        }
+    }
+
+    /// tchar (RFC 9110 §5.6.2).
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"): true
+        default: "!#$%&'*+-.^_`|~".utf8.contains(byte)
         }
     }
 }

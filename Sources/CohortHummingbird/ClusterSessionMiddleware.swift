@@ -15,7 +15,9 @@ public import Hummingbird
 ///   that changed nothing only restarts the session's idle clock.
 /// - If the handler throws, nothing it changed is committed. Nor is a write whose session
 ///   ended while the request ran (another request logged it out or rotated its id): the
-///   ended id is not brought back, and the response clears the cookie.
+///   ended id is not brought back, an unsafe request (not GET, HEAD, OPTIONS, TRACE) is
+///   answered 409 Conflict instead of the handler's answer, and the cookie is cleared
+///   after a logout or expiry (not after a rotation).
 /// - ``ClusterSession/rotateID()`` commits the session under a new id (even without other
 ///   changes) and ends the old one everywhere.
 /// - Bounds: ``ClusterSessionConfiguration/limits`` per session (413) and
@@ -167,23 +169,39 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
         session.releaseLoadedAttributes()
         let report = await node.commit(LocalChange(
             id: id, loadedVersion: outcome.loadedVersion, changes: changes, maxIdle: configuration.idleTimeout,
-            maxLifetime: configuration.maxLifetime, renamedFrom: outcome.renamedFrom))
+            maxLifetime: configuration.maxLifetime, renamedFrom: outcome.renamedFrom, bounds: bounds))
+        if report.exceededBounds {
+            // Concurrent requests each stayed within the limits on the copy it loaded, but
+            // this one, merged into the session as it is now, would not: refused like a
+            // write over the limits (413), nothing saved.
+            node.recordRefusal(.sessionLimit, detail: "merged with concurrent writes: \(SessionRefused.Reason.sessionTooLarge.rawValue)", from: Self.remoteIP(context))
+            return try SessionRefused(.sessionTooLarge).response(from: request, context: context)
+        }
         session.committed(report.session)
         guard report.session != nil else {
             // The session ended while this request ran (logged out or rotated by another
             // request, or expired): the node refused to bring it back with these changes.
+            // What an unsafe request (a POST, a PUT…) wrote is lost, so its answer must not
+            // say it succeeded (409). A GET's incidental writes (a flash message, a "last
+            // seen") and a route rebinding alone keep the handler's answer.
             // The cookie goes after a logout or expiry; after a rotation it stays: the
             // browser has (or is about to get) the new id, and clearing the cookie would
             // log out a user who just logged in.
-            if requested != nil, report.refusedBecause != .rotated { response.setCookie(expiredCookie(secure: secure)) }
-            return response
+            var answer = response
+            if !outcome.changes.isEmpty || outcome.renamedFrom != nil, !Self.isSafe(request.method) {
+                context.logger.notice("session write refused: the session ended while the request ran", metadata: [
+                    "session.id_hash": "\(id.logTag)", "session.ended": "\(report.refusedBecause.map { "\($0)" } ?? "unknown")",
+                ])
+                answer = Self.conflict("the session ended (logout, login or expiry) while this request ran; nothing was saved")
+            }
+            if requested != nil, report.refusedBecause != .rotated { answer.setCookie(expiredCookie(secure: secure)) }
+            return answer
         }
         if case .superseded = report.outcome {
             // Another node served this session at the same moment and its write won: this
             // request's changes are gone, so its response must not say it succeeded.
             context.logger.warning("session write lost to a concurrent write on another node", metadata: ["session.id_hash": "\(id.logTag)"])
-            return Response(status: .conflict, headers: [.contentType: "text/plain; charset=utf-8"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(string: "409 Conflict: the session changed at the same time on another node; try again\n")))
+            return Self.conflict("the session changed at the same time on another node; try again")
         }
         if case .degraded(let missing) = report.outcome {
             context.logger.warning("session write not acknowledged by every peer", metadata: [
@@ -194,6 +212,25 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             response.setCookie(cookie(for: id, secure: secure))
         }
         return response
+    }
+
+    /// What a session may hold once a write is merged into it, on the node: the limits,
+    /// which do not count the exactly-once record (bounded by itself).
+    var bounds: SessionBounds {
+        SessionBounds(
+            maxAttributes: configuration.limits.maxAttributes, maxBytes: configuration.limits.maxSessionBytes,
+            uncounted: RequestReplay.attributeName)
+    }
+
+    /// GET, HEAD, OPTIONS and TRACE: methods whose session writes are incidental.
+    static func isSafe(_ method: HTTPRequest.Method) -> Bool {
+        method == .get || method == .head || method == .options || method == .trace
+    }
+
+    /// A 409 answer in place of the handler's, whose session changes were not saved.
+    static func conflict(_ reason: String) -> Response {
+        Response(status: .conflict, headers: [.contentType: "text/plain; charset=utf-8"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(string: "409 Conflict: \(reason)\n")))
     }
 
     func cookie(for id: SessionID, secure: Bool) -> Cookie {

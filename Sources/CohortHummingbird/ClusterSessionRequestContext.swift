@@ -17,6 +17,16 @@ public protocol HTTPConnectionRequestContext {
     var isHTTP1Connection: Bool { get }
 }
 
+extension HTTPConnectionRequestContext {
+    /// Whether `channel` (a request context source's) is an HTTP/1 connection: one a
+    /// server socket accepted is its channel's child; a multiplexed stream (HTTP/2) is a
+    /// child of such a connection. For a custom context's `init(source:)`:
+    /// `isHTTP1Connection = Self.isHTTP1(source.channel)`.
+    public static func isHTTP1(_ channel: any Channel) -> Bool {
+        channel.parent?.parent == nil
+    }
+}
+
 /// A ready-made context for apps that need nothing else. It knows the remote address, so
 /// ``SecureCookiePolicy/automatic(trustedProxies:)`` can trust a balancer's
 /// `X-Forwarded-Proto`, and whether the request came over HTTP/1.
@@ -31,11 +41,5 @@ public struct BasicClusterSessionRequestContext: ClusterSessionRequestContext, R
         self.session = ClusterSession()
         self.remoteAddress = source.channel.remoteAddress
         self.isHTTP1Connection = Self.isHTTP1(source.channel)
-    }
-
-    /// A connection accepted by a server socket is its channel's child; a multiplexed
-    /// stream (HTTP/2) is a child of such a connection.
-    static func isHTTP1(_ channel: any Channel) -> Bool {
-        channel.parent?.parent == nil
     }
 }

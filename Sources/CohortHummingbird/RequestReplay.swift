@@ -30,6 +30,9 @@ public enum RequestReplay {
     /// Responses larger than this, or of unknown length (streamed), are not recorded (the
     /// retry then runs the handler): recording would hold the whole body in memory first.
     static let maxRecordedBody = 64 * 1024
+    /// Most bytes the record attribute takes (name and value): its body, its fields, and
+    /// a header with the request id.
+    static let maxRecordBytes = attributeName.utf8.count + maxRecordedBody + Record.maxFieldBytes + 3 * Record.maxFields + 128
 
     /// The request id of `request`, if it carries exactly one, well-formed.
     static func requestID(of request: Request) -> String? {

@@ -19,9 +19,6 @@ extension ClusterNode.Configuration {
             throw ConfigurationError("\(name) must be positive: \(value)")
         }
         guard discoveryGrace >= .zero else { throw ConfigurationError("discoveryGrace must not be negative: \(discoveryGrace)") }
-        guard membership.probeTimeout <= membership.probeInterval, membership.pingTimeout <= membership.probeTimeout else {
-            throw ConfigurationError("membership timeouts must satisfy pingTimeout <= probeTimeout <= probeInterval")
-        }
         guard membership.suspicionMultiplier >= 1, membership.indirectProbeCount >= 0 else {
             throw ConfigurationError("membership.suspicionMultiplier must be at least 1 and indirectProbeCount not negative")
         }

@@ -234,6 +234,9 @@ public final class ClusterNode: Service, Sendable {
         /// Why the write was refused: the session it was based on ended while the request
         /// ran (logged out, rotated or expired by then). `nil` for a write that was made.
         public var refusedBecause: EndReason?
+        /// The write was refused: merged into the session as held, it would have broken
+        /// ``LocalChange/bounds`` (concurrent writes that together grow it too much).
+        public var exceededBounds = false
     }
 
     /// Commits one request's changes and replicates them. With acknowledged durability it
@@ -253,12 +256,13 @@ public final class ClusterNode: Service, Sendable {
                 return commit
             }
             perform(effects)
-            return CommitReport(session: commit.session, outcome: nil, refusedBecause: commit.refusedBecause)
+            return CommitReport(session: commit.session, outcome: nil, refusedBecause: commit.refusedBecause, exceededBounds: commit.exceededBounds)
         }
         // The waiter is registered under the same lock as the commit, so no completion
         // (an ack, a peer going down, a timeout) can slip in between.
         var session: Session?
         var refusedBecause: EndReason?
+        var exceededBounds = false
         let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<ReplicationEngine.CommitOutcome?, Never>) in
             var effects: [NodeEffect] = []
             let commit = state.withLockedValue { state in
@@ -271,10 +275,11 @@ public final class ClusterNode: Service, Sendable {
             }
             session = commit.session
             refusedBecause = commit.refusedBecause
+            exceededBounds = commit.exceededBounds
             if commit.awaiting == nil { continuation.resume(returning: nil) }
             perform(effects)
         }
-        return CommitReport(session: session, outcome: outcome, refusedBecause: refusedBecause)
+        return CommitReport(session: session, outcome: outcome, refusedBecause: refusedBecause, exceededBounds: exceededBounds)
     }
 
     /// This node's own copy of session `key`, without asking peers.

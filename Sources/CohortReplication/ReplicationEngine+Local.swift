@@ -10,11 +10,15 @@ extension ReplicationEngine {
         public var awaiting: CommitID?
         /// Why the write was refused, when the session it was based on ended meanwhile.
         public var refusedBecause: EndReason?
+        /// The write was refused: merged into the session as held now, it would break
+        /// ``LocalChange/bounds``. Nothing changed; `session` is the session as it is.
+        public var exceededBounds: Bool
 
-        public init(session: Session?, awaiting: CommitID?, refusedBecause: EndReason? = nil) {
+        public init(session: Session?, awaiting: CommitID?, refusedBecause: EndReason? = nil, exceededBounds: Bool = false) {
             self.session = session
             self.awaiting = awaiting
             self.refusedBecause = refusedBecause
+            self.exceededBounds = exceededBounds
         }
     }
 
@@ -30,6 +34,8 @@ extension ReplicationEngine {
     /// A write based on a session that ended while the request ran (another request logged
     /// it out or rotated its id, or it expired) is refused: it returns no session and
     /// replicates nothing, so the ended id is not brought back with this request's changes.
+    /// So is a write that would take the session past ``LocalChange/bounds`` (counted in
+    /// ``Statistics/writesOverBounds``).
     public mutating func onLocalCommit(_ change: LocalChange, durability: Durability, now: Instant) -> (LocalCommit, [ReplicationDirective]) {
         let key = change.id.key
         let oldKey = change.renamedFrom ?? key
@@ -38,6 +44,16 @@ extension ReplicationEngine {
            !store.sessions.contains(oldKey) {
             statistics.writesOnEndedSessions += 1
             return (LocalCommit(session: nil, awaiting: nil, refusedBecause: store.tombstones[oldKey]?.reason ?? .expired), [])
+        }
+        if let bounds = change.bounds, !change.invalidate {
+            // The copy the write would be merged into (as below), read in place.
+            let target = store.sessions.contains(oldKey) ? oldKey : (change.renamedFrom != nil && store.sessions.contains(key) ? key : nil)
+            let admitted = target.flatMap { store.sessions.withSession($0) { bounds.admit(change.changes, on: $0.attributes) } }
+                ?? bounds.admit(change.changes, on: [:])
+            if !admitted {
+                statistics.writesOverBounds += 1
+                return (LocalCommit(session: target.flatMap { store.sessions[$0] }, awaiting: nil, exceededBounds: true), [])
+            }
         }
         let targets = replicaTargets(of: change.id)
         var directives: [ReplicationDirective] = []

@@ -244,6 +244,9 @@ public struct Statistics: Hashable, Sendable {
     public var ackTimeouts = 0
     /// Writes refused because their session ended while the request ran.
     public var writesOnEndedSessions = 0
+    /// Local writes refused because, merged into the session as held, they would have
+    /// taken it past ``LocalChange/bounds``.
+    public var writesOverBounds = 0
     public var expired = 0
     /// Offer entries sent during state transfer.
     public var offered = 0

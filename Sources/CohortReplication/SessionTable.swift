@@ -49,6 +49,12 @@ public struct SessionTable: Sendable, Hashable, Sequence {
     /// the session's attributes are copied unless another copy of the table or of the
     /// session shares them, so a change costs what it changes (see ``SessionAttributes``).
     @discardableResult
+    /// Runs `body` on the session held under `key`, in place (no copy); `nil` if none.
+    public func withSession<Result>(_ key: String, _ body: (Session) -> Result) -> Result? {
+        guard let index = storage.index(forKey: key) else { return nil }
+        return body(storage.values[index].session)
+    }
+
     public mutating func modify<Result>(_ key: String, _ body: (inout Session) -> Result) -> Result? {
         guard let index = storage.index(forKey: key) else { return nil }
         return storage.values[index].modify(body)

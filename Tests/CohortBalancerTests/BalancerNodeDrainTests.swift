@@ -44,7 +44,9 @@ struct BalancerNodeDrainTests {
         let gone = Backend(name: "gone", address: Address(host: "127.0.0.1", port: port))
         try await withHarness(extraBackends: [gone], configure: { $0.healthCheckInterval = .milliseconds(5) }) { (h: Harness) async throws in
             try await h.waitUntil("gone marked down") { h.state(of: "gone") == .down }
-            // Many more checks, each racing the close against attaching to the connection.
+            // Many more checks, each racing the close against attaching to the connection. What
+            // this guards is the absence of a trap (a leaked promise in a debug build), which
+            // would end the test process; the states are checked on top.
             let before = accepted.withLockedValue { $0 }
             try await h.waitUntil("200 more checks", within: .seconds(20)) { accepted.withLockedValue { $0 } >= before + 200 }
             #expect(h.state(of: "gone") == .down)

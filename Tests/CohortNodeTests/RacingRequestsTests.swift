@@ -60,6 +60,7 @@ import Testing
             #expect(ended.status == .ok)
             gate.open()
             let late = try await slow
+            #expect(late.status == .conflict, "the late write was not saved: its answer must not say it was")
             let clears = late.headers[.setCookie]?.contains("Max-Age=0") == true
             if ender == "/login" {
                 // Arriving after the login's response, a clearing cookie would log the user out.
@@ -67,6 +68,42 @@ import Testing
             } else {
                 #expect(clears, "after a logout the ended id's cookie goes")
             }
+        }
+    }
+
+    /// Two requests each within the session limits on the copy they loaded, which together
+    /// would not be: the later commit is refused with 413 and saves nothing.
+    @Test func concurrentWritesCannotTogetherGrowASessionPastItsLimits() async throws {
+        let gate = Gate()
+        let node = try await ClusterNode.bind(configuration: .init(
+            name: "n1", clusterAddress: Address(host: "127.0.0.1", port: 0), protection: .insecure, durability: .async))
+        var sessions = ClusterSessionConfiguration()
+        sessions.limits.maxSessionBytes = 100
+        let router = Router(context: BasicClusterSessionRequestContext.self)
+        router.add(middleware: ClusterSessionMiddleware(node: node, configuration: sessions))
+        router.post("/set") { request, context -> String in
+            let name = request.uri.queryParameters.get("name") ?? "a"
+            if request.uri.queryParameters.get("slow") != nil { await gate.pass() }
+            try context.session.set(String(repeating: "x", count: 40), forKey: name)
+            return "ok"
+        }
+        try await Application(router: router).test(.router) { client in
+            let created = try await client.execute(uri: "/set?name=a", method: .post)
+            let cookie = try #require(created.headers[.setCookie]?.split(separator: ";").first.map(String.init))
+            async let slow = client.execute(uri: "/set?name=c&slow", method: .post, headers: [.cookie: cookie])
+            let deadline = ContinuousClock.now + .seconds(5)
+            while !gate.hasArrived, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            #expect(gate.hasArrived)
+            let other = try await client.execute(uri: "/set?name=b", method: .post, headers: [.cookie: cookie])
+            #expect(other.status == .ok, "a and b: 2 × 43 bytes")
+            gate.open()
+            let late = try await slow
+            #expect(late.status == .contentTooLarge, "a, b and c would be 129 bytes")
+            let id = try #require(SessionID(parsing: String(cookie.drop { $0 != "=" }.dropFirst())))
+            #expect(node.localSession(forKey: id.key)?.attributes.keys == ["a", "b"])
+            #expect(node.counters.sessionWritesRefused == 1)
         }
     }
 }
