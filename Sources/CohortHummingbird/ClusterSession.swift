@@ -96,6 +96,15 @@ public final class ClusterSession: Sendable {
     /// ``RequestReplay/attributeName``).
     static let reservedPrefix = "cohort."
 
+    /// Whether `key` starts with ``reservedPrefix``, compared as bytes (on every `get`
+    /// and `set`: `String.hasPrefix` compares characters).
+    static func isReserved(_ key: String) -> Bool {
+        var key = key
+        return key.withUTF8 { bytes in
+            bytes.count >= 7 && bytes[0] == UInt8(ascii: "c") && bytes.starts(with: reservedPrefix.utf8)
+        }
+    }
+
     let state: NIOLockedValueBox<State>
     /// What ``set(_:forKey:)`` enforces.
     let limits: SessionLimits
@@ -143,7 +152,7 @@ public final class ClusterSession: Sendable {
     /// Throws if the stored bytes are not a `T`, and ``ClusterSessionMisuse/reservedName(_:)``
     /// for a name starting with `cohort.`.
     public func get<T: Decodable>(_ type: T.Type, forKey key: String) throws -> T? {
-        if key.hasPrefix(Self.reservedPrefix) { throw ClusterSessionMisuse.reservedName(key) }
+        if Self.isReserved(key) { throw ClusterSessionMisuse.reservedName(key) }
         guard let bytes = state.withLockedValue({ $0.value(forKey: key) }) else { return nil }
         return try AttributeCoding.decode(T.self, from: bytes)
     }
@@ -156,7 +165,7 @@ public final class ClusterSession: Sendable {
     ///   ``ClusterSessionMiddleware`` (nothing would be stored) or for a name starting with
     ///   `cohort.` (reserved). Encoding errors of `value`.
     public func set<T: Encodable>(_ value: T, forKey key: String) throws {
-        if key.hasPrefix(Self.reservedPrefix) { throw ClusterSessionMisuse.reservedName(key) }
+        if Self.isReserved(key) { throw ClusterSessionMisuse.reservedName(key) }
         let bytes = try AttributeCoding.encode(value)
         let refusal = try state.withLockedValue { state throws(ClusterSessionMisuse) -> SessionRefused.Reason? in
             guard state.id != nil else { throw .noMiddleware }
@@ -174,7 +183,7 @@ public final class ClusterSession: Sendable {
 
     /// Removes the value stored under `key` (a reserved `cohort.` name is left alone).
     public func remove(_ key: String) {
-        guard !key.hasPrefix(Self.reservedPrefix) else { return }
+        guard !Self.isReserved(key) else { return }
         state.withLockedValue { state in
             guard state.valueLength(forKey: key) != nil || state.changes[key] != nil else { return }
             state.change(key, to: nil)

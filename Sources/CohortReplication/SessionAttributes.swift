@@ -79,6 +79,12 @@ public struct SessionAttributes: Sendable, Hashable, Sequence, ExpressibleByDict
     /// The bytes of names and values together (what session size limits count).
     public var byteCount: Int { encodedEntries.count - Self.entryOverhead * count }
 
+    /// ``count`` and ``byteCount`` from one pass over the entries.
+    public var totals: (count: Int, bytes: Int) {
+        let count = self.count
+        return (count, encodedEntries.count - Self.entryOverhead * count)
+    }
+
     /// The value stored under `name`; setting `nil` removes it.
     public subscript(name: String) -> [UInt8]? {
         get {

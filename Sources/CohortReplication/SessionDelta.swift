@@ -68,7 +68,7 @@ public struct SessionBounds: Hashable, Sendable {
     /// Whether `changes` merged into `attributes` stay within the bounds, or at least do
     /// not grow a session already past them (a write that shrinks it is let through).
     public func admit(_ changes: [AttributeChange], on attributes: SessionAttributes) -> Bool {
-        var (count, bytes) = (attributes.count, attributes.byteCount)
+        var (count, bytes) = attributes.totals
         if let uncounted, let length = attributes.valueLength(forKey: uncounted) {
             count -= 1
             bytes -= uncounted.utf8.count + length
