@@ -1,6 +1,12 @@
 import CohortCore
 import CohortWire
 
+/// A configuration that cannot work; the message says why.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
 extension ClusterNode.Configuration {
     /// Throws the first value that would make the node misbehave rather than fail:
     /// durations that must be positive (a zero tick interval spins; a zero ack timeout

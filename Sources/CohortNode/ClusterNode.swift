@@ -393,9 +393,3 @@ public final class ClusterNode: Service, Sendable {
         state.withLockedValue { $0.engine.statistics }
     }
 }
-
-/// A configuration that cannot work; the message says why.
-public struct ConfigurationError: Error, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
