@@ -22,6 +22,15 @@ import Testing
 
         var hasArrived: Bool { state.withLockedValue { $0.arrived } }
 
+        /// Waits until a handler reached the gate, at most `timeout`; whether one did.
+        func arrived(within timeout: Duration) async throws -> Bool {
+            let deadline = ContinuousClock.now + timeout
+            while !hasArrived, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            return hasArrived
+        }
+
         func open() {
             state.withLockedValue { state in
                 state.opened?.resume()
@@ -51,11 +60,7 @@ import Testing
             let created = try await client.execute(uri: "/count", method: .post)
             let cookie = try #require(created.headers[.setCookie]?.split(separator: ";").first.map(String.init))
             async let slow = client.execute(uri: "/slow-count", method: .post, headers: [.cookie: cookie])
-            let deadline = ContinuousClock.now + .seconds(5)
-            while !gate.hasArrived, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(5))
-            }
-            #expect(gate.hasArrived)
+            #expect(try await gate.arrived(within: .seconds(5)))
             let ended = try await client.execute(uri: ender, method: .post, headers: [.cookie: cookie])
             #expect(ended.status == .ok)
             gate.open()
@@ -91,11 +96,7 @@ import Testing
             let created = try await client.execute(uri: "/set?name=a", method: .post)
             let cookie = try #require(created.headers[.setCookie]?.split(separator: ";").first.map(String.init))
             async let slow = client.execute(uri: "/set?name=c&slow", method: .post, headers: [.cookie: cookie])
-            let deadline = ContinuousClock.now + .seconds(5)
-            while !gate.hasArrived, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(5))
-            }
-            #expect(gate.hasArrived)
+            #expect(try await gate.arrived(within: .seconds(5)))
             let other = try await client.execute(uri: "/set?name=b", method: .post, headers: [.cookie: cookie])
             #expect(other.status == .ok, "a and b: 2 × 43 bytes")
             gate.open()
