@@ -75,7 +75,7 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("ack-timeout"), help: "Milliseconds an acknowledged write waits for its acks before completing degraded.")
     var ackTimeout: Int = 2000
 
-    @Option(name: .customLong("drain-timeout"), help: "On SIGTERM/SIGINT, seconds to keep serving while health answers 503 and balancers stop sending requests; the drain ends sooner once no request came for --drain-quiet. 0: stop at once.")
+    @Option(name: .customLong("drain-timeout"), help: "On SIGTERM/SIGINT, seconds to keep serving while health answers 503 and balancers stop sending requests; the drain ends sooner once no request came for --drain-quiet, or at a second SIGTERM/SIGINT. 0: stop at once.")
     var drainTimeout: Int = 5
 
     @Option(name: .customLong("drain-quiet"), help: "Milliseconds without requests (counted from the first health check answered 503) that end a drain; raise it to the health-check interval of a balancer or probe that checks less often than every second.")
@@ -205,10 +205,11 @@ struct NodeCommand: AsyncParsableCommand {
         if let keyFile {
             services.append(.init(service: KeyReloadService(keyFile: keyFile, node: node, logger: logger)))
         }
-        // Last, so that graceful shutdown drains before the HTTP server stops.
+        // Last, so that graceful shutdown drains before the HTTP server stops. A second
+        // signal ends the drain: Ctrl-C twice stops without waiting.
         if drainTimeout > 0 {
             let plan = DrainPlan(timeout: .seconds(drainTimeout), quietPeriod: .milliseconds(drainQuiet))
-            services.append(.init(service: NodeDrain(node: node, plan: plan)))
+            services.append(.init(service: NodeDrain(node: node, plan: plan, interruptingSignals: [.sigterm, .sigint])))
         }
         let group = ServiceGroup(configuration: .command(services: services, logger: logger))
         try await group.run()

@@ -26,6 +26,8 @@ public struct DrainPlan: Sendable, Equatable {
         case quiet
         /// The timeout passed while requests still arrived.
         case timedOut
+        /// A signal asked to stop at once (a second Ctrl-C); see ``NodeDrain``.
+        case interrupted
     }
 
     public enum Step: Sendable, Equatable {

@@ -1,6 +1,7 @@
 import CohortCore
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 /// Drains a node when graceful shutdown begins, before its HTTP server stops, so that a
 /// rolling restart costs no request an error.
@@ -24,10 +25,17 @@ import ServiceLifecycle
 public struct NodeDrain: Service {
     let node: ClusterNode
     let plan: DrainPlan
+    let interruptingSignals: [UnixSignal]
 
-    public init(node: ClusterNode, plan: DrainPlan = DrainPlan()) {
+    /// - Parameters:
+    ///   - interruptingSignals: signals that end a drain under way at once; the
+    ///     application then stops and the node leaves, as after any drain. `cohort node`
+    ///     passes SIGINT and SIGTERM, so a second Ctrl-C does not wait the drain out. The
+    ///     signal that began the graceful shutdown is the service group's, not one of these.
+    public init(node: ClusterNode, plan: DrainPlan = DrainPlan(), interruptingSignals: [UnixSignal] = []) {
         self.node = node
         self.plan = plan
+        self.interruptingSignals = interruptingSignals
     }
 
     public func run() async throws {
@@ -37,20 +45,44 @@ public struct NodeDrain: Service {
             return  // cancelled: the group is not stopping gracefully
         }
         let start = node.now
+        // Trapped before the drain begins, so a signal sent once the node reports
+        // "draining" is always seen.
+        let signals = interruptingSignals.isEmpty ? nil : await UnixSignalsSequence(trapping: interruptingSignals)
         node.startDraining()
+        let ending = await withTaskGroup(of: DrainPlan.Ending?.self) { group in
+            group.addTask { await self.waitOut(start: start) }
+            if let signals {
+                group.addTask {
+                    for await _ in signals { return .interrupted }
+                    return nil  // cancelled: the drain ended otherwise
+                }
+            }
+            var ending: DrainPlan.Ending?
+            for await result in group where result != nil {
+                ending = result
+                group.cancelAll()
+                break
+            }
+            return ending
+        }
+        node.logger.notice("drain finished", metadata: [
+            "cluster.drain.ending": "\(ending?.rawValue ?? "cancelled")", "cluster.drain.duration": "\(node.now - start)",
+        ])
+    }
+
+    /// Waits until the plan says the drain is over; `nil` if cancelled first (the
+    /// group's shutdown deadline, or an interrupting signal).
+    private func waitOut(start: Instant) async -> DrainPlan.Ending? {
         while true {
             let now = node.now
             switch plan.step(start: start, now: now, lastRequest: node.lastRequestWhileDraining, healthAnswered: node.firstDrainingHealthAnswer) {
             case .finished(let ending):
-                node.logger.notice("drain finished", metadata: [
-                    "cluster.drain.ending": "\(ending.rawValue)", "cluster.drain.duration": "\(now - start)",
-                ])
-                return
+                return ending
             case .wait(let until):
                 do {
                     try await ContinuousClock().sleep(for: until - now, tolerance: .milliseconds(10))
                 } catch {
-                    return  // cancelled (the group's shutdown deadline): stop draining
+                    return nil
                 }
             }
         }

@@ -6,6 +6,11 @@ import HummingbirdTesting
 import Logging
 import ServiceLifecycle
 import Testing
+import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `DrainPlan`'s decisions, with instants given by the test.
 @Suite struct DrainPlanTests {
@@ -118,6 +123,24 @@ import Testing
             let ended = ContinuousClock.now
             #expect(ended - lastNoted >= quiet, "ended \(ended - lastNoted) after the last request")
             #expect(ended - started < .seconds(10), "the drain took \(ended - started)")
+        }
+    }
+
+    @Test func aSignalDuringTheDrainEndsItAtOnce() async throws {
+        let node = try await ClusterNode.bind(configuration: .init(
+            name: "n1", clusterAddress: Address(host: "127.0.0.1", port: 0), protection: .insecure, durability: .async))
+        // A drain that would last 20 s (traffic keeps it from ending quietly), ended by a
+        // signal no other test uses.
+        let drain = NodeDrain(node: node, plan: DrainPlan(timeout: .seconds(20), quietPeriod: .seconds(20)), interruptingSignals: [.sigusr2])
+        let group = ServiceGroup(configuration: .init(services: [.init(service: drain)], logger: Logger(label: "test")))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            await group.triggerGracefulShutdown()
+            try await InProcessClusterTests.waitUntil("draining") { node.isDraining }
+            let signalled = ContinuousClock.now
+            #expect(kill(getpid(), UnixSignal.sigusr2.rawValue) == 0)
+            try await tasks.next()
+            #expect(ContinuousClock.now - signalled < .seconds(10), "the drain went on \(ContinuousClock.now - signalled) after the signal")
         }
     }
 }
