@@ -71,7 +71,9 @@ struct DemoCommand: AsyncParsableCommand {
                             "--key-file", keyPath, "--durability", durability, "--demo",
                             // Well inside the supervisor's 5 s before SIGKILL, so a node stopped with
                             // the demo (or a browser still polling it) still leaves the cluster.
-                            "--drain-timeout", "1"]
+                            "--drain-timeout", "1",
+                            // A demo killed with SIGKILL cannot stop its nodes: they stop themselves.
+                            "--exit-with-parent"]
                     + specs.filter { $0.name != spec.name }.flatMap { ["--seed", $0.cluster.description] },
                 logPath: "\(directory)/\(spec.name).log"
             )

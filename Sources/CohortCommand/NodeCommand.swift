@@ -84,6 +84,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Demo mode: the page gets a button that crashes this node (SIGKILL), for failover demos.")
     var demo = false
 
+    @Flag(name: .customLong("exit-with-parent"), help: "Stop (drain and leave, as on SIGTERM) when the process that started this one exits, even by SIGKILL. `cohort demo` starts its nodes so.")
+    var exitWithParent = false
+
     @Flag(name: .customLong("no-rebind"), help: "Keep a session's route when another node serves it (no route rebinding).")
     var noRebind = false
 
@@ -210,6 +213,9 @@ struct NodeCommand: AsyncParsableCommand {
         if drainTimeout > 0 {
             let plan = DrainPlan(timeout: .seconds(drainTimeout), quietPeriod: .milliseconds(drainQuiet))
             services.append(.init(service: NodeDrain(node: node, plan: plan, interruptingSignals: [.sigterm, .sigint])))
+        }
+        if exitWithParent {
+            services.append(ParentWatch.configuration(logger: logger))
         }
         let group = ServiceGroup(configuration: .command(services: services, logger: logger))
         try await group.run()

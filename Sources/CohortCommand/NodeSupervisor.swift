@@ -8,8 +8,10 @@ import Glibc
 #endif
 
 /// Runs the demo's nodes as child processes: starts them, starts a crashed one again
-/// after `restartDelay`, and stops them all (SIGTERM, then SIGKILL after 5 s) on graceful
-/// shutdown. Calls `onReady` once every node accepts HTTP connections.
+/// after a delay (``RestartBackoff``), and stops them all (SIGTERM, then SIGKILL after
+/// 5 s) on graceful shutdown. Calls `onReady` once every node accepts HTTP connections.
+/// The nodes run with `--exit-with-parent`, so they stop on their own if this process is
+/// killed with SIGKILL.
 final class NodeSupervisor: Service, Sendable {
     struct Child: Sendable {
         var name: String
@@ -21,7 +23,6 @@ final class NodeSupervisor: Service, Sendable {
     let executable: String
     let children: [Child]
     let logger: Logger
-    let restartDelay: Duration = .seconds(3)
     let onReady: @Sendable () -> Void
 
     init(executable: String, children: [Child], logger: Logger, onReady: @escaping @Sendable () -> Void) {
@@ -35,10 +36,13 @@ final class NodeSupervisor: Service, Sendable {
         let clock = ContinuousClock()
         var running: [String: Process] = [:]
         var restartAt: [String: ContinuousClock.Instant] = [:]
+        var startedAt: [String: ContinuousClock.Instant] = [:]
+        var backoff: [String: RestartBackoff] = [:]
         var announced = false
         do {
             for child in children {
                 running[child.name] = try start(child)
+                startedAt[child.name] = clock.now
             }
             while !Task.isShuttingDownGracefully {
                 do {
@@ -49,12 +53,15 @@ final class NodeSupervisor: Service, Sendable {
                 for child in children {
                     if let process = running[child.name], !process.isRunning {
                         running[child.name] = nil
-                        restartAt[child.name] = clock.now + restartDelay
-                        say("node \(child.name) exited (\(describe(process))); starting it again in \(restartDelay)")
+                        let ran = startedAt[child.name].map { clock.now - $0 } ?? .zero
+                        let delay = backoff[child.name, default: RestartBackoff()].delay(afterRunning: ran)
+                        restartAt[child.name] = clock.now + delay
+                        say("node \(child.name) exited (\(describe(process))); starting it again in \(delay)")
                     }
                     if running[child.name] == nil, let at = restartAt[child.name], clock.now >= at {
                         restartAt[child.name] = nil
                         running[child.name] = try start(child)
+                        startedAt[child.name] = clock.now
                         say("node \(child.name) started again")
                     }
                 }
@@ -122,5 +129,26 @@ final class NodeSupervisor: Service, Sendable {
         return withUnsafePointer(to: &target) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         } == 0
+    }
+}
+
+/// How long the supervisor waits before starting a node that exited: 3 s after a node
+/// that ran a while (the demo's crash button), doubling up to a minute while it keeps
+/// exiting soon after its start (a port taken, a bad key), so a node that cannot run
+/// does not fill its log and the terminal every few seconds.
+struct RestartBackoff: Sendable, Equatable {
+    static let first: Duration = .seconds(3)
+    static let longest: Duration = .seconds(60)
+    /// A node that ran at least this long starts the sequence again.
+    static let stable: Duration = .seconds(30)
+
+    private(set) var next: Duration = Self.first
+
+    /// The delay before the next start of a node that ran for `ran` before it exited.
+    mutating func delay(afterRunning ran: Duration) -> Duration {
+        if ran >= Self.stable { next = Self.first }
+        let delay = next
+        next = min(next * 2, Self.longest)
+        return delay
     }
 }

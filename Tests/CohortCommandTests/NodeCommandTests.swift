@@ -57,3 +57,20 @@ import Testing
         #expect(KeyFile.exposure(of: path)?.contains("mode 640") == true)
     }
 }
+
+/// The demo supervisor's delays before starting a node again.
+@Suite struct RestartBackoffTests {
+    @Test func aNodeThatKeepsExitingSoonWaitsLongerUpToAMinute() {
+        var backoff = RestartBackoff()
+        let delays = (0..<7).map { _ in backoff.delay(afterRunning: .seconds(1)) }
+        #expect(delays == [.seconds(3), .seconds(6), .seconds(12), .seconds(24), .seconds(48), .seconds(60), .seconds(60)])
+    }
+
+    @Test func aNodeThatRanAWhileStartsAgainSoon() {
+        var backoff = RestartBackoff()
+        _ = backoff.delay(afterRunning: .seconds(1))
+        _ = backoff.delay(afterRunning: .seconds(1))
+        #expect(backoff.delay(afterRunning: .seconds(30)) == .seconds(3), "a crash after 30 s of running is a fresh start")
+        #expect(backoff.delay(afterRunning: .seconds(2)) == .seconds(6))
+    }
+}
