@@ -27,6 +27,9 @@ struct BalancerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "HOST:PORT for the admin API (drain/undrain, backend table). Unauthenticated: keep it private.")
     var admin: String?
 
+    @Option(name: .long, help: "HOST:PORT to serve Prometheus metrics on (GET /metrics): each backend's state and the refusals; off by default.")
+    var metrics: String?
+
     @Option(name: .customLong("cookie-name"), help: "Name of the session cookie carrying <key>.<route>.")
     var cookieName: String = "COHORTSESSION"
 
@@ -81,6 +84,7 @@ struct BalancerCommand: AsyncParsableCommand {
     func validate() throws {
         guard Address(parsing: listen) != nil else { throw ValidationError("--listen must be HOST:PORT") }
         if let admin, Address(parsing: admin) == nil { throw ValidationError("--admin must be HOST:PORT") }
+        if let metrics, Address(parsing: metrics) == nil { throw ValidationError("--metrics must be HOST:PORT") }
         guard (1024...(1 << 20)).contains(maxHeaderBytes) else { throw ValidationError("--max-header-bytes must be 1024...1048576") }
         guard (8...10_000).contains(maxHeaderCount) else { throw ValidationError("--max-header-count must be 8...10000") }
         guard maxBodyBytes >= 0 else { throw ValidationError("--max-body-bytes must not be negative") }
@@ -134,6 +138,8 @@ struct BalancerCommand: AsyncParsableCommand {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         CommandLogging.bootstrap(level: level)
         let logger = Logger(label: "cohort.balancer")
+        // Before the balancer is bound: its counters are created then.
+        let registry = metrics == nil ? nil : MetricsServer.bootstrap()
         // Validated in validate().
         guard let listenAddress = Address(parsing: listen) else { throw ValidationError("--listen must be HOST:PORT") }
         var configuration = BalancerServer<ContinuousClock>.Configuration(
@@ -173,6 +179,10 @@ struct BalancerCommand: AsyncParsableCommand {
             }
         }
         services.append(.init(service: balancer))
+        if let registry, let metricsAddress = metrics.flatMap({ Address(parsing: $0) }) {
+            let exporter = BalancerMetricsExporter(registry: registry) { balancer.backends() }
+            services.append(.init(service: MetricsServer.make(address: metricsAddress, logger: logger) { exporter.render() }))
+        }
         let group = ServiceGroup(configuration: .command(services: services, logger: logger))
         try await group.run()
     }

@@ -149,8 +149,13 @@ enum DemoApp {
         return (authority.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? "").lowercased()
     }
 
-    static func make(node: ClusterNode, sessions: ClusterSessionConfiguration, address: Address, demo: Bool, logger: Logger) -> some ApplicationProtocol {
+    /// - Parameter requestMetrics: count requests and time them (Hummingbird's
+    ///   `MetricsMiddleware`; for `--metrics`).
+    static func make(
+        node: ClusterNode, sessions: ClusterSessionConfiguration, address: Address, demo: Bool, requestMetrics: Bool = false, logger: Logger
+    ) -> some ApplicationProtocol {
         let router = Router(context: Context.self)
+        if requestMetrics { router.add(middleware: MetricsMiddleware()) }
         // 503 until this node holds what it should (state transfer), then 200; a
         // balancer or orchestrator can wait for it. 503 again while it drains.
         router.get("/health") { _, _ in node.healthResponse() }

@@ -84,6 +84,9 @@ struct NodeCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Demo mode: the page gets a button that crashes this node (SIGKILL), for failover demos.")
     var demo = false
 
+    @Option(name: .long, help: "HOST:PORT to serve Prometheus metrics on (GET /metrics), apart from --http; off by default.")
+    var metrics: String?
+
     @Flag(name: .customLong("exit-with-parent"), help: "Stop (drain and leave, as on SIGTERM) when the process that started this one exits, even by SIGKILL. `cohort demo` starts its nodes so.")
     var exitWithParent = false
 
@@ -109,6 +112,7 @@ struct NodeCommand: AsyncParsableCommand {
             throw ValidationError("--advertise-http must be HOST or HOST:PORT")
         }
         if let multicast, Address(parsing: multicast) == nil { throw ValidationError("--multicast must be GROUP:PORT") }
+        if let metrics, Address(parsing: metrics) == nil { throw ValidationError("--metrics must be HOST:PORT") }
         guard ReplicationEngine.Durability(rawValue: durability) != nil else {
             throw ValidationError("--durability must be acknowledged or async")
         }
@@ -156,6 +160,8 @@ struct NodeCommand: AsyncParsableCommand {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         CommandLogging.bootstrap(level: level)
         let logger = Logger(label: "cohort")
+        // Before the node is bound: its counters are created then.
+        let registry = metrics == nil ? nil : MetricsServer.bootstrap()
         let protection: FrameProtection
         if let keyFile {
             protection = .keyring(try KeyFile.read(keyFile))
@@ -203,8 +209,13 @@ struct NodeCommand: AsyncParsableCommand {
         // nothing). Checked first, so the node never joins.
         try await Self.checkAvailable(httpAddress)
         let node = try await ClusterNode.bind(configuration: configuration, logger: logger)
-        let app = DemoApp.make(node: node, sessions: sessions, address: httpAddress, demo: demo, logger: logger)
+        let app = DemoApp.make(
+            node: node, sessions: sessions, address: httpAddress, demo: demo, requestMetrics: registry != nil, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: node), .init(service: app)]
+        if let registry, let metricsAddress = metrics.flatMap({ Address(parsing: $0) }) {
+            let exporter = NodeMetricsExporter(node: node, registry: registry)
+            services.append(.init(service: MetricsServer.make(address: metricsAddress, logger: logger) { exporter.render() }))
+        }
         if let keyFile {
             services.append(.init(service: KeyReloadService(keyFile: keyFile, node: node, logger: logger)))
         }

@@ -279,6 +279,7 @@ public final class ClusterNode: Service, Sendable {
             if commit.awaiting == nil { continuation.resume(returning: nil) }
             perform(effects)
         }
+        if outcome != nil { metrics.ackWait.recordNanoseconds(self.now.nanoseconds - now.nanoseconds) }
         return CommitReport(session: session, outcome: outcome, refusedBecause: refusedBecause, exceededBounds: exceededBounds)
     }
 

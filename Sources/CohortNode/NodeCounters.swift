@@ -40,6 +40,8 @@ struct NodeMetrics: Sendable {
     let commits: Counter
     let conflicts: Counter
     let admissionsRefused: Counter
+    /// How long acknowledged writes waited for their acks (only those that waited).
+    let ackWait: Timer
 
     init(node: String) {
         let dimensions = [("node", node)]
@@ -52,5 +54,20 @@ struct NodeMetrics: Sendable {
         commits = Counter(label: "cohort_commits_total", dimensions: dimensions)
         conflicts = Counter(label: "cohort_conflicts_total", dimensions: dimensions)
         admissionsRefused = Counter(label: "cohort_admissions_refused_total", dimensions: dimensions)
+        ackWait = Timer(label: ClusterNode.ackWaitMetric, dimensions: dimensions, preferredDisplayUnit: .seconds)
     }
+}
+
+extension ClusterNode {
+    /// The swift-metrics `Timer` of how long acknowledged writes waited for their acks
+    /// (those that waited: a write with no live peer to wait for is not recorded).
+    public static let ackWaitMetric = "cohort_ack_wait_seconds"
+
+    /// Histogram buckets that suit ``ackWaitMetric``: acks take well under a millisecond
+    /// on a LAN, and up to the ack timeout (2 s by default) when a peer stalls.
+    public static let ackWaitBuckets: [Duration] = [
+        .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500),
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5),
+    ]
 }
