@@ -183,6 +183,7 @@ let package = Package(
         .testTarget(
             name: "CohortBalancerTests",
             dependencies: [
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
                 "CohortBalancer", "CohortBalancerCore", "CohortCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -50,6 +50,10 @@ extension BalancerServer {
         /// when the connection fails before any response byte. Safe with Cohort nodes
         /// (they answer a retried write from its record); turn off for other backends.
         public var retryWithRequestID: Bool = true
+        /// Count responses, failed attempts and error responses per backend in swift-metrics
+        /// (see `BalancerTraffic`; `cohort balancer --metrics`). Off by default: it costs a
+        /// lock and a lookup per request.
+        public var countsTraffic: Bool = false
         /// Response bytes held back before anything is sent to the client. A backend that
         /// fails before the response completed or exceeded this can still be replaced by
         /// another (retry rules permitting); beyond it the response is streamed.

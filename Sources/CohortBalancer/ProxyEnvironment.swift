@@ -26,6 +26,8 @@ final class ProxyEnvironment: Sendable {
     let pool: UpstreamPool
     let connections: ClientConnections
     let refusals: BalancerRefusals
+    /// `nil` unless the configuration `countsTraffic`.
+    let traffic: BalancerTraffic?
     let logger: Logger
     /// This process's `Via` entry: a request that already carries it went round a loop
     /// (the balancer is among its own backends) and is refused with 508.
@@ -47,6 +49,7 @@ final class ProxyEnvironment: Sendable {
         self.pool = pool
         self.connections = connections
         self.refusals = refusals
+        self.traffic = configuration.countsTraffic ? BalancerTraffic() : nil
         self.logger = logger
         self.via = ProxyHeaders.makeVia()
     }

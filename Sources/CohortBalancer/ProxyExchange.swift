@@ -239,6 +239,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
     }
 
     private func attemptFailed(_ choice: BackendTable.Choice, _ outcome: AttemptOutcome) {
+        environment.traffic?.attemptFailed(on: choice.name, outcome)
         closeUpstream(finished: false)
         disarmTimer()
         let health = environment.table.withLockedValue { table -> BackendTable.HealthOutcome in
@@ -269,6 +270,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
 
     /// Answers with the balancer's own error response.
     private func respondAndFinish(_ status: HTTPResponseStatus) {
+        environment.traffic?.errorResponse(Int(status.code))
         isFinished = true
         disarmTimer()
         owner.respond(status: status, isHTTP10: head.isHTTP10, keepAlive: keepAlive && body.isFinished)
@@ -350,6 +352,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
 
     private func complete(_ attempt: Attempt, trailers: ByteBuffer?) {
         guard let responseHead else { return upstreamClosed(error: UpstreamError.unexpectedData) }
+        environment.traffic?.response(from: attempt.choice.name, status: responseHead.status)
         isFinished = true
         disarmTimer()
         let health = environment.table.withLockedValue { table -> BackendTable.HealthOutcome in

@@ -27,7 +27,7 @@ struct BalancerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "HOST:PORT for the admin API (drain/undrain, backend table). Unauthenticated: keep it private.")
     var admin: String?
 
-    @Option(name: .long, help: "HOST:PORT to serve Prometheus metrics on (GET /metrics): each backend's state and the refusals; off by default.")
+    @Option(name: .long, help: "HOST:PORT to serve Prometheus metrics on (GET /metrics): each backend's state, responses and failures, and the refusals; off by default.")
     var metrics: String?
 
     @Option(name: .customLong("cookie-name"), help: "Name of the session cookie carrying <key>.<route>.")
@@ -154,7 +154,9 @@ struct BalancerCommand: AsyncParsableCommand {
         configuration.maxRequestBodyBytes = maxBodyBytes
         configuration.maxIdleConnectionsPerBackend = maxIdlePerBackend
         configuration.retryWithRequestID = requestIds
+        configuration.countsTraffic = registry != nil
         configuration.trustedProxies = Set(trustedProxy.compactMap(IPAddressText.canonical))
+        if let metricsAddress = metrics.flatMap({ Address(parsing: $0) }) { try await NodeCommand.checkAvailable(metricsAddress, for: "metrics") }
         let balancer = try await BalancerServer.bind(
             configuration: configuration,
             clock: ContinuousClock(),

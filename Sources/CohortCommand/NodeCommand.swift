@@ -133,14 +133,14 @@ struct NodeCommand: AsyncParsableCommand {
 
     /// `HOST:PORT`, or a bare `HOST` (an IPv6 one in brackets) with `defaultPort`.
     /// Throws a clear error if nothing can listen on `address` (in use, or not this host's).
-    static func checkAvailable(_ address: Address) async throws {
+    static func checkAvailable(_ address: Address, for purpose: String = "HTTP") async throws {
         let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .bind(host: address.host, port: address.port).get()
         } catch {
-            throw ValidationError("cannot listen for HTTP on \(address): \(error)")
+            throw ValidationError("cannot listen for \(purpose) on \(address): \(error)")
         }
         try? await channel.close()
     }
@@ -156,6 +156,8 @@ struct NodeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // First: a parent that dies while this node starts must still be noticed.
+        let parent = getppid()
         eventLoops.apply()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         CommandLogging.bootstrap(level: level)
@@ -208,6 +210,7 @@ struct NodeCommand: AsyncParsableCommand {
         // use would then stop a node that already joined (its peers scan and rebalance for
         // nothing). Checked first, so the node never joins.
         try await Self.checkAvailable(httpAddress)
+        if let metricsAddress = metrics.flatMap({ Address(parsing: $0) }) { try await Self.checkAvailable(metricsAddress, for: "metrics") }
         let node = try await ClusterNode.bind(configuration: configuration, logger: logger)
         let app = DemoApp.make(
             node: node, sessions: sessions, address: httpAddress, demo: demo, requestMetrics: registry != nil, logger: logger)
@@ -226,7 +229,7 @@ struct NodeCommand: AsyncParsableCommand {
             services.append(.init(service: NodeDrain(node: node, plan: plan, interruptingSignals: [.sigterm, .sigint])))
         }
         if exitWithParent {
-            services.append(ParentWatch.configuration(logger: logger))
+            services.append(ParentWatch.configuration(parent: parent, logger: logger))
         }
         let group = ServiceGroup(configuration: .command(services: services, logger: logger))
         try await group.run()

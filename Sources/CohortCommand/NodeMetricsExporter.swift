@@ -74,7 +74,7 @@ final class NodeMetricsExporter: Sendable {
             ("cohort_key_reloads_total", "Cluster key reloads (key roll steps)", counters.keyReloads),
         ]
         for (name, help, value) in grown {
-            let counter = registry.makeCounter(name: name, labels: labels, help: help)
+            let counter = registry.makeCounter(descriptor: .init(metricName: name, unitName: "", helpText: help), labels: labels)
             let growth = value - exported[name, default: 0]
             if growth > 0 { counter.increment(by: Int64(growth)) }
             exported[name] = value
@@ -82,6 +82,6 @@ final class NodeMetricsExporter: Sendable {
     }
 
     private func gauge(_ name: String, _ help: String, _ value: Int, extra: [(String, String)] = []) {
-        registry.makeGauge(name: name, labels: labels + extra, help: help).set(Int64(value))
+        registry.makeGauge(descriptor: .init(metricName: name, unitName: "", helpText: help), labels: labels + extra).set(Int64(value))
     }
 }

@@ -3,6 +3,8 @@ import ServiceLifecycle
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Ends a `cohort node` started with `--exit-with-parent` once the process that started
@@ -19,15 +21,17 @@ struct ParentWatch: Service {
     let interval: Duration
     let logger: Logger
 
-    init(interval: Duration = .milliseconds(250), logger: Logger) {
-        self.parent = getppid()
+    /// - Parameter parent: `getppid()` as the process started (read before anything that
+    ///   takes time, so a parent that died meanwhile is seen).
+    init(parent: pid_t, interval: Duration = .milliseconds(250), logger: Logger) {
+        self.parent = parent
         self.interval = interval
         self.logger = logger
     }
 
     /// The service, with a return that shuts the group down gracefully.
-    static func configuration(logger: Logger) -> ServiceGroupConfiguration.ServiceConfiguration {
-        .init(service: ParentWatch(logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)
+    static func configuration(parent: pid_t, logger: Logger) -> ServiceGroupConfiguration.ServiceConfiguration {
+        .init(service: ParentWatch(parent: parent, logger: logger), successTerminationBehavior: .gracefullyShutdownGroup)
     }
 
     func run() async throws {

@@ -27,11 +27,17 @@ public struct NodeDrain: Service {
     let plan: DrainPlan
     let interruptingSignals: [UnixSignal]
 
+    /// A signal this soon after the drain began does not end it.
+    public static let interruptGrace: Duration = .milliseconds(500)
+
     /// - Parameters:
     ///   - interruptingSignals: signals that end a drain under way at once; the
     ///     application then stops and the node leaves, as after any drain. `cohort node`
     ///     passes SIGINT and SIGTERM, so a second Ctrl-C does not wait the drain out. The
-    ///     signal that began the graceful shutdown is the service group's, not one of these.
+    ///     signal that began the graceful shutdown is the service group's, not one of these;
+    ///     one that arrives before the drain begins is lost, and one within
+    ///     ``interruptGrace`` of its start is ignored (a terminal's Ctrl-C reaches a whole
+    ///     process group, so a launcher that also forwards it as SIGTERM sends two at once).
     public init(node: ClusterNode, plan: DrainPlan = DrainPlan(), interruptingSignals: [UnixSignal] = []) {
         self.node = node
         self.plan = plan
@@ -53,7 +59,7 @@ public struct NodeDrain: Service {
             group.addTask { await self.waitOut(start: start) }
             if let signals {
                 group.addTask {
-                    for await _ in signals { return .interrupted }
+                    for await _ in signals where node.now - start >= Self.interruptGrace { return .interrupted }
                     return nil  // cancelled: the drain ended otherwise
                 }
             }

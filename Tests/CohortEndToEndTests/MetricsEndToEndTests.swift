@@ -20,6 +20,10 @@ struct MetricsEndToEndTests {
             try await cluster.waitUntilHealthy(["n1", "n2"])
             try await cluster.waitUntilMembers(["n1": "alive", "n2": "alive"], on: ["n1", "n2"], timeout: .seconds(10))
 
+            // The metrics listener starts with the node's services, after its HTTP port.
+            for name in ["n1", "n2"] {
+                try await waitUntil("\(name) serves /metrics", timeout: .seconds(10)) { try Self.scrape(metrics[name]!).text.contains("cohort_ready") }
+            }
             let before = try Self.scrape(metrics["n1"]!)
             #expect(before.contentType?.hasPrefix("text/plain; version=0.0.4") == true, "content type \(before.contentType ?? "none")")
             #expect(before.value("cohort_ready", ["node": "n1"]) == 1)
@@ -57,10 +61,26 @@ struct MetricsEndToEndTests {
             #expect(replica.text.contains("# TYPE cohort_deltas_applied_total counter"))
 
             let balancerMetrics = Endpoint.loopback(try FreePorts.tcp())
-            _ = try await cluster.startBalancer(backends: ["n1"], extraArguments: ["--metrics", "\(balancerMetrics)"])
+            let front = try await cluster.startBalancer(backends: ["n1"], extraArguments: ["--metrics", "\(balancerMetrics)"])
+            try await waitUntil("the balancer serves /metrics", timeout: .seconds(10)) {
+                try Self.scrape(balancerMetrics).text.contains("cohort_balancer_backend_up")
+            }
             let balancer = try Self.scrape(balancerMetrics)
             #expect(balancer.value("cohort_balancer_backend_up", ["backend": "n1"]) == 1, "\(balancer.text)")
             #expect(balancer.value("cohort_balancer_backend_outstanding_requests", ["backend": "n1"]) == 0)
+            // The harness waited for GET /health through the balancer: at least one answer.
+            let answered = balancer.value("cohort_balancer_responses_total", ["backend": "n1", "class": "2xx"]) ?? 0
+            #expect(answered >= 1, "\(balancer.text)")
+            #expect(balancer.value("cohort_balancer_errors_total", ["status": "502"]) == 0)
+
+            // Its only backend gone, the balancer answers with an error of its own, counted.
+            cluster.process("n1").kill9()
+            let failed = try HTTPClient.get("/api/session", on: front.endpoint)
+            #expect(failed.status == 502 || failed.status == 503, "HTTP \(failed.status)")
+            let after502 = try Self.scrape(balancerMetrics)
+            let errors = (after502.value("cohort_balancer_errors_total", ["status": "502"]) ?? 0)
+                + (after502.value("cohort_balancer_errors_total", ["status": "503"]) ?? 0)
+            #expect(errors >= 1, "\(after502.text)")
         }
     }
 

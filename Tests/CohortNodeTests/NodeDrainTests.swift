@@ -4,6 +4,7 @@ import CohortHummingbird
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import NIOConcurrencyHelpers
 import ServiceLifecycle
 import Testing
 import UnixSignals
@@ -129,14 +130,22 @@ import Glibc
     @Test func aSignalDuringTheDrainEndsItAtOnce() async throws {
         let node = try await ClusterNode.bind(configuration: .init(
             name: "n1", clusterAddress: Address(host: "127.0.0.1", port: 0), protection: .insecure, durability: .async))
-        // A drain that would last 20 s (traffic keeps it from ending quietly), ended by a
-        // signal no other test uses.
+        // A drain that would last 20 s (its quiet period), ended by a signal no other test
+        // uses. One within the grace period after the start is ignored.
         let drain = NodeDrain(node: node, plan: DrainPlan(timeout: .seconds(20), quietPeriod: .seconds(20)), interruptingSignals: [.sigusr2])
         let group = ServiceGroup(configuration: .init(services: [.init(service: drain)], logger: Logger(label: "test")))
+        let ended = NIOLockedValueBox(false)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+            tasks.addTask {
+                try await group.run()
+                ended.withLockedValue { $0 = true }
+            }
             await group.triggerGracefulShutdown()
             try await InProcessClusterTests.waitUntil("draining") { node.isDraining }
+            let start = node.now
+            #expect(kill(getpid(), UnixSignal.sigusr2.rawValue) == 0)  // with the shutdown's own signal: ignored
+            try await InProcessClusterTests.waitUntil("the grace period over") { node.now - start >= NodeDrain.interruptGrace + .milliseconds(200) }
+            #expect(!ended.withLockedValue { $0 }, "a signal within the grace period ended the drain")
             let signalled = ContinuousClock.now
             #expect(kill(getpid(), UnixSignal.sigusr2.rawValue) == 0)
             try await tasks.next()
