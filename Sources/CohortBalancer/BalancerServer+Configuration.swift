@@ -61,10 +61,11 @@ extension BalancerServer {
         /// A client connection silent this long between requests, or while sending one, is
         /// closed (slow-request protection); time spent waiting for a backend never counts.
         public var clientIdleTimeout: Duration = .seconds(60)
-        /// Client IP addresses (as NIO prints them) whose `X-Forwarded-Proto: https` is
-        /// believed: a TLS terminator in front of the balancer. Their requests reach the
-        /// nodes marked https, so session cookies get `Secure`; everyone else's field is
-        /// replaced by `http`.
+        /// Client IP addresses whose `X-Forwarded-Proto: https` is believed: a TLS
+        /// terminator in front of the balancer. Their requests reach the nodes marked
+        /// https, so session cookies get `Secure`; everyone else's field is replaced by
+        /// `http`. Any spelling of an address matches (`0:0:0:0:0:0:0:1` is `::1`); an entry
+        /// that is not an IPv4 or IPv6 address (a host name, a CIDR range) matches nothing.
         public var trustedProxies: Set<String> = []
         public init(listen: Address, admin: Address? = nil, backends: [Backend]) {
             self.listen = listen

@@ -44,7 +44,8 @@ final class ProxyEnvironment: Sendable {
         self.maxRequestBodyBytes = configuration.maxRequestBodyBytes
         self.responseBufferBytes = configuration.responseBufferBytes
         self.retryWithRequestID = configuration.retryWithRequestID
-        self.trustedProxies = configuration.trustedProxies
+        // As NIO prints a peer's address, which is what a client's is compared with.
+        self.trustedProxies = Set(configuration.trustedProxies.compactMap { try? SocketAddress(ipAddress: $0, port: 0).ipAddress })
         self.table = table
         self.pool = pool
         self.connections = connections

@@ -155,7 +155,7 @@ struct BalancerCommand: AsyncParsableCommand {
         configuration.maxIdleConnectionsPerBackend = maxIdlePerBackend
         configuration.retryWithRequestID = requestIds
         configuration.countsTraffic = registry != nil
-        configuration.trustedProxies = Set(trustedProxy.compactMap(IPAddressText.canonical))
+        configuration.trustedProxies = Set(trustedProxy)  // validated in validate()
         if let metricsAddress = metrics.flatMap({ Address(parsing: $0) }) { try await NodeCommand.checkAvailable(metricsAddress, for: "metrics") }
         let balancer = try await BalancerServer.bind(
             configuration: configuration,

@@ -63,7 +63,7 @@ struct NodeLimitOptions: ParsableArguments {
         switch secureCookies {
         case "always": sessions.secureCookies = .always
         case "never": sessions.secureCookies = .never
-        default: sessions.secureCookies = trustedProxy.isEmpty ? .default : .automatic(trustedProxies: Set(trustedProxy.compactMap(IPAddressText.canonical)))
+        default: sessions.secureCookies = trustedProxy.isEmpty ? .default : .automatic(trustedProxies: Set(trustedProxy))
         }
     }
 }

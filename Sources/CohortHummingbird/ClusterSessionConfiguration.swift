@@ -63,6 +63,9 @@ extension ClusterSessionConfiguration {
         guard idleTimeout > .zero else { throw ConfigurationError("idleTimeout must be positive: \(idleTimeout)") }
         if let maxLifetime, maxLifetime <= .zero { throw ConfigurationError("maxLifetime must be positive: \(maxLifetime)") }
         if let cookieMaxAge, cookieMaxAge < .seconds(1) { throw ConfigurationError("cookieMaxAge must be at least a second: \(cookieMaxAge)") }
+        if secureCookies.canonicalized() == nil {
+            throw ConfigurationError("secureCookies: every trusted proxy must be an IPv4 or IPv6 address: \(secureCookies)")
+        }
         guard !cookieName.isEmpty, cookieName.utf8.count <= 256, cookieName.utf8.allSatisfy(Self.isTokenByte) else {
             throw ConfigurationError("cookieName must be an HTTP token (letters, digits and !#$%&'*+-.^_`|~): \(cookieName)")
         }

@@ -49,6 +49,8 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
             preconditionFailure("ClusterSessionConfiguration: \(error)")
         }
         self.node = node
+        var configuration = configuration
+        configuration.secureCookies = configuration.secureCookies.canonicalized() ?? configuration.secureCookies  // valid: checked above
         self.configuration = configuration
     }
 

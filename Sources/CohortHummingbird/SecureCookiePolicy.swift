@@ -1,5 +1,6 @@
 public import Hummingbird
 import HTTPTypes
+import NIOCore
 
 /// When the session cookie gets the `Secure` attribute (sent back over HTTPS only).
 public enum SecureCookiePolicy: Sendable, Hashable {
@@ -17,6 +18,21 @@ public enum SecureCookiePolicy: Sendable, Hashable {
 
     /// The default: automatic, trusting proxies on this host (a balancer on loopback).
     public static let `default` = SecureCookiePolicy.automatic(trustedProxies: ["127.0.0.1", "::1"])
+
+    /// The same policy with every trusted proxy written the way a peer's address is
+    /// printed, which is what ``isSecure(_:remoteIP:)`` compares with (`::1` for
+    /// `0:0:0:0:0:0:0:1`, `::ffff:7f00:1`'s own form, …); `nil` if one is not an IPv4 or
+    /// IPv6 address (a host name or a CIDR range would never match a peer).
+    /// ``ClusterSessionMiddleware`` uses this form.
+    public func canonicalized() -> SecureCookiePolicy? {
+        guard case .automatic(let trusted) = self else { return self }
+        var canonical: Set<String> = []
+        for address in trusted {
+            guard let printed = try? SocketAddress(ipAddress: address, port: 0).ipAddress else { return nil }
+            canonical.insert(printed)
+        }
+        return .automatic(trustedProxies: canonical)
+    }
 
     /// Whether the cookie for `request` (received from `remoteIP`) is `Secure`.
     public func isSecure(_ request: Request, remoteIP: String?) -> Bool {

@@ -43,6 +43,8 @@ import Testing
             ("a cookie name with a separator", { $0.cookieName = "a;b" }),
             ("a negative cookie age", { $0.cookieMaxAge = .seconds(-1) }),
             ("a cookie age under a second (Max-Age=0 deletes)", { $0.cookieMaxAge = .milliseconds(500) }),
+            ("a trusted proxy by host name", { $0.secureCookies = .automatic(trustedProxies: ["127.0.0.1", "balancer.internal"]) }),
+            ("a trusted proxy range", { $0.secureCookies = .automatic(trustedProxies: ["10.0.0.0/8"]) }),
         ]
         for (what, change) in invalid {
             var configuration = ClusterSessionConfiguration()

@@ -30,6 +30,17 @@ import Testing
         #expect(!SecureCookiePolicy.never.isSecure(Self.request(scheme: "https", headers: https), remoteIP: "127.0.0.1"))
     }
 
+    @Test func trustedProxiesMatchHoweverTheirAddressesAreWritten() throws {
+        let spelled = SecureCookiePolicy.automatic(trustedProxies: ["0:0:0:0:0:0:0:1", "2001:DB8::0:1", "192.0.2.10"])
+        let canonical = try #require(spelled.canonicalized())
+        #expect(canonical == .automatic(trustedProxies: ["::1", "2001:db8::1", "192.0.2.10"]))
+        let https: HTTPFields = [HTTPField.Name("X-Forwarded-Proto")!: "https"]
+        #expect(canonical.isSecure(Self.request(headers: https), remoteIP: "::1"), "a peer printed as ::1 is the proxy given as 0:0:0:0:0:0:0:1")
+        #expect(!spelled.isSecure(Self.request(headers: https), remoteIP: "::1"), "compared as given, the spellings differ")
+        #expect(SecureCookiePolicy.automatic(trustedProxies: ["balancer.internal"]).canonicalized() == nil)
+        #expect(SecureCookiePolicy.always.canonicalized() == .always)
+    }
+
     static func makeApp(_ policy: SecureCookiePolicy) async throws -> some ApplicationProtocol {
         let node = try await ClusterNode.bind(configuration: .init(
             name: "n1", clusterAddress: Address(host: "127.0.0.1", port: 0), protection: .insecure, durability: .async))
