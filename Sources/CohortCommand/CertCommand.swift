@@ -16,7 +16,7 @@ struct CertCommand: ParsableCommand {
         discussion: "Keys are written with mode 0600 and never overwritten. For production, issue the same kind of certificates (the node name as a DNS subject alternative name, server and client auth) from your own CA."
     )
 
-    @Option(name: .long, help: "Directory for ca.pem/ca.key and NAME.pem/NAME.key (must exist).")
+    @Option(name: .long, help: "Directory for ca.pem/ca.key and NAME.pem/NAME.key (made, mode 0700, if missing).")
     var dir: String
 
     @Argument(help: "Node names to issue certificates for.")
@@ -29,6 +29,10 @@ struct CertCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Made for the keys: readable by its owner only (an existing one is left as it is).
+        if mkdir(dir, 0o700) != 0 && errno != EEXIST {
+            throw ValidationError("cannot make \(dir): \(String(cString: strerror(errno)))")
+        }
         let caCertificate = "\(dir)/ca.pem"
         let caKey = "\(dir)/ca.key"
         let ca: DevCertificateAuthority.Issued

@@ -283,7 +283,7 @@ extension ClusterNode {
                 }
             case .commitDegraded(let missing):
                 metrics.degradedCommits.increment()
-                logger.warning("write completed without every ack (timeout)", metadata: ["cluster.peers.missing": "\(missing.joined(separator: ","))"])
+                logger.warning("write completed without every ack (a timeout, or a peer's connection broke)", metadata: ["cluster.peers.missing": "\(missing.joined(separator: ","))"])
             }
         }
     }

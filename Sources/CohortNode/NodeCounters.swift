@@ -11,7 +11,8 @@ public struct NodeCounters: Hashable, Sendable {
     public var framesReplayed = 0
     /// Messages dropped because a peer's send queue was full.
     public var sendQueueDrops = 0
-    /// Acknowledged writes that completed without every ack (timeout).
+    /// Acknowledged writes that completed without every ack (a timeout, or a peer's
+    /// connection broke while they waited).
     public var degradedCommits = 0
     /// Connections to peers (re)established.
     public var peerConnects = 0

@@ -36,6 +36,20 @@ import Testing
         _ = try CertCommand.parse(["--dir", "/tmp", "n1", "node-2"])
     }
 
+    @Test("cohort cert makes its directory, readable by its owner only")
+    func certMakesItsDirectory() throws {
+        let dir = NSTemporaryDirectory() + "cohort-certs-\(UInt64.random(in: 0...UInt64.max))"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try CertCommand.parse(["--dir", dir, "n1"]).run()
+        let mode = try #require(try FileManager.default.attributesOfItem(atPath: dir)[.posixPermissions] as? Int)
+        #expect(mode & 0o077 == 0, "mode \(String(mode, radix: 8))")
+        for file in ["ca.pem", "ca.key", "n1.pem", "n1.key"] {
+            #expect(FileManager.default.fileExists(atPath: "\(dir)/\(file)"), "\(file)")
+        }
+        try CertCommand.parse(["--dir", dir, "n2"]).run()  // an existing directory, its CA reused
+        #expect(FileManager.default.fileExists(atPath: "\(dir)/n2.pem"))
+    }
+
     @Test("an HTTP port already in use is found before the node joins the cluster")
     func httpPortInUseIsCaughtFirst() async throws {
         let taken = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()

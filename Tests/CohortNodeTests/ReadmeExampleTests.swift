@@ -54,12 +54,13 @@ struct ReadmeExampleTests {
     }
 }
 
-/// The README's example, with what it leaves to the reader (`key`, `user`, `logger`) as
+/// The README's example, with what it leaves to the reader (`user`, `logger`) as
 /// parameters. Only compiled.
 enum ReadmeExample {
     struct User { var id: String }
 
-    static func run(key: ClusterKey, user: User, logger: Logger) async throws {
+    static func run(user: User, logger: Logger) async throws {
+        let key = try ClusterKey(fileContents: String(contentsOfFile: "cluster.key", encoding: .utf8))  // from `cohort keygen`
         var configuration = ClusterNode.Configuration(
             name: "n1", clusterAddress: Address(host: "0.0.0.0", port: 7001),
             seeds: [Address(host: "10.0.0.2", port: 7001)], protection: .sealed(key))
