@@ -7,12 +7,14 @@ import NIOConcurrencyHelpers
 ///   by status class (`1xx`…`5xx`);
 /// - `cohort_balancer_attempt_failures_total{backend, outcome}`: attempts that failed
 ///   (`connect`: nothing was sent; `reset`: closed before the response completed;
-///   `timeout`), each followed by a retry or an error response;
+///   `timeout`), each followed by a retry or an error response, and responses cut off
+///   after they began to reach the client (`aborted`: the client's connection is closed);
 /// - `cohort_balancer_errors_total{status}`: the balancer's own error responses (`502`,
 ///   `503` when no backend is live, `504`).
 ///
 /// A backend's counters are made on its first request and then found by name under a
-/// lock, once per response.
+/// lock, once per response. They stay when the backend leaves the table (counters keep
+/// their totals; the state gauges of `cohort balancer --metrics` go).
 final class BalancerTraffic: Sendable {
     private struct BackendCounters {
         /// Indexed by the status' first digit, 1...5 (index 0: anything else).
@@ -20,6 +22,7 @@ final class BalancerTraffic: Sendable {
         var connect: Counter
         var reset: Counter
         var timeout: Counter
+        var aborted: Counter
 
         init(_ backend: String, factory: any MetricsFactory) {
             responses = ["other", "1xx", "2xx", "3xx", "4xx", "5xx"].map {
@@ -32,6 +35,7 @@ final class BalancerTraffic: Sendable {
             connect = failure("connect")
             reset = failure("reset")
             timeout = failure("timeout")
+            aborted = failure("aborted")
         }
     }
 
@@ -69,6 +73,10 @@ final class BalancerTraffic: Sendable {
         case .failedBeforeResponse: counters.reset.increment()
         case .timedOut: counters.timeout.increment()
         }
+    }
+
+    func responseAborted(by backend: String) {
+        counters(backend).aborted.increment()
     }
 
     func errorResponse(_ status: Int) {

@@ -45,7 +45,15 @@ final class ProxyEnvironment: Sendable {
         self.responseBufferBytes = configuration.responseBufferBytes
         self.retryWithRequestID = configuration.retryWithRequestID
         // As NIO prints a peer's address, which is what a client's is compared with.
-        self.trustedProxies = Set(configuration.trustedProxies.compactMap { try? SocketAddress(ipAddress: $0, port: 0).ipAddress })
+        var trusted: Set<String> = []
+        for address in configuration.trustedProxies {
+            if let printed = try? SocketAddress(ipAddress: address, port: 0).ipAddress {
+                trusted.insert(printed)
+            } else {
+                logger.warning("trusted proxy ignored: not an IPv4 or IPv6 address", metadata: ["balancer.trusted_proxy": "\(address)"])
+            }
+        }
+        self.trustedProxies = trusted
         self.table = table
         self.pool = pool
         self.connections = connections

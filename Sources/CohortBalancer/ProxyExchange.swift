@@ -391,6 +391,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
     func upstreamClosed(error: (any Error)?) {
         guard let attempt, !isFinished else { return }
         if relaying {
+            environment.traffic?.responseAborted(by: attempt.choice.name)
             return abort(log: "response aborted", error: error ?? ChannelError.eof)
         }
         attemptFailed(attempt.choice, (error as? UpstreamError) == .timeout ? .timedOut : .failedBeforeResponse)
@@ -449,6 +450,7 @@ final class ProxyExchange: UpstreamResponseDelegate {
     func responseTimedOut() {
         guard !isFinished, let attempt else { return }
         if relaying {
+            environment.traffic?.responseAborted(by: attempt.choice.name)
             return abort(log: "response aborted", error: UpstreamError.timeout)
         }
         attemptFailed(attempt.choice, .timedOut)

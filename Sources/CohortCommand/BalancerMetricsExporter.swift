@@ -29,8 +29,8 @@ final class BalancerMetricsExporter: Sendable {
     }
 
     func render() -> [UInt8] {
-        let current = backends()
         reported.withLockedValue { reported in
+            let current = backends()  // under the lock: a slower scrape cannot bring back a backend that left
             var now: [String: [Gauge]] = [:]
             for backend in current {
                 let gauges = reported[backend.name] ?? Self.descriptors.map {

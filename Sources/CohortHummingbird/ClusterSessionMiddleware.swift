@@ -40,8 +40,9 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
     let configuration: ClusterSessionConfiguration
 
     /// - Precondition: `configuration` is valid for `node`
-    ///   (``ClusterSessionConfiguration/validate(for:)``): a bad bound is a programming
-    ///   error, caught when the app starts rather than when a session stops replicating.
+    ///   (``ClusterSessionConfiguration/validate(for:)``): a bad bound, or a trusted proxy
+    ///   that is not an IP address, is a programming error, caught when the app starts
+    ///   rather than when a session stops replicating or a cookie silently lacks `Secure`.
     public init(node: ClusterNode, configuration: ClusterSessionConfiguration = .init()) {
         do {
             try configuration.validate(for: node)

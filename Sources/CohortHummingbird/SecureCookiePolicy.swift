@@ -13,7 +13,9 @@ public enum SecureCookiePolicy: Sendable, Hashable {
     /// `X-Forwarded-Proto: https` or `Forwarded: …proto=https`. The forwarding headers of
     /// anyone else are ignored: a client cannot talk a node out of or into `Secure`.
     /// Needs a context that knows the remote address (`RemoteAddressRequestContext`, as
-    /// ``BasicClusterSessionRequestContext`` does); without it only TLS counts.
+    /// ``BasicClusterSessionRequestContext`` does); without it only TLS counts. Each
+    /// proxy is an IPv4 or IPv6 address, in any spelling; anything else (a host name, a
+    /// CIDR range) fails ``ClusterSessionConfiguration/validate(for:)``.
     case automatic(trustedProxies: Set<String>)
 
     /// The default: automatic, trusting proxies on this host (a balancer on loopback).

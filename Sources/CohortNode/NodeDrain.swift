@@ -1,5 +1,6 @@
 import CohortCore
 import Logging
+import NIOConcurrencyHelpers
 import ServiceLifecycle
 import UnixSignals
 
@@ -26,22 +27,27 @@ public struct NodeDrain: Service {
     let node: ClusterNode
     let plan: DrainPlan
     let interruptingSignals: [UnixSignal]
-
-    /// A signal this soon after the drain began does not end it.
-    public static let interruptGrace: Duration = .milliseconds(500)
+    let interruptGrace: Duration
+    /// Interrupting signals ignored so far (within the grace), for tests.
+    let ignoredSignals = NIOLockedValueBox(0)
 
     /// - Parameters:
     ///   - interruptingSignals: signals that end a drain under way at once; the
     ///     application then stops and the node leaves, as after any drain. `cohort node`
     ///     passes SIGINT and SIGTERM, so a second Ctrl-C does not wait the drain out. The
     ///     signal that began the graceful shutdown is the service group's, not one of these;
-    ///     one that arrives before the drain begins is lost, and one within
-    ///     ``interruptGrace`` of its start is ignored (a terminal's Ctrl-C reaches a whole
-    ///     process group, so a launcher that also forwards it as SIGTERM sends two at once).
-    public init(node: ClusterNode, plan: DrainPlan = DrainPlan(), interruptingSignals: [UnixSignal] = []) {
+    ///     one that arrives before the drain begins is lost.
+    ///   - interruptGrace: an interrupting signal this soon after the drain began is
+    ///     ignored (and logged): a terminal's Ctrl-C reaches a whole process group, so a
+    ///     launcher that also forwards it as SIGTERM sends two at once.
+    public init(
+        node: ClusterNode, plan: DrainPlan = DrainPlan(), interruptingSignals: [UnixSignal] = [],
+        interruptGrace: Duration = .milliseconds(500)
+    ) {
         self.node = node
         self.plan = plan
         self.interruptingSignals = interruptingSignals
+        self.interruptGrace = interruptGrace
     }
 
     public func run() async throws {
@@ -59,7 +65,12 @@ public struct NodeDrain: Service {
             group.addTask { await self.waitOut(start: start) }
             if let signals {
                 group.addTask {
-                    for await _ in signals where node.now - start >= Self.interruptGrace { return .interrupted }
+                    for await signal in signals {
+                        if node.now - start >= interruptGrace { return .interrupted }
+                        ignoredSignals.withLockedValue { $0 += 1 }
+                        node.logger.notice("signal ignored: the drain began less than \(interruptGrace) ago; send it again to stop at once",
+                                           metadata: ["signal": "\(signal)"])
+                    }
                     return nil  // cancelled: the drain ended otherwise
                 }
             }

@@ -16,6 +16,7 @@ import Testing
         traffic.attemptFailed(on: "n1", .failedBeforeSending)
         traffic.attemptFailed(on: "n1", .failedBeforeResponse)
         traffic.attemptFailed(on: "n2", .timedOut)
+        traffic.responseAborted(by: "n2")
         traffic.errorResponse(502)
         traffic.errorResponse(502)
         traffic.errorResponse(418)  // not one of the balancer's own: ignored
@@ -30,6 +31,7 @@ import Testing
         #expect(try count("cohort_balancer_attempt_failures_total", [("backend", "n1"), ("outcome", "connect")]) == 1)
         #expect(try count("cohort_balancer_attempt_failures_total", [("backend", "n1"), ("outcome", "reset")]) == 1)
         #expect(try count("cohort_balancer_attempt_failures_total", [("backend", "n2"), ("outcome", "timeout")]) == 1)
+        #expect(try count("cohort_balancer_attempt_failures_total", [("backend", "n2"), ("outcome", "aborted")]) == 1)
         #expect(try count("cohort_balancer_errors_total", [("status", "502")]) == 2)
         #expect(try count("cohort_balancer_errors_total", [("status", "504")]) == 0)
     }
