@@ -13,7 +13,7 @@ import Darwin
 ///
 /// Linux gives an orphan a new parent (init, or a subreaper), so `getppid()` changes; it is
 /// checked every `interval`. The service then returns, and its configuration
-/// (``configuration(logger:)``) makes that a graceful shutdown of the group: the node
+/// (``configuration(parent:logger:)``) makes that a graceful shutdown of the group: the node
 /// drains and leaves the cluster as on SIGTERM. Put it last in the group, so that a
 /// graceful shutdown for another reason ends it first.
 struct ParentWatch: Service {
