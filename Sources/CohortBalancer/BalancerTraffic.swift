@@ -4,7 +4,7 @@ import NIOConcurrencyHelpers
 /// What the proxied requests came to, per backend, as swift-metrics counters, when
 /// ``BalancerServer/Configuration/countsTraffic`` is on (`cohort balancer --metrics`):
 /// - `cohort_balancer_responses_total{backend, class}`: responses relayed from the backend
-///   by status class (`1xx`…`5xx`);
+///   by status class (`1xx`…`5xx`, `other` for a status outside them);
 /// - `cohort_balancer_attempt_failures_total{backend, outcome}`: attempts that failed
 ///   (`connect`: nothing was sent; `reset`: closed before the response completed;
 ///   `timeout`), each followed by a retry or an error response, and responses cut off
