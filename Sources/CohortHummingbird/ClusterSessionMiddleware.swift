@@ -30,11 +30,15 @@ public import Hummingbird
 /// - The cookie is HttpOnly and SameSite=Lax by default (``ClusterSessionConfiguration``
 ///   says otherwise), and Secure per ``ClusterSessionConfiguration/secureCookies``. The id is never logged in full (only
 ///   `SessionID.logTag`).
+/// - A session whose route names another node is loaded from the newest copy its owners
+///   hold (they are asked; the route node among them), never from this node's copy alone:
+///   a balancer sends it here when its node failed, and this node's copy may lag an async
+///   write made there. On a sticky balancer that is only the first request after a failure.
 /// - With ``ClusterSessionConfiguration/rebindRoutes`` (the default), a session whose route
-///   names a node that cannot serve it (dead, suspect, unreachable, unknown) takes this
-///   node's route before the handler runs (handlers see the new id) and the rename is
-///   committed with the request's changes. A session whose node is fine keeps its route,
-///   so reading it elsewhere does not move it.
+///   names a node that cannot serve it (dead, suspect, unreachable, unknown; also found so
+///   while its owners were asked) takes this node's route before the handler runs
+///   (handlers see the new id) and the rename is committed with the request's changes. A
+///   session whose node is fine keeps its route, so reading it elsewhere does not move it.
 public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: RouterMiddleware {
     let node: ClusterNode
     let configuration: ClusterSessionConfiguration
@@ -60,10 +64,12 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
         if node.isDraining { node.noteRequestWhileDraining() }
         let requested = Self.sessionID(in: request, cookieName: configuration.cookieName)
         var context = context
-        // Taking a session over from a node that cannot serve it: check the other owners
-        // for a newer copy than this node's first.
-        let takingOver = requested.map { !node.isServing(route: $0.route) } ?? false
-        if let requested, let stored = await node.load(id: requested, verify: takingOver) {
+        // A session served off its route: the balancer could not reach its node (which may
+        // have died a moment ago, before this node noticed), or the copy here may lag an
+        // async write made there. Check the other owners for a newer copy first; a route
+        // node found unreachable meanwhile no longer counts as serving, below.
+        let offRoute = requested.map { $0.route != node.configuration.name } ?? false
+        if let requested, let stored = await node.load(id: requested, verify: offRoute) {
             let rebind = configuration.rebindRoutes && !node.isServing(route: stored.id.route)
             context.session = ClusterSession(
                 loaded: stored, route: rebind ? node.configuration.name : nil, servingRoute: node.configuration.name,

@@ -155,11 +155,12 @@ public final class ClusterNode: Service, Sendable {
     /// when asked (fetch on miss). `nil` if no live node holds it, or if it is past its
     /// idle timeout or lifetime.
     ///
-    /// With `verify` (the caller takes the session over because its route node cannot
-    /// serve it), while this node is not ready (state transfer still running), or when it
-    /// is not one of the session's owners (`--placement owners:N`: its copy gets no
-    /// deltas), the held copy is not trusted alone: every reachable owner is asked and the
-    /// newest copy wins, so a write acknowledged while this node lagged is never served stale.
+    /// With `verify` (the caller serves the session off its route: its route node failed,
+    /// or holds an async write not here yet), while this node is not ready (state transfer
+    /// still running), or when it is not one of the session's owners (`--placement
+    /// owners:N`: its copy gets no deltas), the held copy is not trusted alone: every
+    /// reachable owner is asked and the newest copy wins, so a write made while this node
+    /// lagged is never served stale.
     public func load(id: SessionID, verify: Bool = false) async -> Session? {
         let key = id.key
         let now = self.now

@@ -9,12 +9,16 @@ import Testing
 
 /// The middleware against one real node (no peers): cookies, creation, commits.
 @Suite struct ClusterSessionMiddlewareTests {
-    /// The routes below on one node; `addRoutes` adds a test's own.
+    /// The routes below on `node` (by default a new one, named n1, without peers);
+    /// `addRoutes` adds a test's own.
     static func makeApp(
+        node: ClusterNode? = nil,
         addRoutes: (Router<BasicClusterSessionRequestContext>) -> Void = { _ in }
     ) async throws -> (some ApplicationProtocol, ClusterNode) {
-        let node = try await ClusterNode.bind(configuration: .init(
-            name: "n1", clusterAddress: Address(host: "127.0.0.1", port: 0), protection: .insecure, durability: .async))
+        let node = if let node { node } else {
+            try await ClusterNode.bind(configuration: .init(
+                name: "n1", clusterAddress: Address(host: "127.0.0.1", port: 0), protection: .insecure, durability: .async))
+        }
         let router = Router(context: BasicClusterSessionRequestContext.self)
         router.add(middleware: ClusterSessionMiddleware(node: node))
         addRoutes(router)
