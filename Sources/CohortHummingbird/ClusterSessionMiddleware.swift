@@ -24,9 +24,10 @@ public import Hummingbird
 ///   ``ClusterSessionConfiguration/maxSessions`` per node (503 for a request that would
 ///   create a session, existing ones untouched), each refusal counted on the node.
 /// - While the node drains (``ClusterNode/startDraining()``), each request is noted for
-///   ``NodeDrain``, and the responses it produces (not errors thrown past it) carry
-///   `Connection: close` for an HTTP/1 request whose context is an
-///   ``HTTPConnectionRequestContext``.
+///   ``NodeDrain``, and its responses carry `Connection: close` for an HTTP/1 request
+///   whose context is an ``HTTPConnectionRequestContext``: those of handlers, and those
+///   of the `HTTPResponseError`s they throw, which it then answers itself (other errors
+///   are thrown on, to whatever turns them into a 500).
 /// - The cookie is HttpOnly and SameSite=Lax by default (``ClusterSessionConfiguration``
 ///   says otherwise), and Secure per ``ClusterSessionConfiguration/secureCookies``. The id is never logged in full (only
 ///   `SessionID.logTag`).
@@ -90,9 +91,15 @@ public struct ClusterSessionMiddleware<Context: ClusterSessionRequestContext>: R
         var response: Response
         do {
             response = try await next(request, context)
-        } catch let refused as SessionRefused {
-            node.recordRefusal(refused.reason == .nodeFull ? .nodeFull : .sessionLimit, detail: refused.reason.rawValue, from: Self.remoteIP(context))
-            throw refused
+        } catch {
+            if let refused = error as? SessionRefused {
+                node.recordRefusal(refused.reason == .nodeFull ? .nodeFull : .sessionLimit, detail: refused.reason.rawValue, from: Self.remoteIP(context))
+            }
+            // While draining, an HTTP error the handler threw (a 404, a 413…) is answered
+            // here, as the router would, so that it carries `Connection: close` too. Nothing
+            // is committed, as when it is thrown on.
+            guard node.isDraining, let httpError = error as? any HTTPResponseError else { throw error }
+            return closingIfDraining(try httpError.response(from: request, context: context), context: context)
         }
         // Only a body of known, small length is collected to be recorded: a streamed one
         // (server-sent events, an export) goes out as it is made, unrecorded.

@@ -65,6 +65,7 @@ import Glibc
             try context.session.set(count + 1, forKey: "count")
             return "\(count + 1)"
         }
+        router.post("/missing") { _, _ -> String in throw HTTPError(.notFound) }
         return (Application(router: router), node)
     }
 
@@ -79,6 +80,9 @@ import Glibc
                 let before = try await client.execute(uri: "/count", method: .post)
                 #expect(before.status == .ok)
                 #expect(before.headers[.connection] == nil)
+                let thrownBefore = try await client.execute(uri: "/missing", method: .post)
+                #expect(thrownBefore.status == .notFound)
+                #expect(thrownBefore.headers[.connection] == nil)
 
                 #expect(node.startDraining())
                 #expect(!node.startDraining(), "once only")
@@ -96,6 +100,9 @@ import Glibc
                 #expect(String(buffer: during.body) == "1")
                 #expect(during.headers[.connection] == "close")
                 #expect(node.lastRequestWhileDraining != nil)
+                let thrown = try await client.execute(uri: "/missing", method: .post)
+                #expect(thrown.status == .notFound, "a thrown HTTP error is answered as the router would")
+                #expect(thrown.headers[.connection] == "close", "and closes the connection too")
             }
         }
     }
