@@ -65,14 +65,27 @@ extension ReplicationEngine {
         let heldVersion = store.sessions[key]?.version
         let held = heldVersion != nil
         if let heldVersion, heldVersion >= delta.version {
-            if heldVersion != delta.version, let held = store.sessions[key], isDivergent(delta.version, from: held) {
-                // A write on another branch (two owners wrote during a partition, or one
-                // wrote on a copy that lagged) that loses to the held copy: the sender's
-                // write is lost, so it gets no ack (its commit completes degraded) but this
-                // copy, which it adopts.
-                countConflict(key: key, versions: (heldVersion, delta.version))
-                directives.append(.send(.session(held.snapshot(now: now)), to: peer))
-                return
+            if heldVersion != delta.version, let held = store.sessions[key] {
+                if isDivergent(delta.version, from: held) {
+                    // A write on another branch (two owners wrote during a partition, or one
+                    // wrote on a copy that lagged) that loses to the held copy: the sender's
+                    // write is lost, so it gets no ack but this copy, which it adopts (and
+                    // its commit completes superseded).
+                    countConflict(key: key, versions: (heldVersion, delta.version))
+                    directives.append(.send(.session(held.snapshot(now: now)), to: peer))
+                    return
+                }
+                if held.base != delta.version {
+                    // Older than the held copy's base: whether it is in this copy's history
+                    // cannot be told (a node that was cut off, declared dead and taken over
+                    // writes on its stale copy; its version is below the new branch's base).
+                    // No ack, which would tell the sender its write is kept: this copy,
+                    // which it adopts if it lacks it. A sender whose write is in this
+                    // history has it acknowledged by its later deltas' acks.
+                    statistics.duplicatesIgnored += 1
+                    directives.append(.send(.session(held.snapshot(now: now)), to: peer))
+                    return
+                }
             }
             statistics.duplicatesIgnored += 1  // already applied
             directives.append(.send(.ack(key: key, version: delta.version), to: peer))
@@ -195,8 +208,11 @@ extension ReplicationEngine {
             // This node's own writes in flight that the adopted copy does not include (a
             // concurrent write on another node won the tie-break) are lost: say so now,
             // rather than let them time out as merely unconfirmed.
-            let base = adopted.base  // (`isDivergent`, without reading self during the change)
-            pendingCommits.supersede(key: key, isLost: { $0 != base && $0.counter >= base.counter }) { id in
+            // A write is kept only if it is the adopted copy's version or its base: one
+            // further back may or may not be in its history (see `onDelta`), and a write
+            // reported lost that was kept is safer than the reverse.
+            let (version, base) = (adopted.version, adopted.base)  // (not reading self during the change)
+            pendingCommits.supersede(key: key, isLost: { $0 != version && $0 != base }) { id in
                 directives.append(.commitCompleted(id, .superseded))
             }
         }

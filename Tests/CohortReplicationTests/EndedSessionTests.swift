@@ -170,6 +170,40 @@ import Testing
         #expect(!later.onTick(now: t0 + .seconds(3)).contains { if case .commitCompleted = $0 { true } else { false } })
     }
 
+    /// A node cut off long enough to be declared dead (a VM stall, SIGSTOP) comes back and
+    /// writes on its stale copy while the node that took the session over wrote several
+    /// times: its version is then below the new branch's base, which no copy can place in
+    /// its history. It must not be acknowledged (that would answer 200 for a write the
+    /// cluster does not keep): the writer adopts the newer copy and learns its write is lost.
+    @Test func aWriteOnACopyTheClusterMovedPastIsReportedLostNotAcknowledged() throws {
+        var engines = ["n1": engine("n1", peers: ["n2", "n3"]), "n2": engine("n2", peers: ["n1", "n3"]),
+                       "n3": engine("n3", peers: ["n1", "n2"])]
+        var version = SessionVersion.zero
+        for value in UInt8(1)...5 {
+            let (created, sent) = engines["n1"]!.onLocalCommit(write("a", value, loaded: version), durability: .acknowledged, now: t0)
+            #expect(deliver(sent, from: "n1", among: &engines).count == 1)
+            version = try #require(created.session?.version)
+        }
+        // n1 stalls and is declared dead; n2 takes the session over and writes three times.
+        for name in ["n2", "n3"] { _ = engines[name]!.onPeerDown("n1", now: t0) }
+        var taken = version
+        for value in UInt8(6)...8 {
+            let (committed, sent) = engines["n2"]!.onLocalCommit(write("a", value, loaded: taken), durability: .acknowledged, now: t0)
+            #expect(deliver(sent, from: "n2", among: &engines).count == 1)
+            taken = try #require(committed.session?.version)
+        }
+        // n1 runs again and is readmitted; it writes on its copy (v5@n1) before it heard
+        // of any of it.
+        for name in ["n2", "n3"] { _ = engines[name]!.onPeerUp("n1", now: t0) }
+        let (stale, sent) = engines["n1"]!.onLocalCommit(write("a", 66, loaded: version), durability: .acknowledged, now: t0)
+        let waiting = try #require(stale.awaiting)
+        #expect(deliver(sent, from: "n1", among: &engines) == [.commitCompleted(waiting, .superseded)])
+        for name in ["n1", "n2", "n3"] {
+            #expect(engines[name]!.session(forKey: id.key)?.attributes["a"] == [8], "\(name) keeps the taken-over branch")
+            #expect(engines[name]!.session(forKey: id.key)?.version == taken, "\(name)")
+        }
+    }
+
     /// A node that stops (cancelled, say, before its application) completes what waits
     /// on its peers, and afterwards waits for nothing: no request hangs on it.
     @Test func stoppingCompletesEveryWaitingWriteAndFetchAndNothingWaitsAfter() throws {

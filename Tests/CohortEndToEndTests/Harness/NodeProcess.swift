@@ -67,6 +67,19 @@ final class NodeProcess {
         }
     }
 
+    /// SIGSTOP: the process stops running, its sockets stay open (a VM stall, a long
+    /// pause): peers see no broken connection, only silence.
+    func freeze() {
+        guard pollExit() == nil else { return }
+        kill(pid, SIGSTOP)
+    }
+
+    /// SIGCONT after ``freeze()``.
+    func thaw() {
+        guard pollExit() == nil else { return }
+        kill(pid, SIGCONT)
+    }
+
     /// SIGTERM, then waits up to `timeout` for the exit. Returns the exit status, or `nil`
     /// if the process did not exit in time (it is then killed with SIGKILL).
     func terminate(timeout: Duration = .seconds(10)) async throws -> ExitStatus? {
