@@ -23,7 +23,7 @@ struct ClusterStatus {
             ("send queue drops", counters.sendQueueDrops), ("degraded commits", counters.degradedCommits),
             ("gaps", counters.gapsDetected), ("conflicts", counters.conflicts),
             ("sessions refused", counters.sessionsRefused), ("session writes refused", counters.sessionWritesRefused),
-            ("admissions refused", counters.admissionsRefused),
+            ("admissions refused", counters.admissionsRefused), ("pauses", counters.pauses ?? 0),
         ]
     }
 

@@ -70,6 +70,9 @@ enum DemoApp {
             var sessionsRefused: Int
             var sessionWritesRefused: Int
             var admissionsRefused: Int
+            /// Times the node stood still long enough for peers to take its sessions over
+            /// (`NodeCounters.pauses`); absent from nodes older than the counter.
+            var pauses: Int?
         }
         /// Key IDs only (never key material): which key seals, which are accepted.
         struct Keys: Codable {
@@ -279,7 +282,7 @@ enum DemoApp {
                 expired: statistics.expired, offered: statistics.offered, pulled: statistics.pulled, handedOver: statistics.handedOver,
                 keyReloads: counters.keyReloads, framesReplayed: counters.framesReplayed,
                 sessionsRefused: counters.sessionsRefused, sessionWritesRefused: counters.sessionWritesRefused,
-                admissionsRefused: counters.admissionsRefused
+                admissionsRefused: counters.admissionsRefused, pauses: counters.pauses
             ),
             keys: node.keyring.map { .init(sending: Int($0.sendingKey.keyID), accepted: $0.acceptedKeys.map { Int($0.keyID) }) }
         )

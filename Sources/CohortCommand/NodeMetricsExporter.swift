@@ -72,6 +72,7 @@ final class NodeMetricsExporter: Sendable {
             ("cohort_transfer_handed_over_total", "State transfer: copies dropped once their owners held them", statistics.handedOver),
             ("cohort_peer_connects_total", "Replication connections to peers established", counters.peerConnects),
             ("cohort_key_reloads_total", "Cluster key reloads (key roll steps)", counters.keyReloads),
+            ("cohort_pauses_total", "Times the node had stood still long enough for peers to take its sessions over", counters.pauses),
         ]
         for (name, help, value) in grown {
             let counter = registry.makeCounter(descriptor: .init(metricName: name, unitName: "", helpText: help), labels: labels)

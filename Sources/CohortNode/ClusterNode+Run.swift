@@ -41,6 +41,12 @@ extension ClusterNode {
         logger.info("node stopped")
     }
 
+    /// A gap between ticks longer than this means the node stood still long enough for a
+    /// probe of it to fail (see ``NodeState/isResyncing(now:pause:)``).
+    var pauseThreshold: Duration {
+        configuration.membership.probeTimeout - configuration.membership.tickInterval
+    }
+
     private func tickLoop() async throws {
         let interval = configuration.membership.tickInterval
         var next = ContinuousClock.now
@@ -57,6 +63,15 @@ extension ClusterNode {
         let grace = configuration.discoveryGrace
         let readinessTimeout = configuration.readinessTimeout
         input { state, now, effects in
+            if let last = state.lastTickAt, now - last > pauseThreshold {
+                // Peers may have taken sessions over meanwhile: check each with its owners
+                // until they certainly told this node (declared dead, it rejoins first).
+                let resync = configuration.membership.detectionBound(clusterSize: state.membership.clusterSize)
+                state.resyncUntil = now + resync
+                state.counters.pauses += 1
+                effects.append(.paused(now - last, resync: resync))
+            }
+            state.lastTickAt = now
             state.absorb(state.membership.onTick(now: now), now: now, makeLink: makeLink, into: &effects)
             if !state.engine.isReady {
                 let started = state.startedAt ?? now
@@ -272,6 +287,10 @@ extension ClusterNode {
             case .readinessTimedOut(let awaiting, let pulls):
                 logger.warning("state transfer did not finish in time; reporting ready, missing sessions are fetched on a miss", metadata: [
                     "cluster.peers.silent": "\(awaiting.joined(separator: ","))", "cluster.pulls.pending": "\(pulls)",
+                ])
+            case .paused(let pause, let resync):
+                logger.warning("this node did not run for a while; peers may have taken its sessions over: it checks each with their owners for a while", metadata: [
+                    "cluster.paused": "\(pause)", "cluster.resync": "\(resync)",
                 ])
             case .conflicts(let records):
                 metrics.conflicts.increment(by: records.count)

@@ -160,12 +160,15 @@ public final class ClusterNode: Service, Sendable {
     /// still running), or when it is not one of the session's owners (`--placement
     /// owners:N`: its copy gets no deltas), the held copy is not trusted alone: every
     /// reachable owner is asked and the newest copy wins, so a write made while this node
-    /// lagged is never served stale.
+    /// lagged is never served stale. So it is too for a while after this node stood still
+    /// long enough for peers to take its sessions over (``NodeCounters/pauses``).
     public func load(id: SessionID, verify: Bool = false) async -> Session? {
         let key = id.key
         let now = self.now
+        let pause = pauseThreshold
         let held: Session?? = state.withLockedValue { state in
-            guard !verify, state.engine.isReady, state.engine.ownsCopy(of: id), state.engine.session(forKey: key) != nil
+            guard !verify, state.engine.isReady, state.engine.ownsCopy(of: id), state.engine.session(forKey: key) != nil,
+                  !state.isResyncing(now: now, pause: pause)
             else { return .none }
             return .some(state.engine.usableSession(forKey: key, now: now))
         }
@@ -176,6 +179,7 @@ public final class ClusterNode: Service, Sendable {
             let immediate: Session?? = state.withLockedValue { state in
                 let holds = state.engine.session(forKey: key) != nil
                 let checkPeers = verify || !state.engine.isReady || !state.engine.ownsCopy(of: id)
+                    || state.isResyncing(now: now, pause: pause)
                 if holds && !checkPeers { return .some(state.engine.usableSession(forKey: key, now: now)) }
                 let (start, directives) = checkPeers
                     ? state.engine.onLocalVerify(id: id, now: now) : state.engine.onLocalMiss(id: id, now: now)

@@ -26,6 +26,10 @@ public struct NodeCounters: Hashable, Sendable {
     /// the cluster CA's for its name, or that did not answer as the process it claims to
     /// be): the node stays out of membership.
     public var admissionsRefused = 0
+    /// Times the node found it had not run for longer than a probe of it may take (a VM
+    /// stall, SIGSTOP, a starved process): for a while after, every session it serves is
+    /// checked with its owners first, since peers may have taken it over meanwhile.
+    public var pauses = 0
     /// Conflicts already logged (the engine counts them).
     var conflictsLogged = 0
 }

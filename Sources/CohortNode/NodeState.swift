@@ -31,6 +31,21 @@ struct NodeState: Sendable {
     var readinessNote: String?
     /// The last role counts `/cluster` computed, and when (see `ClusterNode.placementReport`).
     var roleCounts: (at: Instant, counts: ReplicationEngine.RoleCounts)?
+    /// When the last tick ran, and until when loads check every session with its owners
+    /// after the node found it had been paused (see ``isResyncing(now:pause:)``).
+    var lastTickAt: Instant?
+    var resyncUntil: Instant?
+
+    /// Whether this node may have stood still (a VM stall, SIGSTOP, a starved process)
+    /// long enough for a probe of it to fail, so that peers may have suspected it and taken
+    /// its sessions over, and has not run long enough since to have heard of it: its own
+    /// copies are then not trusted alone. True from the first moment after such a pause
+    /// (before the next tick ran) until `resyncUntil`.
+    func isResyncing(now: Instant, pause: Duration) -> Bool {
+        if let resyncUntil, now < resyncUntil { return true }
+        if let lastTickAt, now - lastTickAt > pause { return true }
+        return false
+    }
 }
 
 /// IO and wake-ups decided under the lock, carried out after it is released.
@@ -49,6 +64,7 @@ enum NodeEffect: Sendable {
     case event(SessionEvent)
     case conflicts([ConflictRecord])
     case readinessTimedOut(awaiting: [String], pulls: Int)
+    case paused(Duration, resync: Duration)
 }
 
 extension NodeState {
