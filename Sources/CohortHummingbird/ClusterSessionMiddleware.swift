@@ -33,8 +33,10 @@ public import Hummingbird
 ///   `SessionID.logTag`).
 /// - A session whose route names another node is loaded from the newest copy its owners
 ///   hold (they are asked; the route node among them), never from this node's copy alone:
-///   a balancer sends it here when its node failed, and this node's copy may lag an async
-///   write made there. On a sticky balancer that is only the first request after a failure.
+///   a balancer sends it here when its node failed or drains, and this node's copy may lag
+///   an async write made there. On a sticky balancer that is the first request after a
+///   failure, and a draining node's sessions until it has left. A live owner that stopped
+///   answering without its connection breaking holds such a load up to the fetch timeout.
 /// - With ``ClusterSessionConfiguration/rebindRoutes`` (the default), a session whose route
 ///   names a node that cannot serve it (dead, suspect, unreachable, unknown; also found so
 ///   while its owners were asked) takes this node's route before the handler runs

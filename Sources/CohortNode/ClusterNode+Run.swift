@@ -42,9 +42,12 @@ extension ClusterNode {
     }
 
     /// A gap between ticks longer than this means the node stood still long enough for a
-    /// probe of it to fail (see ``NodeState/isResyncing(now:pause:)``).
+    /// probe of it to fail (see ``NodeState/isResyncing(now:pause:)``): the probe timeout
+    /// less one tick (160 ms by default), and never under four ticks, which a busy
+    /// machine's scheduler alone can take (with a probe interval under ~100 ms).
     var pauseThreshold: Duration {
-        configuration.membership.probeTimeout - configuration.membership.tickInterval
+        let membership = configuration.membership
+        return max(membership.probeTimeout - membership.tickInterval, membership.tickInterval * 4)
     }
 
     private func tickLoop() async throws {
@@ -63,15 +66,12 @@ extension ClusterNode {
         let grace = configuration.discoveryGrace
         let readinessTimeout = configuration.readinessTimeout
         input { state, now, effects in
-            if let last = state.lastTickAt, now - last > pauseThreshold {
-                // Peers may have taken sessions over meanwhile: check each with its owners
-                // until they certainly told this node (declared dead, it rejoins first).
-                let resync = configuration.membership.detectionBound(clusterSize: state.membership.clusterSize)
-                state.resyncUntil = now + resync
-                state.counters.pauses += 1
-                effects.append(.paused(now - last, resync: resync))
+            // After a pause, peers may have taken sessions over: check each with its owners
+            // until they have certainly told this node (declared dead, it rejoins first).
+            let resync = configuration.membership.detectionBound(clusterSize: state.membership.clusterSize)
+            if let pause = state.noteTick(now: now, pause: pauseThreshold, resync: resync) {
+                effects.append(.paused(pause, resync: resync))
             }
-            state.lastTickAt = now
             state.absorb(state.membership.onTick(now: now), now: now, makeLink: makeLink, into: &effects)
             if !state.engine.isReady {
                 let started = state.startedAt ?? now

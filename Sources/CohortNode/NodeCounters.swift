@@ -28,7 +28,8 @@ public struct NodeCounters: Hashable, Sendable {
     public var admissionsRefused = 0
     /// Times the node found it had not run for longer than a probe of it may take (a VM
     /// stall, SIGSTOP, a starved process): for a while after, every session it serves is
-    /// checked with its owners first, since peers may have taken it over meanwhile.
+    /// checked with its owners first, since peers may have taken it over meanwhile. Gaps
+    /// within such a period count once.
     public var pauses = 0
     /// Conflicts already logged (the engine counts them).
     var conflictsLogged = 0

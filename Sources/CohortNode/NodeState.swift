@@ -40,8 +40,24 @@ struct NodeState: Sendable {
     /// long enough for a probe of it to fail, so that peers may have suspected it and taken
     /// its sessions over, and has not run long enough since to have heard of it: its own
     /// copies are then not trusted alone. True from the first moment after such a pause
-    /// (before the next tick ran) until `resyncUntil`.
+    /// (before the next tick ran) until `resyncUntil`. Never once the node stops (its
+    /// ticks have ended).
+    /// Records a tick at `now`. A gap since the previous tick over `pause` starts (or
+    /// extends) a period of `resync` in which ``isResyncing(now:pause:)`` holds. Returns
+    /// the gap when it started a period, which is counted once (``NodeCounters/pauses``)
+    /// however many gaps fall in it.
+    mutating func noteTick(now: Instant, pause: Duration, resync: Duration) -> Duration? {
+        defer { lastTickAt = now }
+        guard let lastTickAt, now - lastTickAt > pause else { return nil }
+        let started = !(resyncUntil.map { now < $0 } ?? false)
+        resyncUntil = now + resync
+        guard started else { return nil }
+        counters.pauses += 1
+        return now - lastTickAt
+    }
+
     func isResyncing(now: Instant, pause: Duration) -> Bool {
+        if stopping { return false }
         if let resyncUntil, now < resyncUntil { return true }
         if let lastTickAt, now - lastTickAt > pause { return true }
         return false

@@ -88,9 +88,23 @@ import Testing
             version = commit.session?.version ?? version
             all += deltas(directives)
         }
-        for delta in all + all {  // every delta twice
+        for delta in all {
             _ = n2.onPeerMessage(.delta(delta), from: "n1", now: t0)
         }
+        // Every delta again: the held copy's version and its base are acknowledged; older
+        // ones cannot be placed in its history (see `onDelta`) and get the copy instead.
+        var replies: [String] = []
+        for delta in all {
+            for directive in n2.onPeerMessage(.delta(delta), from: "n1", now: t0) {
+                guard case .send(let message, to: "n1") = directive else { continue }
+                switch message {
+                case .ack(_, let acked): replies.append("ack \(acked.counter)")
+                case .session(let snapshot): replies.append("copy \(snapshot.version.counter)")
+                default: replies.append("other")
+                }
+            }
+        }
+        #expect(replies == ["copy 5", "copy 5", "copy 5", "ack 4", "ack 5"])
         #expect(n2.session(forKey: id.key)?.attributes == ["a": [5]])
         #expect(n2.session(forKey: id.key)?.version == version)
         #expect(n2.statistics.deltasApplied == 5)
