@@ -36,12 +36,6 @@ struct NodeState: Sendable {
     var lastTickAt: Instant?
     var resyncUntil: Instant?
 
-    /// Whether this node may have stood still (a VM stall, SIGSTOP, a starved process)
-    /// long enough for a probe of it to fail, so that peers may have suspected it and taken
-    /// its sessions over, and has not run long enough since to have heard of it: its own
-    /// copies are then not trusted alone. True from the first moment after such a pause
-    /// (before the next tick ran) until `resyncUntil`. Never once the node stops (its
-    /// ticks have ended).
     /// Records a tick at `now`. A gap since the previous tick over `pause` starts (or
     /// extends) a period of `resync` in which ``isResyncing(now:pause:)`` holds. Returns
     /// the gap when it started a period, which is counted once (``NodeCounters/pauses``)
@@ -56,6 +50,12 @@ struct NodeState: Sendable {
         return now - lastTickAt
     }
 
+    /// Whether this node may have stood still (a VM stall, SIGSTOP, a starved process)
+    /// long enough for a probe of it to fail, so that peers may have suspected it and taken
+    /// its sessions over, and has not run long enough since to have heard of it: its own
+    /// copies are then not trusted alone. True from the first moment after such a pause
+    /// (before the next tick ran) until `resyncUntil`. Never once the node stops (its
+    /// ticks have ended).
     func isResyncing(now: Instant, pause: Duration) -> Bool {
         if stopping { return false }
         if let resyncUntil, now < resyncUntil { return true }
